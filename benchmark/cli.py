@@ -1,0 +1,148 @@
+"""Command line: ``python -m benchmark test --method lots [options]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, Sequence
+
+from benchmark.config import (
+    Overrides,
+    RunOptions,
+    metric_parameters,
+    method_parameters,
+    option_parameters,
+    read_config_file,
+    resolve,
+)
+from benchmark.errors import BenchmarkError
+from benchmark.params import type_name
+from benchmark.presets import preset_layer
+
+_FLAGS = {"model_weights": "--model.weights"}
+
+
+def _flag(name: str) -> str:
+    return _FLAGS.get(name, "--" + name.replace("_", "-"))
+
+
+def _catalogue() -> str:
+    from methods import get_method, method_names
+    from models import get_model_spec, model_names
+
+    lines = ["methods:"]
+    for name in method_names():
+        doc = (get_method(name).__doc__ or "").strip().splitlines()[0]
+        lines.append(f"  {name:<20} {doc}")
+    lines.append("models:")
+    for name in model_names():
+        spec = get_model_spec(name)
+        note = "" if spec.available() else "  [not installed]"
+        lines.append(f"  {name:<20} {spec.description}{note}")
+    lines.append("")
+    lines.append("thesis settings: --config configs/thesis.yaml")
+    return "\n".join(lines)
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("run")
+    for p in option_parameters():
+        default = f" (default: {p.default})" if p.default not in (None, False) else ""
+        if p.annotation is bool:
+            group.add_argument(_flag(p.name), dest=p.name, action="store_const", const=True,
+                               default=argparse.SUPPRESS, help=p.help + default)
+        else:
+            group.add_argument(_flag(p.name), dest=p.name, default=argparse.SUPPRESS,
+                               metavar=type_name(p.annotation).upper().replace(" ", "_")[:12],
+                               help=p.help + default)
+    group.add_argument("--config", action="append", default=[], metavar="FILE.yaml",
+                       help="settings file; several merge in order, later wins; the command line wins over all")
+
+
+def _add_method_options(parser: argparse.ArgumentParser) -> None:
+    from methods import method_names
+
+    seen: set[str] = set()
+    for method in method_names():
+        params = [p for p in method_parameters(method) if p.name not in seen]
+        if not params:
+            continue
+        group = parser.add_argument_group(f"--method {method} parameters")
+        for p in params:
+            seen.add(p.name)
+            group.add_argument(f"--method.{p.name}", dest=f"method.{p.name}", default=argparse.SUPPRESS,
+                               metavar=type_name(p.annotation).upper()[:12],
+                               help=f"{p.help} (default: {p.default})")
+    group = parser.add_argument_group("metrics parameters")
+    for p in metric_parameters():
+        group.add_argument(f"--metrics.{p.name}", dest=f"metrics.{p.name}", default=argparse.SUPPRESS,
+                           metavar=type_name(p.annotation).upper()[:12],
+                           help=f"(default: {p.default})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmark",
+        description="Evaluate saliency methods (LOTS, the Grad-CAM family) on ImageNet classifiers.",
+        epilog=_catalogue(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+    test = commands.add_parser(
+        "test",
+        help="evaluate one method on one model and write a run folder",
+        description="Evaluate one method on one model: maps, the five metrics, ms per map, figures.",
+        epilog=_catalogue(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_run_options(test)
+    _add_method_options(test)
+    return parser
+
+
+def command_line_layer(namespace: argparse.Namespace) -> Overrides:
+    layer = Overrides(source="command line")
+    for key, value in vars(namespace).items():
+        if key in ("command", "config"):
+            continue
+        if key.startswith("method."):
+            layer.method[key[len("method."):]] = value
+        elif key.startswith("metrics."):
+            layer.metrics[key[len("metrics."):]] = value
+        else:
+            layer.options[key] = value
+    return layer
+
+
+def config_from_args(namespace: argparse.Namespace):
+    files = [read_config_file(path) for path in namespace.config]
+    cli = command_line_layer(namespace)
+    layers = files + [cli]
+    data_given = any("data" in layer.options and layer.options["data"] is not None for layer in layers)
+    preset = None if data_given or files else preset_layer()
+    config = resolve(([preset] if preset else []) + layers)
+    config.preset = preset.source if preset else None
+    return config
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    namespace = parser.parse_args(argv)
+    try:
+        config = config_from_args(namespace)
+        if namespace.command == "test":
+            from benchmark.run import run_test
+
+            run_test(config)
+    except BenchmarkError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,263 @@
+"""The resolved configuration of a run: built-in defaults, then any preset, then each
+``--config FILE.yaml`` in order, then the command line (later wins).
+
+A config file uses the command line's names (dashes or underscores)::
+
+    method:               # or just `method: lots`
+      name: lots
+      iterations: 500
+    model: efficientnet_lite0
+    per_class: 1
+    metrics:
+      score: max_class
+
+Only registered methods and models can be named; nothing in a file can instantiate a class.
+A method parameter from a file applies to the selected methods that have it (a thesis
+file can hold LOTS and CAM settings); one that no method has is an error, as is any
+unknown key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from benchmark.errors import BenchmarkError
+from benchmark.params import Parameter, coerce, dataclass_parameters, signature_parameters
+
+
+@dataclass
+class RunOptions:
+    """Options of a run other than the method's and the metrics' parameters."""
+
+    method: str = field(default="lots", metadata={"help": "saliency method (see the list above)"})
+    model: str = field(default="efficientnet_lite0", metadata={"help": "classifier to explain"})
+    model_weights: str | None = field(
+        default=None, metadata={"help": "local weights file for --model (a state dict)"}
+    )
+    data: str | None = field(
+        default=None,
+        metadata={"help": "folder of ImageNet validation images (default: built-in sample photos)"},
+    )
+    per_class: int | None = field(default=1, metadata={"help": "first N images per class, by file name"})
+    limit: int | None = field(default=None, metadata={"help": "evaluate at most N images"})
+    classes: list[str] | None = field(
+        default=None, metadata={"help": "only these classes (wnids or indices, comma-separated)"}
+    )
+    ground_truth: str | None = field(
+        default=None, metadata={"help": "LOC_val_solution.csv for a flat ILSVRC2012_val_* folder"}
+    )
+    batch_size: int = field(default=8, metadata={"help": "images per batch"})
+    num_workers: int = field(default=0, metadata={"help": "data loading worker processes"})
+    output: str = field(default="runs", metadata={"help": "folder that receives the run folder"})
+    seed: int = field(default=0, metadata={"help": "random seed"})
+    save_maps: bool = field(default=False, metadata={"help": "also write maps.pt with every map"})
+    overlay_images: int = field(default=8, metadata={"help": "images in the overlay grid PNG"})
+    accelerator: str = field(default="auto", metadata={"help": "cpu, gpu or auto"})
+    devices: str = field(default="1", metadata={"help": "number of devices (or 'auto')"})
+
+    def validate(self) -> None:
+        for name in ("per_class", "limit", "batch_size"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise BenchmarkError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+        if self.num_workers < 0:
+            raise BenchmarkError(f"--num-workers must be >= 0, got {self.num_workers}")
+        if self.overlay_images < 0:
+            raise BenchmarkError(f"--overlay-images must be >= 0, got {self.overlay_images}")
+
+
+def option_parameters() -> list[Parameter]:
+    return dataclass_parameters(RunOptions)
+
+
+def metric_parameters() -> list[Parameter]:
+    from metrics.scorer import SaliencyScorer
+
+    return signature_parameters(SaliencyScorer.__init__)
+
+
+def method_parameters(method: str) -> list[Parameter]:
+    from methods import get_method
+
+    return dataclass_parameters(get_method(method).config_class)
+
+
+def all_method_parameters() -> dict[str, list[str]]:
+    """Parameter name -> the methods that have it."""
+    from methods import method_names
+
+    owners: dict[str, list[str]] = {}
+    for name in method_names():
+        for p in method_parameters(name):
+            owners.setdefault(p.name, []).append(name)
+    return owners
+
+
+@dataclass
+class Overrides:
+    """Raw values from one source (a preset, a file or the command line)."""
+
+    source: str
+    options: dict[str, Any] = field(default_factory=dict)
+    method: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunConfig:
+    """Fully resolved and validated settings of a run (of one or several methods)."""
+
+    options: RunOptions
+    method_configs: dict[str, Any]  # method name -> its validated MethodConfig
+    metrics: dict[str, Any]
+    sources: list[str] = field(default_factory=list)
+    preset: str | None = None
+
+    @property
+    def method_config(self):
+        """The config of the run's method (``options.method``)."""
+        return self.method_configs[self.options.method]
+
+    def to_dict(self, method: str | None = None) -> dict[str, Any]:
+        """The resolved config of ``method`` in the config-file format (re-usable with
+        ``--config``)."""
+        method = method or self.options.method
+        options = {f.name: getattr(self.options, f.name) for f in fields(self.options)}
+        options.pop("method")
+        model = {"name": options.pop("model"), "weights": options.pop("model_weights")}
+        method_section = {"name": method, **asdict(self.method_configs[method])}
+        return {"method": method_section, "model": model, **options, "metrics": dict(self.metrics)}
+
+
+def _normalize_key(key: Any, source: str) -> str:
+    if not isinstance(key, str):
+        raise BenchmarkError(f"{source}: config keys must be strings, got {key!r}")
+    return key.replace("-", "_")
+
+
+def read_config_file(path: str) -> Overrides:
+    """Parse one YAML config file into overrides (safe_load: plain data only)."""
+    file = Path(path)
+    if not file.is_file():
+        raise BenchmarkError(f"--config {path}: file does not exist")
+    try:
+        data = yaml.safe_load(file.read_text()) or {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise BenchmarkError(f"--config {path}: not valid YAML{where}") from None
+    if not isinstance(data, dict):
+        raise BenchmarkError(f"--config {path}: expected a mapping of option: value")
+    overrides = Overrides(source=f"--config {path}")
+    known = {p.name for p in option_parameters()}
+    for raw_key, value in data.items():
+        key = _normalize_key(raw_key, path)
+        if key in ("method", "model") and isinstance(value, dict):
+            section = {_normalize_key(k, path): v for k, v in value.items()}
+            if "name" in section:
+                overrides.options[key] = section.pop("name")
+            if key == "model":
+                if "weights" in section:
+                    overrides.options["model_weights"] = section.pop("weights")
+                if section:
+                    raise BenchmarkError(
+                        f"--config {path}: unknown model key(s) {sorted(section)}; use name, weights"
+                    )
+            else:
+                overrides.method.update(section)
+        elif key == "metrics":
+            if not isinstance(value, dict):
+                raise BenchmarkError(f"--config {path}: 'metrics' must be a mapping")
+            overrides.metrics.update({_normalize_key(k, path): v for k, v in value.items()})
+        elif key in known:
+            overrides.options[key] = value
+        else:
+            raise BenchmarkError(
+                f"--config {path}: unknown key {raw_key!r}; valid keys: method, model, metrics, "
+                + ", ".join(sorted(known - {"method", "model", "model_weights"}))
+            )
+    return overrides
+
+
+def resolve(layers: list[Overrides], methods: list[str] | None = None) -> RunConfig:
+    """Merge ``layers`` (lowest precedence first) and validate everything.
+
+    ``methods`` lists the methods the run will use (``table`` uses several); by default the
+    one named by ``method``. Method parameters from the command line must belong to one of
+    them; from a file or preset, to any registered method.
+    """
+    from methods import get_method
+
+    options_raw: dict[str, Any] = {}
+    for layer in layers:
+        options_raw.update(layer.options)
+    option_types = {p.name: p for p in option_parameters()}
+    options = RunOptions(
+        **{k: coerce(v, option_types[k].annotation, f"--{k.replace('_', '-')}") for k, v in options_raw.items()}
+    )
+    options.validate()
+    selected = methods or [options.method]
+    for name in selected:
+        get_method(name)  # unknown method: clear error
+
+    owners = all_method_parameters()
+    method_values: dict[str, tuple[Any, str]] = {}
+    for layer in layers:
+        for key, value in layer.method.items():
+            users = [m for m in owners.get(key, []) if m in selected]
+            if key not in owners:
+                raise BenchmarkError(
+                    f"{layer.source}: no method has a parameter {key!r}; "
+                    f"{', '.join(selected)} take(s): {', '.join(_names(selected))}"
+                )
+            if not users and layer.source == "command line":
+                raise BenchmarkError(
+                    f"--method.{key} does not apply to {', '.join(selected)} "
+                    f"(it is a parameter of {', '.join(owners[key])}); "
+                    f"{', '.join(selected)} take(s): {', '.join(_names(selected))}"
+                )
+            method_values[key] = (value, layer.source)
+
+    metric_types = {p.name: p for p in metric_parameters()}
+    metrics: dict[str, Any] = {p.name: p.default for p in metric_types.values()}
+    for layer in layers:
+        for key, value in layer.metrics.items():
+            if key not in metric_types:
+                raise BenchmarkError(
+                    f"{layer.source}: unknown metrics parameter {key!r}; valid: {', '.join(metric_types)}"
+                )
+            metrics[key] = coerce(value, metric_types[key].annotation, f"--metrics.{key}")
+
+    from metrics.scorer import SaliencyScorer
+
+    SaliencyScorer(**metrics)  # validates ranges
+    return RunConfig(
+        options=options,
+        method_configs={name: method_config(name, method_values) for name in selected},
+        metrics=metrics,
+        sources=[layer.source for layer in layers],
+    )
+
+
+def _names(methods: list[str]) -> list[str]:
+    return sorted({p.name for m in methods for p in method_parameters(m)})
+
+
+def method_config(method: str, values: dict[str, tuple[Any, str]]):
+    """The validated config object of ``method`` from the values that apply to it."""
+    from methods import get_method
+
+    cls = get_method(method).config_class
+    params = {p.name: p for p in dataclass_parameters(cls)}
+    kwargs = {
+        key: coerce(value, params[key].annotation, f"--method.{key}")
+        for key, (value, _) in values.items()
+        if key in params
+    }
+    config = cls(**kwargs)
+    config.validate()
+    return config

@@ -1,0 +1,71 @@
+"""Pictures of a run: map overlays of the first images, the mean Insertion/Deletion curves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from torch import Tensor  # noqa: E402
+
+
+def overlay(image: Tensor, saliency: Tensor, alpha: float = 0.5) -> np.ndarray:
+    """Blend the jet-coloured map over the image (both in [0, 1]) -> HxWx3 floats."""
+    rgb = image.permute(1, 2, 0).clamp(0, 1).numpy()
+    heat = plt.get_cmap("jet")(saliency.clamp(0, 1).numpy())[..., :3]
+    return (1 - alpha) * rgb + alpha * heat
+
+
+def overlay_grid(
+    images: Sequence[Tensor],
+    maps: Sequence[Tensor],
+    titles: Sequence[str],
+    path: Path,
+    suptitle: str = "",
+) -> Path:
+    """Rows of (image, map, overlay) per sample, written to ``path`` (PNG)."""
+    rows = len(images)
+    fig, axes = plt.subplots(rows, 3, figsize=(7.5, 2.6 * rows), squeeze=False)
+    for row, (image, saliency, title) in enumerate(zip(images, maps, titles)):
+        panels = [
+            (image.permute(1, 2, 0).clamp(0, 1).numpy(), None, title),
+            (saliency.numpy(), "jet", "map"),
+            (overlay(image, saliency), None, "overlay"),
+        ]
+        for ax, (picture, cmap, text) in zip(axes[row], panels):
+            ax.imshow(picture, cmap=cmap, vmin=0, vmax=1)
+            ax.set_title(text, fontsize=8)
+            ax.axis("off")
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def curves_plot(curves: dict[str, Sequence[float]], aucs: dict[str, float], path: Path, title: str = "") -> Path:
+    """Mean Insertion and Deletion curves (probability vs fraction of pixels) with AUCs."""
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    for key, colour in (("insertion", "tab:green"), ("deletion", "tab:red")):
+        values = np.asarray(curves[key], dtype=float)
+        if values.size == 0:
+            continue
+        x = np.linspace(0, 1, len(values))
+        ax.plot(x, values, color=colour, label=f"{key} (AUC {aucs[key]:.2f})")
+        ax.fill_between(x, values, alpha=0.15, color=colour)
+    ax.set_xlabel("fraction of pixels inserted / deleted")
+    ax.set_ylabel("mean class probability")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.legend()
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

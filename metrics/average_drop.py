@@ -1,0 +1,29 @@
+"""Average Drop metric (Chattopadhyay et al. 2018, Grad-CAM++, WACV)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from torch import Tensor
+
+from metrics.functional.confidence import average_drop
+from metrics.per_sample import PerSampleMetric
+
+
+class AverageDrop(PerSampleMetric):
+    r"""Average Drop in percent (lower is better).
+
+    .. math:: \mathrm{AD} = \frac{1}{N} \sum_i \frac{\max(0, Y_i - O_i)}{Y_i} \cdot 100
+
+    ``Y_i`` = softmax probability of the top-1 class c on image x_i, ``O_i`` = probability of
+    c on the explanation image x_i * M_i. Chattopadhyay et al., "Grad-CAM++: Generalized
+    Gradient-Based Visual Explanations for Deep Convolutional Networks", WACV 2018.
+    """
+
+    higher_is_better = False
+
+    def update(
+        self, sample_ids: Tensor | Sequence[int], base_prob: Tensor, explanation_prob: Tensor
+    ) -> None:
+        """Add ``Y = base_prob[B]`` and ``O = explanation_prob[B]`` of samples ``sample_ids[B]``."""
+        self._store(sample_ids, average_drop(base_prob, explanation_prob))

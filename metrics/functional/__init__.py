@@ -1,0 +1,28 @@
+"""Pure tensor functions holding the maths of the metrics (batched, testable by hand)."""
+
+from metrics.functional.coherency import coherency, pearson
+from metrics.functional.confidence import average_drop, average_increase
+from metrics.functional.image import gaussian_blur, minmax_normalize, opencv_sigma, to_grayscale
+from metrics.functional.insertion_deletion import (
+    curve_auc,
+    insertion_deletion_curves,
+    pixel_order,
+    pixel_rank,
+    steps_for,
+)
+
+__all__ = [
+    "average_drop",
+    "average_increase",
+    "coherency",
+    "curve_auc",
+    "gaussian_blur",
+    "insertion_deletion_curves",
+    "minmax_normalize",
+    "opencv_sigma",
+    "pearson",
+    "pixel_order",
+    "pixel_rank",
+    "steps_for",
+    "to_grayscale",
+]

@@ -1,0 +1,59 @@
+"""Image operations shared by the LOTS map (SPEC section 5) and the Insertion/Deletion
+baseline (SPEC section 7). All work on batches and in any floating dtype."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torchvision.transforms.v2.functional import gaussian_blur as _tv_gaussian_blur
+
+from benchmark.errors import BenchmarkError
+
+#: ITU-R BT.601 luma weights, as ``cv2.cvtColor(..., COLOR_RGB2GRAY)`` and PIL's "L" use.
+GRAY_WEIGHTS = (0.299, 0.587, 0.114)
+
+
+def opencv_sigma(kernel_size: int) -> float:
+    """The sigma OpenCV derives for ``sigma=0``: ``0.3 * ((k - 1) / 2 - 1) + 0.8``."""
+    return 0.3 * ((kernel_size - 1) / 2 - 1) + 0.8
+
+
+def gaussian_blur(images: Tensor, kernel_size: int, sigma: float | None = None) -> Tensor:
+    """Blur ``images[..., H, W]`` with a sampled ``k x k`` Gaussian, reflect-101 border.
+
+    This is what ``cv2.GaussianBlur(x, (k, k), sigma)`` computes (torchvision's kernel is
+    the same normalized sampled Gaussian and its "reflect" padding is OpenCV's
+    BORDER_REFLECT_101). ``sigma=None`` uses OpenCV's rule for ``sigma=0``.
+    """
+    if kernel_size < 1 or kernel_size % 2 == 0:
+        raise BenchmarkError(f"Gaussian kernel size must be odd and >= 1, got {kernel_size}")
+    if kernel_size == 1:
+        return images.clone()
+    height, width = images.shape[-2:]
+    if kernel_size // 2 >= min(height, width):
+        raise BenchmarkError(
+            f"Gaussian kernel size {kernel_size} is too large for {height}x{width} maps: "
+            f"use a kernel smaller than {2 * min(height, width) - 1}"
+        )
+    sigma = opencv_sigma(kernel_size) if sigma is None else float(sigma)
+    shape = images.shape
+    flat = images.reshape(-1, 1, height, width)
+    blurred = _tv_gaussian_blur(flat, [kernel_size, kernel_size], [sigma, sigma])
+    return blurred.reshape(shape)
+
+
+def to_grayscale(images: Tensor) -> Tensor:
+    """``images[..., 3, H, W]`` -> ``[..., H, W]`` with gray = 0.299 R + 0.587 G + 0.114 B."""
+    if images.shape[-3] != 3:
+        raise ValueError(f"expected RGB images [..., 3, H, W], got shape {tuple(images.shape)}")
+    weights = torch.tensor(GRAY_WEIGHTS, dtype=images.dtype, device=images.device)
+    return torch.einsum("...chw,c->...hw", images, weights)
+
+
+def minmax_normalize(maps: Tensor) -> Tensor:
+    """Scale each map ``[..., H, W]`` to [0, 1]; a constant map becomes all zeros (no NaN)."""
+    flat = maps.flatten(-2)
+    low = flat.amin(dim=-1, keepdim=True)
+    span = flat.amax(dim=-1, keepdim=True) - low
+    scaled = torch.where(span > 0, (flat - low) / torch.where(span > 0, span, 1), 0)
+    return scaled.reshape(maps.shape)

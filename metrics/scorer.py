@@ -1,0 +1,155 @@
+"""The five thesis metrics behind one object that also runs the forward passes they need."""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from metrics.average_drop import AverageDrop
+from metrics.average_increase import AverageIncrease
+from metrics.coherency import Coherency
+from metrics.functional.insertion_deletion import (
+    check_blur,
+    check_chunk_size,
+    check_n_steps,
+    check_score,
+    insertion_deletion_curves,
+)
+from metrics.insertion_deletion import Deletion, Insertion
+from metrics.per_sample import PerSampleMetric
+
+#: The metric keys, in the order of every dict this module returns.
+METRIC_KEYS = ("avg_drop", "avg_increase", "coherency", "insertion", "deletion")
+
+_CLASSES: dict[str, type[PerSampleMetric]] = {
+    "avg_drop": AverageDrop,
+    "avg_increase": AverageIncrease,
+    "coherency": Coherency,
+    "insertion": Insertion,
+    "deletion": Deletion,
+}
+
+#: Whether a higher value of each metric is better.
+HIGHER_IS_BETTER: dict[str, bool] = {
+    key: bool(_CLASSES[key].higher_is_better) for key in METRIC_KEYS
+}
+
+
+def _softmax(logits: Tensor) -> Tensor:
+    return logits.softmax(dim=-1, dtype=torch.promote_types(logits.dtype, torch.float32))
+
+
+class SaliencyScorer(torch.nn.Module):
+    """Average Drop, Average Increase, Coherency, Insertion and Deletion of saliency maps.
+
+    The metrics are submodules (``self.metrics[key]``), so moving the scorer (e.g. by
+    Lightning) moves their states. ``update()`` needs the classifier and the explanation
+    method only as callables; it never knows which method made a map.
+
+    Args:
+        n_steps: Insertion/Deletion steps; ``None`` = the image side (224 for 224x224).
+        score: ``"original_class"`` (probability of c) or ``"max_class"`` (highest probability,
+            the thesis's variant) along the Insertion/Deletion curves.
+        chunk_size: images per classifier forward when scoring the curves.
+        blur_kernel, blur_sigma: the Gaussian blur of the Insertion/Deletion baseline (odd
+            kernel; sigma 0 = OpenCV's rule for the kernel).
+
+    Raises:
+        BenchmarkError: an option out of range.
+    """
+
+    def __init__(
+        self,
+        n_steps: int | None = None,
+        score: str = "original_class",
+        chunk_size: int = 16,
+        blur_kernel: int = 11,
+        blur_sigma: float = 5.0,
+    ) -> None:
+        super().__init__()
+        self.score = check_score(score)
+        self.chunk_size = check_chunk_size(chunk_size)
+        self.n_steps = check_n_steps(n_steps)
+        check_blur(blur_kernel, blur_sigma)
+        self.blur_kernel = blur_kernel
+        self.blur_sigma = blur_sigma
+        self.metrics = torch.nn.ModuleDict({key: _CLASSES[key]() for key in METRIC_KEYS})
+
+    def update(
+        self,
+        classifier: Callable[[Tensor], Tensor],
+        explain_fn: Callable[[Tensor, Tensor], Tensor],
+        sample_ids: Tensor | Sequence[int],
+        images: Tensor,
+        maps: Tensor,
+        classes: Tensor,
+        base_prob: Tensor,
+    ) -> dict[str, Tensor]:
+        """Score a batch and add it to every metric; returns the per-sample values (CPU).
+
+        ``classifier(images) -> logits``; ``explain_fn(images, classes) -> maps[B, H, W]``
+        (the method that made ``maps``: it is called on ``x * M``, with grad mode as it is).
+        ``images[B, 3, H, W]`` in [0, 1] pixel space, ``maps[B, H, W]`` in [0, 1],
+        ``classes[B]`` = c (top-1 on ``images``), ``base_prob[B]`` = softmax probability of c.
+        """
+        batch, _, height, width = images.shape
+        if maps.shape != (batch, height, width):
+            raise ValueError(
+                f"expected maps of shape {(batch, height, width)}, got {tuple(maps.shape)}"
+            )
+        maps = maps.detach().to(device=images.device, dtype=images.dtype)
+        classes = classes.to(device=images.device, dtype=torch.long)
+        explanation = images.detach() * maps.unsqueeze(1)
+
+        with torch.no_grad():
+            probs = _softmax(classifier(explanation))
+        explanation_prob = probs.gather(1, classes.to(probs.device).unsqueeze(1)).squeeze(1)
+        base_prob = base_prob.detach().to(explanation_prob.device)
+
+        maps_of_explanation = torch.as_tensor(explain_fn(explanation, classes)).detach()
+
+        def score_fn(inputs: Tensor) -> Tensor:
+            with torch.no_grad():
+                return _softmax(classifier(inputs))
+
+        insertion, deletion = insertion_deletion_curves(
+            score_fn,
+            images,
+            maps,
+            classes,
+            n_steps=self.n_steps,
+            chunk_size=self.chunk_size,
+            blur_kernel=self.blur_kernel,
+            blur_sigma=self.blur_sigma,
+            score=self.score,
+        )
+
+        self.metrics["avg_drop"].update(sample_ids, base_prob, explanation_prob)
+        self.metrics["avg_increase"].update(sample_ids, base_prob, explanation_prob)
+        self.metrics["coherency"].update(sample_ids, maps, maps_of_explanation.to(maps.device))
+        self.metrics["insertion"].update(sample_ids, insertion)
+        self.metrics["deletion"].update(sample_ids, deletion)
+        return {key: self.metrics[key].values[-1].detach().cpu() for key in METRIC_KEYS}
+
+    def compute(self) -> dict[str, float]:
+        """Mean of each metric over all samples (and processes: every rank must call it)."""
+        return {key: float(self.metrics[key].compute()) for key in METRIC_KEYS}
+
+    def mean_curves(self) -> dict[str, Tensor]:
+        """Mean Insertion and Deletion curves ``[S + 1]`` (every rank must call it)."""
+        return {key: self.metrics[key].mean_curve() for key in ("insertion", "deletion")}
+
+    def per_sample(self) -> dict[str, tuple[Tensor, Tensor]]:
+        """``(ids, values)`` of each metric, sorted by id (every rank must call it)."""
+        return {key: self.metrics[key].per_sample() for key in METRIC_KEYS}
+
+    def undefined_counts(self) -> dict[str, int]:
+        """Samples with an undefined value per metric (every rank must call it)."""
+        return {key: self.metrics[key].undefined_count() for key in METRIC_KEYS}
+
+    def reset(self) -> None:
+        """Forget every sample."""
+        for metric in self.metrics.values():
+            metric.reset()
