@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
+import warnings
 from typing import Any, Sequence
 
 from benchmark.config import (
@@ -119,14 +121,33 @@ def config_from_args(namespace: argparse.Namespace):
     files = [read_config_file(path) for path in namespace.config]
     cli = command_line_layer(namespace)
     layers = files + [cli]
-    data_given = any("data" in layer.options and layer.options["data"] is not None for layer in layers)
+    data_given = any(layer.options.get("data") is not None for layer in layers)
     preset = None if data_given or files else preset_layer()
     config = resolve(([preset] if preset else []) + layers)
-    config.preset = preset.source if preset else None
+    if preset:
+        changed = {
+            key: getattr(config.method_config, key)
+            for key in preset.method
+            if hasattr(config.method_config, key) and getattr(config.method_config, key) == preset.method[key]
+        }
+        if changed:
+            settings = ", ".join(f"--method.{k} {v}" for k, v in changed.items())
+            config.preset = f"{preset.source}: {settings}"
     return config
 
 
+def quiet_libraries() -> None:
+    """Keep Lightning's banners and a known deprecation notice out of the benchmark's output
+    (the run prints its own device and data lines); real warnings still show."""
+    import pytorch_lightning  # noqa: F401  (it sets its loggers' levels when imported)
+
+    for name in ("pytorch_lightning", "lightning_fabric", "lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    quiet_libraries()
     parser = build_parser()
     namespace = parser.parse_args(argv)
     try:

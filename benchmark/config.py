@@ -203,6 +203,11 @@ def resolve(layers: list[Overrides], methods: list[str] | None = None) -> RunCon
     selected = methods or [options.method]
     for name in selected:
         get_method(name)  # unknown method: clear error
+    from models import get_model_spec
+
+    spec = get_model_spec(options.model)  # unknown model: clear error
+    if not spec.available():
+        raise BenchmarkError(f"model {options.model!r} is not installed: {spec.description}")
 
     owners = all_method_parameters()
     method_values: dict[str, tuple[Any, str]] = {}

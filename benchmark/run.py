@@ -12,6 +12,7 @@ import pytorch_lightning as pl
 
 from benchmark import outputs
 from benchmark.config import RunConfig
+from benchmark.progress import StderrProgressBar
 from benchmark.report import RESULTS_HEADER, markdown_table, results_row
 
 
@@ -75,6 +76,7 @@ def make_trainer(config: RunConfig, root: Path) -> pl.Trainer:
         enable_model_summary=False,
         inference_mode=False,  # methods need gradients with respect to the input
         default_root_dir=str(root),
+        callbacks=[StderrProgressBar()],
     )
 
 
@@ -86,14 +88,13 @@ def run_test(config: RunConfig) -> Path | None:
     datamodule = build_datamodule(config)  # bad folders fail here, before any model work
     pl.seed_everything(o.seed, workers=True, verbose=False)
     if config.preset:
-        _say(f"{config.preset}: {config.method_config.__class__.__name__} "
-             f"iterations={getattr(config.method_config, 'iterations', '-')}; "
-             "thesis settings: --config configs/thesis.yaml")
+        _say(f"{config.preset} (the thesis settings: --config configs/thesis.yaml)")
     method = build_method(config)
     _say(f"data: {datamodule.describe()}")
     started = datetime.now(timezone.utc)
     clock = time.perf_counter()
     trainer = make_trainer(config, Path(o.output))
+    _say(f"device: {trainer.strategy.root_device} x {trainer.world_size} process(es)")
     trainer.test(method, datamodule=datamodule, verbose=False)
     if trainer.global_rank != 0:
         return None

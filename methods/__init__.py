@@ -3,6 +3,7 @@
 from methods.base import Explainer, Explanation, MethodConfig, RunResults
 from methods.registry import get_method, method_names, register_method
 from methods import lots_explainer as _lots_explainer  # noqa: F401  (registers "lots")
+from methods import cam as _cam  # noqa: F401  (registers the CAM methods: gradcam, scorecam, ...)
 from methods.lots_explainer import LOTS, LOTSConfig
 
 __all__ = [

@@ -113,6 +113,10 @@ class Explainer(pl.LightningModule):
         self._kept_maps: dict[int, Tensor] = {}
         self._kept_images: dict[int, Tensor] = {}
         self.results: RunResults | None = None
+        #: Ids of the samples in the batch being explained, set by ``test_step`` around its
+        #: ``explain`` calls (also the one on ``x * M`` for Coherency), ``None`` otherwise.
+        #: Methods with per-sample randomness seed it from ``(seed, sample id)``.
+        self.current_sample_ids: Tensor | None = None
 
     # -- the one hook a method supplies -----------------------------------------------------
 
@@ -120,6 +124,11 @@ class Explainer(pl.LightningModule):
         """Maps ``[B, H, W]`` in [0, 1] for ``images[B, 3, H, W]`` (pixel space) and the
         classes ``classes[B]`` to explain."""
         raise NotImplementedError
+
+    def choose_classes(self, batch: dict[str, Any], predicted: Tensor) -> Tensor:
+        """The classes ``explain`` is asked about; default: the top-1 ``predicted`` classes.
+        The metrics always score the top-1 class."""
+        return predicted
 
     def describe(self) -> dict[str, Any]:
         """Method facts for ``results.json`` beyond its config (e.g. the CAM layer used)."""
@@ -180,11 +189,18 @@ class Explainer(pl.LightningModule):
             return
         sample_ids: Tensor = batch["sample_id"]
         classes, base_prob = self.predict_top1(images, sample_ids)
-        explanation, elapsed_ms = self._timed_explain(images, classes)
-        maps = explanation.maps.detach().to(images.dtype)
-        self.scorer.update(
-            self.classifier, self.explain_maps, sample_ids, images, maps, classes, base_prob
-        )
+        explained = self.choose_classes(batch, classes)
+        self.current_sample_ids = sample_ids
+        try:
+            explanation, elapsed_ms = self._timed_explain(images, explained)
+            maps = explanation.maps.detach().to(images.dtype)
+            self.scorer.update(
+                self.classifier,
+                lambda inputs, _top1: self.explain_maps(inputs, explained),
+                sample_ids, images, maps, classes, base_prob,
+            )
+        finally:
+            self.current_sample_ids = None
         batch_size = images.shape[0]
         values = {
             "label": batch["label"],

@@ -1,0 +1,559 @@
+"""The CAM family as benchmark methods: one generic explainer over grad-cam's classes.
+
+Every method here is a registry name bound to a grad-cam class (``CAMSpec`` in ``CAM_SPECS``)
+and run by :class:`CAMExplainer`: the batch goes through the CAM object in one call with one
+``ClassifierOutputTarget`` per image, and the maps come back as a tensor min-max normalized
+per image (grad-cam already resizes them to the input size).
+
+What the explainer adds to grad-cam:
+
+* The CAM object is made once per explainer; its hooks sit on the classifier only while a
+  batch is explained (otherwise the scorer's hundreds of forwards would each be copied to the
+  CPU by grad-cam's activation hook), and the graph grad-cam keeps is dropped afterwards.
+* The output of each hooked layer is handed on as a copy, so an in-place op after the layer
+  (DenseNet's ``F.relu(features, inplace=True)`` after ``features.norm5``, AlexNet's
+  ``ReLU(inplace=True)``) cannot overwrite the activation grad-cam kept. grad-cam keeps
+  ``output.cpu()``: a copy on CUDA, the same storage on the CPU, so without this the maps
+  depend on the device.
+* The input is made to require grad (the benchmark's classifiers are frozen: without it
+  grad-cam's backward has nothing to differentiate), under ``torch.enable_grad()`` and out of
+  inference mode, so ``explain`` also works inside ``torch.no_grad()``.
+* Randomness (Random-CAM weights, SmoothGrad-CAM++ noise) is seeded per (seed, sample id)
+  from ``Explainer.current_sample_ids``, so a sample gets the same map in any batch, on any
+  number of processes, and for the Coherency call on ``x * M``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import types
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Iterator
+
+import numpy as np
+import pytorch_grad_cam
+import torch
+from pytorch_grad_cam.base_cam import BaseCAM
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+from torch import Tensor, nn
+
+from benchmark.errors import BenchmarkError
+from methods.base import Explainer, MethodConfig
+from methods.cam_variants import SeededRandomCAM, SmoothGradCAMPlusPlus, sample_seed
+from methods.registry import register_method
+from metrics.functional.image import minmax_normalize
+from models.registry import NormalizedClassifier, get_model_spec, resolve_module
+
+TARGET_CLASSES = ("top1", "label")
+
+# -- configuration ----------------------------------------------------------------------------
+
+
+def _check_target_class(value: str) -> None:
+    if value not in TARGET_CLASSES:
+        raise BenchmarkError(
+            f"--method.target_class {value!r} is unknown; choose one of: {', '.join(TARGET_CLASSES)}"
+        )
+
+
+_TARGET_CLASS_HELP = (
+    "class to explain: top1 (predicted on the original image) or label (the image's label "
+    "where known, else top1); the metrics always score the top-1 class"
+)
+
+
+@dataclass
+class CAMConfig(MethodConfig):
+    """Options of the CAM methods that read one target layer."""
+
+    target_layer: str | None = field(
+        default=None,
+        metadata={
+            "help": "module path inside the backbone, e.g. conv_head, layer4.2, features.norm5 "
+            "(default: the model's registered CAM layer, else its last Conv2d)"
+        },
+    )
+    target_class: str = field(default="top1", metadata={"help": _TARGET_CLASS_HELP})
+
+    def validate(self) -> None:
+        _check_target_class(self.target_class)
+        if self.target_layer is not None and (not isinstance(self.target_layer, str) or not self.target_layer.strip()):
+            raise BenchmarkError(
+                f"--method.target_layer must be a module path such as conv_head or layer4.2 "
+                f"(or null for the model's default), got {self.target_layer!r}"
+            )
+
+
+@dataclass
+class FullGradConfig(MethodConfig):
+    """FullGrad reads every bias layer: it has no target layer."""
+
+    target_class: str = field(default="top1", metadata={"help": _TARGET_CLASS_HELP})
+
+    def validate(self) -> None:
+        _check_target_class(self.target_class)
+
+
+@dataclass
+class BatchedCAMConfig(CAMConfig):
+    """CAM methods that score many perturbed copies of each image."""
+
+    chunk_size: int = field(
+        default=32, metadata={"help": "perturbed copies of an image per forward pass (memory vs. speed), >= 1"}
+    )
+
+    def validate(self) -> None:
+        super().validate()
+        if isinstance(self.chunk_size, bool) or not isinstance(self.chunk_size, int) or self.chunk_size < 1:
+            raise BenchmarkError(f"--method.chunk_size must be an integer >= 1, got {self.chunk_size!r}")
+
+
+@dataclass
+class SmoothGradCAMppConfig(CAMConfig):
+    """SmoothGrad-CAM++ options."""
+
+    n_samples: int = field(default=16, metadata={"help": "noisy copies of each image, >= 1"})
+    noise_std: float = field(
+        default=0.15, metadata={"help": "std of the Gaussian noise in pixel space ([0, 1] images), >= 0"}
+    )
+
+    def validate(self) -> None:
+        super().validate()
+        if isinstance(self.n_samples, bool) or not isinstance(self.n_samples, int) or self.n_samples < 1:
+            raise BenchmarkError(f"--method.n_samples must be an integer >= 1, got {self.n_samples!r}")
+        if not (isinstance(self.noise_std, (int, float)) and np.isfinite(self.noise_std) and self.noise_std >= 0):
+            raise BenchmarkError(f"--method.noise_std must be a number >= 0 (e.g. 0.15), got {self.noise_std!r}")
+
+
+# -- target layer -----------------------------------------------------------------------------
+
+
+def _backbone(classifier: nn.Module) -> nn.Module:
+    return classifier.net if isinstance(classifier, NormalizedClassifier) else classifier
+
+
+def last_conv_layer(classifier: nn.Module) -> str:
+    """Path (inside the backbone) of the last ``Conv2d`` in module order: the default target
+    layer of models that are not in the registry."""
+    paths = [name for name, module in _backbone(classifier).named_modules() if isinstance(module, nn.Conv2d)]
+    if not paths:
+        raise BenchmarkError(
+            f"{getattr(classifier, 'name', '') or 'the model'} has no Conv2d layer to default to: "
+            "pass --method.target_layer"
+        )
+    return paths[-1]
+
+
+def default_target_layer(classifier: nn.Module) -> str:
+    """The registered CAM layer of the model, else its last ``Conv2d``."""
+    name = getattr(classifier, "name", "")
+    if isinstance(name, str) and name:
+        try:
+            return get_model_spec(name).cam_layer
+        except BenchmarkError:
+            pass
+    return last_conv_layer(classifier)
+
+
+def resolve_target_layer(classifier: nn.Module, path: str | None) -> tuple[str, nn.Module]:
+    """``(path, module)`` of the target layer; a bad path is a BenchmarkError with close names."""
+    path = default_target_layer(classifier) if path is None else path
+    if isinstance(classifier, NormalizedClassifier):
+        return path, classifier.submodule(path)
+    return path, resolve_module(classifier, path, what="target layer")
+
+
+# -- grad-cam glue ----------------------------------------------------------------------------
+
+
+def grad_cam_class(attribute: str) -> type:
+    """A class of the installed grad-cam, or a BenchmarkError saying it is missing."""
+    cls = getattr(pytorch_grad_cam, attribute, None)
+    if cls is None:
+        import importlib.metadata
+
+        try:
+            version = importlib.metadata.version("grad-cam")
+        except importlib.metadata.PackageNotFoundError:  # pragma: no cover
+            version = "?"
+        raise BenchmarkError(
+            f"pytorch_grad_cam.{attribute} is not in the installed grad-cam {version}: upgrade grad-cam"
+        )
+    return cls
+
+
+def base_cams(cam: Any) -> list[BaseCAM]:
+    """The ``BaseCAM`` objects that hold hooks (meta-methods such as SESS wrap one)."""
+    if isinstance(cam, BaseCAM):
+        return [cam]
+    inner = getattr(cam, "base_cam", None)
+    if isinstance(inner, BaseCAM):
+        return [inner]
+    raise TypeError(f"cannot find the BaseCAM inside {type(cam).__name__}")
+
+
+def _hand_on_a_copy(module: nn.Module, args: Any, output: Any) -> Any:
+    """Forward hook: later modules get a copy of the output, so an in-place op after the
+    layer cannot change the tensor grad-cam's hooks (registered before) kept."""
+    return output.clone() if isinstance(output, Tensor) else None
+
+
+@contextlib.contextmanager
+def hooks_attached(cam: Any) -> Iterator[None]:
+    """grad-cam's activation/gradient hooks (plus the copy hook) for the duration of a call;
+    afterwards the hooks are removed, the stored tensors and the retained graph dropped."""
+    handles = []
+    cams = base_cams(cam)
+    try:
+        for inner in cams:
+            recorder = inner.activations_and_grads
+            for layer in inner.target_layers:
+                recorder.handles.append(layer.register_forward_hook(recorder.save_activation))
+                recorder.handles.append(layer.register_forward_hook(recorder.save_gradient))
+                handles.append(layer.register_forward_hook(_hand_on_a_copy))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+        for inner in cams:
+            inner.activations_and_grads.release()
+            inner.outputs = None  # grad-cam keeps the last outputs, and with them the graph
+
+
+class _SilentTqdm:
+    """Stand-in for the ``tqdm`` module inside grad-cam: its per-image bars would flood logs."""
+
+    @staticmethod
+    def tqdm(iterable=None, *args, **kwargs):
+        return iterable
+
+
+@contextlib.contextmanager
+def grad_cam_bars_silenced() -> Iterator[None]:
+    import importlib
+
+    with contextlib.ExitStack() as stack:
+        for name in ("pytorch_grad_cam.score_cam", "pytorch_grad_cam.ablation_cam"):
+            try:
+                module = importlib.import_module(name)
+            except ImportError:  # pragma: no cover
+                continue
+            if isinstance(getattr(module, "tqdm", None), types.ModuleType):
+                original = module.tqdm
+                module.tqdm = _SilentTqdm
+                stack.callback(setattr, module, "tqdm", original)
+        yield
+
+
+# -- the explainer ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CAMSpec:
+    """One CAM method: registry name, class name, how to build its grad-cam object."""
+
+    name: str
+    class_name: str
+    make: Callable[[nn.Module, list[nn.Module], MethodConfig], Any]
+    config_class: type[MethodConfig] = CAMConfig
+    uses_target_layer: bool = True
+    doc: str = ""
+
+
+class CAMExplainer(Explainer):
+    """A grad-cam CAM method (subclasses bind ``spec``)."""
+
+    spec: ClassVar[CAMSpec]
+    config_class = CAMConfig
+
+    def __init__(self, classifier: nn.Module, config: MethodConfig | None = None, **kwargs) -> None:
+        if config is not None and not isinstance(config, self.config_class):
+            raise TypeError(
+                f"{self.method_name} takes a {self.config_class.__name__}, got {type(config).__name__}"
+            )
+        super().__init__(classifier, config, **kwargs)
+        if self.spec.uses_target_layer:
+            self.target_layer_path, module = resolve_target_layer(classifier, self.config.target_layer)
+            self._target_layers: list[nn.Module] = [module]
+        else:
+            self.target_layer_path, self._target_layers = None, []
+        self._cam: Any = None
+
+    # -- pipeline hooks ----------------------------------------------------------------------
+
+    def choose_classes(self, batch: dict[str, Any], predicted: Tensor) -> Tensor:
+        if self.config.target_class == "top1":
+            return predicted
+        labels = batch.get("label")
+        if labels is None:
+            return predicted
+        labels = torch.as_tensor(labels).to(device=predicted.device, dtype=predicted.dtype)
+        return torch.where(labels >= 0, labels, predicted)
+
+    def describe(self) -> dict[str, Any]:
+        if self.spec.uses_target_layer:
+            return {"target_layer": self.target_layer_path}
+        return {
+            "target_layer": None,
+            "layers": "the input gradient and the bias of every Conv2d/BatchNorm2d (FullGrad)",
+        }
+
+    # -- explain -----------------------------------------------------------------------------
+
+    def cam_object(self, device: torch.device) -> Any:
+        """The grad-cam object, made on first use (its hooks are attached per call)."""
+        if self._cam is None:
+            cam = self.spec.make(self.classifier, list(self._target_layers), self.config)
+            for inner in base_cams(cam):
+                inner.activations_and_grads.release()  # hooks only during explain
+                if inner.uses_gradients:
+                    inner.compute_input_gradient = True  # frozen weights: grads must reach x
+            self._cam = cam
+        for obj in {id(o): o for o in [self._cam, *base_cams(self._cam)]}.values():
+            if hasattr(obj, "device"):
+                obj.device = device  # grad-cam fixes it at construction; Lightning moves us later
+        return self._cam
+
+    def sample_ids_for(self, batch_size: int) -> list[int]:
+        """Ids of the images being explained (``current_sample_ids``, set by ``test_step``);
+        outside the pipeline, the positions in the batch."""
+        ids = self.current_sample_ids
+        if ids is None:
+            return list(range(batch_size))
+        ids = torch.as_tensor(ids).reshape(-1).tolist()
+        if len(ids) != batch_size:
+            raise RuntimeError(f"{len(ids)} current sample ids for a batch of {batch_size} images")
+        return [int(i) for i in ids]
+
+    def explain(self, images: Tensor, classes: Tensor) -> Tensor:
+        batch = images.shape[0]
+        targets = [ClassifierOutputTarget(int(c)) for c in torch.as_tensor(classes).reshape(-1).tolist()]
+        # grad-cam zips targets with outputs: fewer targets than images silently give zero maps.
+        if len(targets) != batch:
+            raise ValueError(f"{len(targets)} classes for {batch} images: need one class per image")
+        cam = self.cam_object(images.device)
+        if hasattr(cam, "sample_seeds"):
+            cam.sample_seeds = [
+                sample_seed(self.seed, sample_id, cam.seed_stream) for sample_id in self.sample_ids_for(batch)
+            ]
+        with torch.inference_mode(False), torch.enable_grad():
+            inputs = images.detach().clone()  # a normal tensor even if images is an inference tensor
+            with hooks_attached(cam), grad_cam_bars_silenced():
+                result = cam(inputs, targets)
+        maps = torch.from_numpy(np.ascontiguousarray(result, dtype=np.float32))
+        if tuple(maps.shape) != (batch, *images.shape[-2:]):
+            raise RuntimeError(f"{self.method_name}: grad-cam returned maps of shape {tuple(maps.shape)}")
+        return minmax_normalize(maps.to(device=images.device, dtype=images.dtype))
+
+
+# -- the methods ------------------------------------------------------------------------------
+
+
+def _plain(attribute: str) -> Callable[[nn.Module, list[nn.Module], MethodConfig], Any]:
+    def make(model: nn.Module, layers: list[nn.Module], config: MethodConfig) -> Any:
+        return grad_cam_class(attribute)(model=model, target_layers=layers)
+
+    return make
+
+
+def _make_scorecam(model, layers, config: BatchedCAMConfig):
+    cam = grad_cam_class("ScoreCAM")(model=model, target_layers=layers)
+    cam.batch_size = config.chunk_size  # read by ScoreCAM.get_cam_weights
+    return cam
+
+
+class _RestoringAblationCAM:
+    """AblationCAM swaps the target layer for its ablation layer while it runs: make sure the
+    model gets its layer back even when the call fails."""
+
+    def __init__(self, model, layers, batch_size: int) -> None:
+        from pytorch_grad_cam.ablation_layer import AblationLayer
+
+        self.model = model
+        # a fresh ablation layer (grad-cam's default argument is one instance shared by all)
+        self.base_cam = grad_cam_class("AblationCAM")(
+            model=model, target_layers=layers, ablation_layer=AblationLayer(), batch_size=batch_size
+        )
+
+    def __call__(self, input_tensor, targets):
+        from pytorch_grad_cam.utils.find_layers import replace_layer_recursive
+
+        try:
+            return self.base_cam(input_tensor, targets)
+        finally:
+            for layer in self.base_cam.target_layers:
+                replace_layer_recursive(self.model, self.base_cam.ablation_layer, layer)
+
+
+def _make_ablationcam(model, layers, config: BatchedCAMConfig):
+    return _RestoringAblationCAM(model, layers, config.chunk_size)
+
+
+def _make_fullgrad(model, layers, config):
+    return grad_cam_class("FullGrad")(model=model, target_layers=[])
+
+
+def _make_sess(model, layers, config: BatchedCAMConfig):
+    return grad_cam_class("SESS")(
+        model=model, target_layers=layers, base_method=grad_cam_class("GradCAM"), batch_size=config.chunk_size
+    )
+
+
+def _make_random(model, layers, config):
+    return SeededRandomCAM(model, layers)
+
+
+def _make_smoothgradcampp(model, layers, config: SmoothGradCAMppConfig):
+    return SmoothGradCAMPlusPlus(model, layers, n_samples=config.n_samples, noise_std=float(config.noise_std))
+
+
+CAM_SPECS: tuple[CAMSpec, ...] = (
+    CAMSpec("random", "RandomCAM", _make_random, doc="""Random-CAM: target-layer activations under random channel weights (a baseline).
+
+    ``M = ReLU(sum_k w_k A^k)``, ``w_k ~ U(-1, 1)`` drawn per sample from a generator seeded
+    from (seed, sample id): the same map for a sample in any batch and on any process. The
+    class is ignored. grad-cam's RandomCAM; a sanity-check baseline in the sense of
+    Adebayo et al. 2018, "Sanity Checks for Saliency Maps" (NeurIPS).
+    """),
+    CAMSpec("gradcam", "GradCAM", _plain("GradCAM"), doc="""Grad-CAM: activations weighted by the spatially averaged gradients of the class score.
+
+    ``M = ReLU(sum_k a_k A^k)``, ``a_k = 1/Z sum_ij dy^c/dA^k_ij``.
+    Selvaraju et al. 2017, "Grad-CAM: Visual Explanations from Deep Networks via
+    Gradient-based Localization" (ICCV).
+    """),
+    CAMSpec("gradcampp", "GradCAMPlusPlus", _plain("GradCAMPlusPlus"), doc="""Grad-CAM++: activations weighted by positive gradients with per-pixel alpha coefficients.
+
+    With ``g = dy^c/dA``: ``alpha_ij^k = g^2 / (2 g^2 + sum_ab A^k_ab g^3)``,
+    ``w_k = sum_ij alpha_ij^k ReLU(g_ij^k)``, ``M = ReLU(sum_k w_k A^k)``.
+    Chattopadhay et al. 2018, "Grad-CAM++: Generalized Gradient-based Visual Explanations for
+    Deep Convolutional Networks" (WACV).
+    """),
+    CAMSpec("layercam", "LayerCAM", _plain("LayerCAM"), doc="""Layer-CAM: activations weighted element-wise by their positive gradients.
+
+    ``M = ReLU(sum_k ReLU(dy^c/dA^k_ij) A^k_ij)``.
+    Jiang et al. 2021, "LayerCAM: Exploring Hierarchical Class Activation Maps for
+    Localization" (IEEE TIP).
+    """),
+    CAMSpec("hirescam", "HiResCAM", _plain("HiResCAM"), doc="""HiRes-CAM: activations multiplied element-wise by their gradients, summed over channels.
+
+    ``M = ReLU(sum_k dy^c/dA^k_ij * A^k_ij)``.
+    Draelos & Carin 2020, "Use HiResCAM instead of Grad-CAM for faithful explanations of
+    convolutional neural networks" (arXiv:2011.08891).
+    """),
+    CAMSpec("gradcamelementwise", "GradCAMElementWise", _plain("GradCAMElementWise"), doc="""Grad-CAM element-wise: the positive part of gradient x activation, summed over channels.
+
+    ``M = ReLU(sum_k ReLU(dy^c/dA^k_ij * A^k_ij))``. grad-cam's variant of HiRes-CAM
+    (Draelos & Carin 2020, arXiv:2011.08891) with a ReLU per element.
+    """),
+    CAMSpec("xgradcam", "XGradCAM", _plain("XGradCAM"), doc="""XGrad-CAM: gradients weighted by the normalized activations (axiom-based Grad-CAM).
+
+    ``w_k = sum_ij (A^k_ij / sum_ab A^k_ab) dy^c/dA^k_ij``, ``M = ReLU(sum_k w_k A^k)``.
+    Fu et al. 2020, "Axiom-based Grad-CAM: Towards Accurate Visualization and Explanation of
+    CNNs" (BMVC).
+    """),
+    CAMSpec("scorecam", "ScoreCAM", _make_scorecam, BatchedCAMConfig, doc="""Score-CAM: channels weighted by the softmax of the class score of the image masked by each channel.
+
+    ``H^k = minmax(upsample(A^k))``, ``s_k = y^c(x * H^k)``, ``w = softmax_k(s)``,
+    ``M = ReLU(sum_k w_k A^k)``; one forward pass per channel (``chunk_size`` at a time).
+    Wang et al. 2020, "Score-CAM: Score-Weighted Visual Explanations for Convolutional Neural
+    Networks" (CVPR Workshops).
+    """),
+    CAMSpec("ablationcam", "AblationCAM", _make_ablationcam, BatchedCAMConfig, doc="""Ablation-CAM: channels weighted by the drop of the class score when each is ablated.
+
+    ``w_k = (y^c - y^c_k) / y^c`` with ``y^c_k`` the score with channel ``k`` of the target
+    layer set to zero (a very low value if the layer can be negative),
+    ``M = ReLU(sum_k w_k A^k)``; one forward pass per channel (``chunk_size`` at a time).
+    Desai & Ramaswamy 2020, "Ablation-CAM: Visual Explanations for Deep Convolutional Network
+    via Gradient-free Localization" (WACV).
+    """),
+    CAMSpec("eigencam", "EigenCAM", _plain("EigenCAM"), doc="""Eigen-CAM: projection of the activations on their first principal component (class-agnostic).
+
+    ``M = ReLU(A V_1)`` with ``V_1`` the first right singular vector of the centred
+    activations (pixels x channels); the class is ignored.
+    Muhammad & Yeasin 2020, "Eigen-CAM: Class Activation Map using Principal Components"
+    (IJCNN).
+    """),
+    CAMSpec("eigengradcam", "EigenGradCAM", _plain("EigenGradCAM"), doc="""Eigen-Grad-CAM: first principal component of gradient x activation (class-specific Eigen-CAM).
+
+    ``M = ReLU(P_1(dy^c/dA * A))`` with ``P_1`` the projection on the first principal
+    component. grad-cam's variant of Eigen-CAM (Muhammad & Yeasin 2020, IJCNN).
+    """),
+    CAMSpec("kpcacam", "KPCA_CAM", _plain("KPCA_CAM"), doc="""KPCA-CAM: first kernel principal component of the activations (class-agnostic).
+
+    ``M = ReLU(KPCA_1(A))`` with a sigmoid kernel over the pixels' channel vectors; the class
+    is ignored. Karmani et al. 2024, "KPCA-CAM: Visual Explainability of Deep Computer Vision
+    Models using Kernel PCA" (arXiv:2410.00267).
+    """),
+    CAMSpec("fem", "FEM", _plain("FEM"), doc="""FEM: channels weighted by the share of their pixels above mean + 2 std (class-agnostic).
+
+    ``w_k = mean_ij [A^k_ij > mu_k + 2 sigma_k]``, ``M = ReLU(sum_k w_k A^k)``; the class is
+    ignored. Fuad et al. 2020, "Features Understanding in 3D CNNs for Actions Recognition in
+    Video" (IPTA).
+    """),
+    CAMSpec("shapleycam", "ShapleyCAM", _plain("ShapleyCAM"), doc="""Shapley-CAM: gradients corrected by a Hessian-vector product, spatially averaged.
+
+    ``w_k = mean_ij (g - 1/2 H A)^k_ij`` with ``g = dy^c/dA`` and ``H A`` the Hessian of
+    ``y^c`` w.r.t. ``A`` times ``A``; ``M = ReLU(sum_k w_k A^k)``.
+    Cai 2025, "Rethinking Explainable AI: ShapleyCAM - a Game-Theoretic Approach to Class
+    Activation Mapping" (arXiv:2501.06261).
+    """),
+    CAMSpec("fullgrad", "FullGrad", _make_fullgrad, FullGradConfig, uses_target_layer=False, doc="""FullGrad: input-gradient and bias-gradient maps of every layer, summed (no target layer).
+
+    ``M = psi(|dy^c/dx * x|) + sum_l sum_c psi(|dy^c/db_l * b_l|)`` over every Conv2d and
+    BatchNorm2d bias ``b_l`` (psi = min-max scaling and resizing to the input).
+    Srinivas & Fleuret 2019, "Full-Gradient Representation for Neural Network Visualization"
+    (NeurIPS).
+    """),
+    CAMSpec("segeigencam", "SegEigenCAM", _plain("SegEigenCAM"), doc="""Seg-Eigen-CAM: first principal component of |gradient| x activation, sign-corrected.
+
+    ``M = ReLU(s P_1(|dy^c/dA| * A))`` with ``s`` = +-1 chosen so the larger magnitude is
+    positive. Chung & Ying 2025, "Seg-Eigen-CAM: Eigen-Value-Based Visual Explanations for
+    Semantic Segmentation Models" (Applied Sciences 15(13)); here on a classifier's score.
+    """),
+    CAMSpec("sess", "SESS", _make_sess, BatchedCAMConfig, doc="""SESS: Grad-CAM over sliding windows at 12 scales, fused by a score-weighted mean.
+
+    The image is resized to 12 scales (``s + 2/7 s i``, ``s`` = its shorter side), windows of
+    size ``s`` are cut out, each window's Grad-CAM is weighted by its softmax score of the
+    class and pasted back; ``M = blur(mean over windows)``. ``chunk_size`` windows per pass.
+    Tursun et al. 2022, "SESS: Saliency Enhancing with Scaling and Sliding" (ECCV).
+    """),
+    CAMSpec("smoothgradcampp", "SmoothGradCAMPlusPlus", _make_smoothgradcampp, SmoothGradCAMppConfig, doc="""SmoothGrad-CAM++: Grad-CAM++ with gradients averaged over noisy copies of the image.
+
+    With ``g_s = dy^c/dA`` at ``x + eps_s``, ``eps_s ~ N(0, noise_std^2)`` in pixel space,
+    ``s = 1..n_samples``: ``D_p = mean_s g_s^p``, ``alpha = D_2 / (2 D_2 + sum_ab A_ab D_3)``,
+    ``w_k = sum_ij alpha_ij^k ReLU(D_1)_ij^k``, ``M = ReLU(sum_k w_k A^k(x))``. The noise is
+    drawn per sample from a generator seeded from (seed, sample id).
+    Omeiza et al. 2019, "Smooth Grad-CAM++: An Enhanced Inference Level Visualization
+    Technique for Deep Convolutional Neural Network Models" (arXiv:1908.01224).
+    """),
+)
+
+
+def _define(spec: CAMSpec) -> type[CAMExplainer]:
+    class_name = f"{spec.class_name.replace('_', '')}Explainer"
+    cls = type(
+        class_name,
+        (CAMExplainer,),
+        {"spec": spec, "config_class": spec.config_class, "__doc__": spec.doc, "__module__": __name__},
+    )
+    cls.__qualname__ = class_name
+    return register_method(spec.name)(cls)
+
+
+CAM_METHODS: dict[str, type[CAMExplainer]] = {}
+for _spec in CAM_SPECS:
+    CAM_METHODS[_spec.name] = globals()[f"{_spec.class_name.replace('_', '')}Explainer"] = _define(_spec)
+
+__all__ = [
+    "BatchedCAMConfig",
+    "CAMConfig",
+    "CAMExplainer",
+    "CAMSpec",
+    "CAM_METHODS",
+    "CAM_SPECS",
+    "FullGradConfig",
+    "SmoothGradCAMppConfig",
+    "default_target_layer",
+    "resolve_target_layer",
+    *(f"{s.class_name.replace('_', '')}Explainer" for s in CAM_SPECS),
+]
