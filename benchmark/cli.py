@@ -19,7 +19,6 @@ from benchmark.config import (
 )
 from benchmark.errors import BenchmarkError
 from benchmark.params import type_name
-from benchmark.presets import preset_layer
 
 _FLAGS = {"model_weights": "--model.weights"}
 
@@ -42,13 +41,16 @@ def _catalogue() -> str:
         note = "" if spec.available() else "  [not installed]"
         lines.append(f"  {name:<20} {spec.description}{note}")
     lines.append("")
-    lines.append("thesis settings: --config configs/thesis.yaml")
+    lines.append("thesis settings: --config configs/thesis.yaml (test), "
+                 "--config configs/thesis_table_5_2.yaml (table)")
     return "\n".join(lines)
 
 
-def _add_run_options(parser: argparse.ArgumentParser) -> None:
+def _add_run_options(parser: argparse.ArgumentParser, exclude: str) -> None:
     group = parser.add_argument_group("run")
     for p in option_parameters():
+        if p.name == exclude:
+            continue
         default = f" (default: {p.default})" if p.default not in (None, False) else ""
         if p.annotation is bool:
             group.add_argument(_flag(p.name), dest=p.name, action="store_const", const=True,
@@ -98,8 +100,21 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_catalogue(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _add_run_options(test)
+    _add_run_options(test, exclude="methods")
     _add_method_options(test)
+    table = commands.add_parser(
+        "table",
+        help="compare several methods on the same images (the thesis's Table 5.2)",
+        description=(
+            "Run several methods one after another on the same images and write one table "
+            "(markdown and CSV) plus a comparison figure. A --method.<name> option applies to "
+            "every listed method that has that parameter."
+        ),
+        epilog=_catalogue(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_run_options(table, exclude="method")
+    _add_method_options(table)
     return parser
 
 
@@ -119,21 +134,7 @@ def command_line_layer(namespace: argparse.Namespace) -> Overrides:
 
 def config_from_args(namespace: argparse.Namespace):
     files = [read_config_file(path) for path in namespace.config]
-    cli = command_line_layer(namespace)
-    layers = files + [cli]
-    data_given = any(layer.options.get("data") is not None for layer in layers)
-    preset = None if data_given or files else preset_layer()
-    config = resolve(([preset] if preset else []) + layers)
-    if preset:
-        changed = {
-            key: getattr(config.method_config, key)
-            for key in preset.method
-            if hasattr(config.method_config, key) and getattr(config.method_config, key) == preset.method[key]
-        }
-        if changed:
-            settings = ", ".join(f"--method.{k} {v}" for k, v in changed.items())
-            config.preset = f"{preset.source}: {settings}"
-    return config
+    return resolve(files + [command_line_layer(namespace)], several=namespace.command == "table")
 
 
 def quiet_libraries() -> None:
@@ -156,6 +157,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from benchmark.run import run_test
 
             run_test(config)
+        elif namespace.command == "table":
+            from benchmark.table import run_table
+
+            run_table(config)
     except BenchmarkError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -1,4 +1,4 @@
-"""The resolved configuration of a run: built-in defaults, then any preset, then each
+"""The resolved configuration of a run: built-in defaults, then each
 ``--config FILE.yaml`` in order, then the command line (later wins).
 
 A config file uses the command line's names (dashes or underscores)::
@@ -33,7 +33,10 @@ from benchmark.params import Parameter, coerce, dataclass_parameters, signature_
 class RunOptions:
     """Options of a run other than the method's and the metrics' parameters."""
 
-    method: str = field(default="lots", metadata={"help": "saliency method (see the list above)"})
+    method: str = field(default="lots", metadata={"help": "saliency method (see the list below)"})
+    methods: list[str] | None = field(
+        default=None, metadata={"help": "methods to compare, comma-separated (e.g. lots,gradcam,random)"}
+    )
     model: str = field(default="efficientnet_lite0", metadata={"help": "classifier to explain"})
     model_weights: str | None = field(
         default=None, metadata={"help": "local weights file for --model (a state dict)"}
@@ -99,7 +102,7 @@ def all_method_parameters() -> dict[str, list[str]]:
 
 @dataclass
 class Overrides:
-    """Raw values from one source (a preset, a file or the command line)."""
+    """Raw values from one source (a config file or the command line)."""
 
     source: str
     options: dict[str, Any] = field(default_factory=dict)
@@ -115,7 +118,6 @@ class RunConfig:
     method_configs: dict[str, Any]  # method name -> its validated MethodConfig
     metrics: dict[str, Any]
     sources: list[str] = field(default_factory=list)
-    preset: str | None = None
 
     @property
     def method_config(self):
@@ -128,9 +130,20 @@ class RunConfig:
         method = method or self.options.method
         options = {f.name: getattr(self.options, f.name) for f in fields(self.options)}
         options.pop("method")
+        options.pop("methods")
         model = {"name": options.pop("model"), "weights": options.pop("model_weights")}
         method_section = {"name": method, **asdict(self.method_configs[method])}
         return {"method": method_section, "model": model, **options, "metrics": dict(self.metrics)}
+
+    def to_table_dict(self) -> dict[str, Any]:
+        """The resolved config of a ``table`` run: the methods and each one's parameters."""
+        single = self.to_dict(self.options.method)
+        single.pop("method")
+        parameters: dict[str, Any] = {}
+        for config in self.method_configs.values():
+            for key, value in asdict(config).items():
+                parameters.setdefault(key, value)  # equal across methods unless a default differs
+        return {"methods": list(self.method_configs), "method": parameters, **single}
 
 
 def _normalize_key(key: Any, source: str) -> str:
@@ -183,12 +196,12 @@ def read_config_file(path: str) -> Overrides:
     return overrides
 
 
-def resolve(layers: list[Overrides], methods: list[str] | None = None) -> RunConfig:
+def resolve(layers: list[Overrides], several: bool = False) -> RunConfig:
     """Merge ``layers`` (lowest precedence first) and validate everything.
 
-    ``methods`` lists the methods the run will use (``table`` uses several); by default the
-    one named by ``method``. Method parameters from the command line must belong to one of
-    them; from a file or preset, to any registered method.
+    The run uses the method named by ``method``, or with ``several`` (``table``) the list
+    ``methods``. Method parameters from the command line must belong to one of them; from a
+    file, to any registered method.
     """
     from methods import get_method
 
@@ -200,7 +213,13 @@ def resolve(layers: list[Overrides], methods: list[str] | None = None) -> RunCon
         **{k: coerce(v, option_types[k].annotation, f"--{k.replace('_', '-')}") for k, v in options_raw.items()}
     )
     options.validate()
-    selected = methods or [options.method]
+    if several:
+        if not options.methods:
+            raise BenchmarkError("table needs --methods, e.g. --methods lots,gradcam,random")
+        if len(set(options.methods)) != len(options.methods):
+            raise BenchmarkError(f"--methods names a method twice: {','.join(options.methods)}")
+        options.method = options.methods[0]
+    selected = options.methods if several else [options.method]
     for name in selected:
         get_method(name)  # unknown method: clear error
     from models import get_model_spec

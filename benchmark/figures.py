@@ -69,3 +69,31 @@ def curves_plot(curves: dict[str, Sequence[float]], aucs: dict[str, float], path
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
+
+
+def comparison_grid(
+    images: Sequence[Tensor],
+    maps_by_method: dict[str, Sequence[Tensor]],
+    row_titles: Sequence[str],
+    path: Path,
+    suptitle: str = "",
+) -> Path:
+    """A row per image: the image, then one overlay per method (thesis Fig. 5.2)."""
+    methods = list(maps_by_method)
+    rows, cols = len(images), 1 + len(methods)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.2 * cols, 2.3 * rows), squeeze=False)
+    for row, image in enumerate(images):
+        axes[row][0].imshow(image.permute(1, 2, 0).clamp(0, 1).numpy())
+        axes[row][0].set_title(row_titles[row], fontsize=8)
+        for col, method in enumerate(methods, start=1):
+            axes[row][col].imshow(overlay(image, maps_by_method[method][row]))
+            if row == 0:
+                axes[row][col].set_title(method, fontsize=9)
+        for ax in axes[row]:
+            ax.axis("off")
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

@@ -64,7 +64,7 @@ def results_dict(run, results, extra: dict[str, Any]) -> dict[str, Any]:
     """The content of results.json (``run`` = RunContext, ``results`` = RunResults)."""
     columns = results.columns
     return {
-        "method": run.config.options.method,
+        "method": run.method,
         "model": run.config.options.model,
         "images": len(results.sample_ids),
         "metrics": {key: _finite_or_none(results.metrics[key]) for key in METRIC_KEYS},
@@ -77,8 +77,7 @@ def results_dict(run, results, extra: dict[str, Any]) -> dict[str, Any]:
             for sid, reason in results.failures
         ],
         **extra,
-        "config": run.config.to_dict(),
-        "preset": run.config.preset,
+        "config": run.config.to_dict(run.method),
         "seed": run.config.options.seed,
         "versions": package_versions(),
     }
@@ -127,7 +126,7 @@ def write_maps(path: Path, results) -> Path:
 
 
 def write_config(path: Path, run) -> Path:
-    path.write_text(yaml.safe_dump(run.config.to_dict(), sort_keys=False))
+    path.write_text(yaml.safe_dump(run.config.to_dict(run.method), sort_keys=False))
     return path
 
 
@@ -148,7 +147,7 @@ def write_figures(run_dir: Path, run, results) -> list[Path]:
                 [results.maps[i] for i in ids],
                 titles,
                 run_dir / "overlays.png",
-                suptitle=f"{run.config.options.method} on {run.config.options.model}",
+                suptitle=f"{run.method} on {run.config.options.model}",
             )
         )
     if results.mean_curves.get("insertion"):
@@ -157,7 +156,7 @@ def write_figures(run_dir: Path, run, results) -> list[Path]:
                 results.mean_curves,
                 {k: results.metrics[k] for k in ("insertion", "deletion")},
                 run_dir / "curves.png",
-                title=f"{run.config.options.method} on {run.config.options.model}, {len(results.sample_ids)} images",
+                title=f"{run.method} on {run.config.options.model}, {len(results.sample_ids)} images",
             )
         )
     return written

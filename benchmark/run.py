@@ -21,12 +21,23 @@ class RunContext:
     """What the writers need to know about a finished run besides its results."""
 
     config: RunConfig
+    method: str
     samples: list
     extra_columns: tuple[str, ...]
     class_names: list[str]
 
     def class_name(self, index: int) -> str:
         return self.class_names[index] if 0 <= index < len(self.class_names) else str(index)
+
+
+@dataclass
+class Evaluation:
+    """A finished evaluation of one method (on rank 0): its folder, results.json content and
+    the in-memory results (maps of the first images for figures)."""
+
+    run_dir: Path
+    content: dict
+    results: object
 
 
 def _say(message: str) -> None:
@@ -80,27 +91,31 @@ def make_trainer(config: RunConfig, root: Path) -> pl.Trainer:
     )
 
 
-def run_test(config: RunConfig) -> Path | None:
-    """Run ``config`` end to end; returns the run folder (on rank 0)."""
+def evaluate(config: RunConfig, method_name: str, datamodule, run_dir: Path | None = None) -> Evaluation | None:
+    """Run one method over the datamodule's images and write its run folder (rank 0).
+
+    ``run_dir`` = the folder to write (default: a new ``<output>/<method>_<model>_<time>``).
+    Returns ``None`` on the other ranks.
+    """
     from datamodules import imagenet_classes
 
     o = config.options
-    datamodule = build_datamodule(config)  # bad folders fail here, before any model work
     pl.seed_everything(o.seed, workers=True, verbose=False)
-    if config.preset:
-        _say(f"{config.preset} (the thesis settings: --config configs/thesis.yaml)")
-    method = build_method(config)
-    _say(f"data: {datamodule.describe()}")
+    method = build_method(config, method_name)
     started = datetime.now(timezone.utc)
     clock = time.perf_counter()
     trainer = make_trainer(config, Path(o.output))
-    _say(f"device: {trainer.strategy.root_device} x {trainer.world_size} process(es)")
+    _say(f"{method_name} on {o.model}: {datamodule.describe()}; device {trainer.strategy.root_device}"
+         f" x {trainer.world_size} process(es)")
     trainer.test(method, datamodule=datamodule, verbose=False)
     if trainer.global_rank != 0:
         return None
     results = method.results
-    run = RunContext(config, datamodule.samples, method.extra_columns, imagenet_classes().names)
-    run_dir = outputs.make_run_dir(o.output, o.method, o.model)
+    run = RunContext(config, method_name, datamodule.samples, method.extra_columns, imagenet_classes().names)
+    if run_dir is None:
+        run_dir = outputs.make_run_dir(o.output, method_name, o.model)
+    else:
+        run_dir.mkdir(parents=True, exist_ok=False)
     content = outputs.results_dict(
         run,
         results,
@@ -120,10 +135,24 @@ def run_test(config: RunConfig) -> Path | None:
         outputs.write_maps(run_dir / "maps.pt", results)
     for sample_id, reason in results.failures:
         _say(f"skipped {run.samples[sample_id].file}: {reason}")
-    print(markdown_table(RESULTS_HEADER, [results_row(content)]))
-    if results.failures:
-        print(f"skipped {len(results.failures)} unreadable image(s); see results.json")
+    return Evaluation(run_dir, content, results)
+
+
+def print_notes(evaluation: Evaluation) -> None:
+    content = evaluation.content
+    if content["skipped"]:
+        print(f"{content['method']}: skipped {content['skipped']} unreadable image(s); see results.json")
     if content["undefined"]:
-        print(f"undefined (left out of the means): {content['undefined']}")
-    print(f"run folder: {run_dir}")
-    return run_dir
+        print(f"{content['method']}: undefined values left out of the means: {content['undefined']}")
+
+
+def run_test(config: RunConfig) -> Path | None:
+    """``test``: one method end to end; returns the run folder (on rank 0)."""
+    datamodule = build_datamodule(config)  # bad folders fail here, before any model work
+    evaluation = evaluate(config, config.options.method, datamodule)
+    if evaluation is None:
+        return None
+    print(markdown_table(RESULTS_HEADER, [results_row(evaluation.content)]))
+    print_notes(evaluation)
+    print(f"run folder: {evaluation.run_dir}")
+    return evaluation.run_dir

@@ -178,7 +178,6 @@ def test_config_files_merge_and_the_command_line_wins(tmp_path):
     assert config.method_config.tau == 0.25
     assert config.metrics["score"] == "max_class"
     assert config.options.batch_size == 3
-    assert config.preset is None  # a config file replaces the quick preset
 
 
 def test_thesis_config_holds_the_thesis_settings():
@@ -192,13 +191,15 @@ def test_thesis_config_holds_the_thesis_settings():
     assert config.metrics["n_steps"] == 224 and config.metrics["score"] == "max_class"
 
 
-def test_built_in_data_uses_the_named_preset_unless_settings_are_given():
+def test_defaults_are_the_spec_defaults():
     from benchmark.cli import build_parser, config_from_args
 
     config = config_from_args(build_parser().parse_args(["test"]))
-    assert config.preset and "quick" in config.preset
-    explicit = config_from_args(build_parser().parse_args(["test", "--method.iterations", "500"]))
-    assert explicit.method_config.iterations == 500
+    lots = config.method_config
+    assert (lots.iterations, lots.tau, lots.kernel_size, lots.target, lots.features) == (500, 0.1, 49, "zero", "logits")
+    assert math.isclose(lots.alpha, 1 / 255)
+    assert config.metrics["n_steps"] is None and config.metrics["score"] == "original_class"
+    assert config.options.model == "efficientnet_lite0" and config.options.data is None
 
 
 def test_unknown_config_key_is_rejected(tmp_path, capsys):

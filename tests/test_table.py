@@ -1,0 +1,68 @@
+"""``table``: several methods on the same images, one table whose numbers are theirs."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmark.cli import build_parser, config_from_args, main
+from metrics.scorer import METRIC_KEYS
+
+
+@pytest.mark.slow
+def test_table_of_three_methods_matches_their_results(tmp_path, capsys):
+    code = main([
+        "table", "--methods", "lots,gradcam,random", "--limit", "3", "--output", str(tmp_path),
+        "--method.iterations", "2", "--method.kernel_size", "9", "--metrics.n_steps", "6",
+    ])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    table_dir = Path([l for l in captured.out.splitlines() if l.startswith("table folder: ")][-1][14:])
+    for name in ("table.md", "table.csv", "comparison.png", "config.yaml"):
+        assert (table_dir / name).is_file(), name
+    markdown = (table_dir / "table.md").read_text()
+    assert "Avg Drop ↓" in markdown and "Insertion ↑" in markdown
+    rows = list(csv.reader((table_dir / "table.csv").open()))
+    header, body = rows[0], rows[1:]
+    assert header[0] == "method" and "Coherency ↑" in header
+    assert [r[0] for r in body] == ["lots", "gradcam", "random"]
+    for row in body:
+        results = json.loads((table_dir / row[0] / "results.json").read_text())
+        assert int(row[1]) == results["images"] == 3
+        for key, cell in zip(METRIC_KEYS, row[2:7]):
+            assert float(cell) == pytest.approx(results["metrics"][key], abs=1e-12)
+        assert float(row[7]) == pytest.approx(results["ms_per_map"], abs=1e-12)
+        assert row[0] in markdown
+    # --method.iterations reached LOTS only
+    lots = json.loads((table_dir / "lots" / "results.json").read_text())
+    assert lots["config"]["method"]["iterations"] == 2
+    gradcam = json.loads((table_dir / "gradcam" / "results.json").read_text())
+    assert "iterations" not in gradcam["config"]["method"]
+    assert gradcam["method_info"]["target_layer"] == "conv_head"
+    # the same images for every method
+    ids = {m: [r["sample_id"] for r in csv.DictReader((table_dir / m / "per_sample.csv").open())]
+           for m in ("lots", "gradcam", "random")}
+    assert ids["lots"] == ids["gradcam"] == ids["random"] == ["0", "1", "2"]
+
+
+def test_a_method_option_must_reach_one_listed_method(capsys):
+    assert main(["table", "--methods", "gradcam,random", "--method.iterations", "5"]) == 2
+    assert "does not apply" in capsys.readouterr().err
+
+
+def test_table_needs_methods(capsys):
+    assert main(["table"]) == 2
+    assert "--methods" in capsys.readouterr().err
+
+
+def test_thesis_table_config_lists_the_thesis_methods():
+    root = Path(__file__).resolve().parents[1]
+    config = config_from_args(build_parser().parse_args(
+        ["table", "--config", str(root / "configs/thesis_table_5_2.yaml")]))
+    assert config.options.methods == ["random", "gradcam", "gradcampp", "smoothgradcampp", "layercam", "hirescam", "lots"]
+    assert config.method_configs["lots"].iterations == 500
+    assert config.method_configs["gradcam"].target_class == "top1"
+    assert config.metrics == {**config.metrics, "n_steps": 224, "score": "max_class"}
