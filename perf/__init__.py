@@ -1,0 +1,1 @@
+"""Speed measurements of the benchmark against the model's own limit (``python -m perf``)."""

@@ -1,0 +1,210 @@
+"""``python -m perf``: the model's limit, then every case with its ratio to the ideal.
+
+Usage: ``python -m perf [--model M] [--batch-size B] [--device cpu|cuda] [--json FILE]
+[--lots-iterations K] [--n-steps S] [--methods a,b] [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from perf.cases import CaseResult, classes_of, measure
+from perf.limit import measure_limit
+
+#: CAM methods whose cost is many forwards per image: measured on one image.
+PERTURBATION_METHODS = {"scorecam", "ablationcam", "sess", "smoothgradcampp"}
+
+
+def machine() -> dict:
+    info = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def load_images(count: int, device: torch.device) -> torch.Tensor:
+    from datamodules import ImageNetDataModule
+
+    datamodule = ImageNetDataModule(limit=min(count, 8), batch_size=min(count, 8))
+    images = next(iter(datamodule.test_dataloader()))["image"]
+    repeats = -(-count // images.shape[0])
+    return images.repeat(repeats, 1, 1, 1)[:count].to(device)
+
+
+def lots_cases(model, images, limit, device, iterations: int) -> list[CaseResult]:
+    from methods.lots import lots_attack, lots_attack_reference
+
+    targets = torch.zeros(images.shape[0], 1000, device=device)
+    batched = measure(
+        f"LOTS batched (batch {images.shape[0]}), per iteration",
+        lambda: lots_attack(model, images, targets, iterations=iterations, tau=0.0),
+        model.net, limit, images.shape[0], device, per=iterations,
+        note="ideal = forward+backward per iteration",
+    )
+    literal = measure(
+        "LOTS literal one-image loop (thesis Algorithm 1), per iteration",
+        lambda: [lots_attack_reference(model, image, targets[0], iterations=iterations, tau=0.0) for image in images],
+        model.net, limit, images.shape[0], device, per=iterations,
+        note=f"batched is {0:.2f}x faster",
+    )
+    literal.note = f"baseline; batched LOTS is {literal.ms_per_image / batched.ms_per_image:.2f}x faster"
+    return [batched, literal]
+
+
+def cam_cases(model, images, limit, device, methods: list[str]) -> list[CaseResult]:
+    from methods import get_method
+
+    results = []
+    for name in methods:
+        batch = images[:1] if name in PERTURBATION_METHODS else images
+        explainer = get_method(name)(model).to(device)
+        classes = classes_of(model, batch)
+        results.append(
+            measure(f"{name}", lambda e=explainer, b=batch, c=classes: e.explain_maps(b, c), model.net, limit,
+                    batch.shape[0], device, note="perturbation method" if name in PERTURBATION_METHODS else "")
+        )
+    return results
+
+
+def metric_cases(model, images, limit, device, n_steps: int, chunk_size: int) -> list[CaseResult]:
+    from methods import get_method
+    from metrics.functional.insertion_deletion import insertion_deletion_curves
+
+    classes = classes_of(model, images)
+    maps = torch.rand(images.shape[0], *images.shape[-2:], device=device, generator=None)
+
+    def score_fn(x):
+        with torch.no_grad():
+            return model(x).softmax(dim=-1)
+
+    curves = measure(
+        f"Insertion+Deletion ({n_steps} steps, chunk {chunk_size})",
+        lambda: insertion_deletion_curves(score_fn, images, maps, classes, n_steps=n_steps, chunk_size=chunk_size),
+        model.net, limit, images.shape[0], device, note=f"ideal = 2 x {n_steps + 1} forwards",
+    )
+    naive = measure(
+        f"Insertion+Deletion naive (one forward per step, {n_steps} steps)",
+        lambda: insertion_deletion_curves(score_fn, images[:1], maps[:1], classes[:1], n_steps=n_steps, chunk_size=1),
+        model.net, limit, 1, device, note="baseline",
+    )
+    gradcam = get_method("gradcam")(model).to(device)
+    cams = gradcam.explain_maps(images, classes)
+
+    def coherency():
+        with torch.no_grad():
+            model(images * cams.unsqueeze(1))
+        gradcam.explain_maps(images * cams.unsqueeze(1), classes)
+
+    coherent = measure("Coherency (gradcam: forward of x*M + map of x*M)", coherency, model.net, limit,
+                       images.shape[0], device)
+    return [curves, naive, coherent]
+
+
+def test_run_case(model_name, limit, device, images: int, method: str, n_steps: int, iterations: int) -> CaseResult:
+    import pytorch_lightning as pl
+
+    from datamodules import ImageNetDataModule
+    from methods import get_method
+    from metrics import SaliencyScorer
+    from models import build_classifier
+    from perf.counting import counting_passes
+
+    classifier = build_classifier(model_name)
+    config = get_method(method).config_class(**({"iterations": iterations} if method == "lots" else {}))
+    explainer = get_method(method)(classifier, config, scorer=SaliencyScorer(n_steps=n_steps), show_progress=False)
+    datamodule = ImageNetDataModule(limit=images, batch_size=images)
+    trainer = pl.Trainer(accelerator=device.type if device.type != "cuda" else "gpu", devices=1, logger=False,
+                         enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=False,
+                         inference_mode=False)
+    with counting_passes(classifier.net) as count:
+        start = time.perf_counter()
+        trainer.test(explainer, datamodule=datamodule, verbose=False)
+        elapsed = (time.perf_counter() - start) * 1000
+    ideal = limit.ideal_ms(count.forward_images, count.backward_images)
+    return CaseResult(
+        case=f"whole test run ({method}, {images} images, {n_steps} steps)",
+        images=images, ms_per_image=elapsed / images, ideal_ms_per_image=ideal / images,
+        ratio=elapsed / ideal, forward_passes_per_image=count.forward_images / images,
+        backward_passes_per_image=count.backward_images / images,
+        note="includes data loading, Lightning, metric bookkeeping",
+    )
+
+
+def markdown(limit, results: list[CaseResult]) -> str:
+    lines = ["| batch | forward ms/image | forward+backward ms/image |", "|---:|---:|---:|"]
+    for size in limit.forward_ms:
+        lines.append(f"| {size} | {limit.forward_ms[size]:.1f} | {limit.forward_backward_ms[size]:.1f} |")
+    lines += ["", "| case | images | ms/image | fwd/img | bwd/img | ideal ms/image | ratio | note |",
+              "|---|---:|---:|---:|---:|---:|---:|---|"]
+    for r in results:
+        lines.append(f"| {r.case} | {r.images} | {r.ms_per_image:.1f} | {r.forward_passes_per_image:.1f} | "
+                     f"{r.backward_passes_per_image:.1f} | {r.ideal_ms_per_image:.1f} | {r.ratio:.2f} | {r.note} |")
+    return "\n".join(lines)
+
+
+DEFAULT_CAMS = "gradcam,gradcampp,hirescam,layercam,xgradcam,random,eigencam,fullgrad,smoothgradcampp,scorecam,ablationcam"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m perf", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="efficientnet_lite0")
+    parser.add_argument("--batch-size", type=int, default=4, help="images per batch in the cases")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--lots-iterations", type=int, default=10)
+    parser.add_argument("--n-steps", type=int, default=224)
+    parser.add_argument("--chunk-size", type=int, default=None, help="curve chunk (default: the product's)")
+    parser.add_argument("--methods", default=DEFAULT_CAMS, help="CAM methods to time (comma-separated)")
+    parser.add_argument("--limit-batch-sizes", default="1,4,8,16,32")
+    args = parser.parse_args(argv)
+
+    from benchmark.cli import quiet_libraries
+    from metrics import SaliencyScorer
+
+    quiet_libraries()
+    from models import build_classifier
+
+    device = torch.device(args.device)
+    model = build_classifier(args.model).to(device)
+    images = load_images(args.batch_size, device)
+    sizes = [int(s) for s in args.limit_batch_sizes.split(",")]
+    print(f"measuring the model's limit at batch sizes {sizes} ...", file=sys.stderr)
+    limit = measure_limit(model, images, sizes)
+    chunk = args.chunk_size or SaliencyScorer().chunk_size
+    results: list[CaseResult] = []
+    steps = [
+        ("LOTS", lambda: lots_cases(model, images, limit, device, args.lots_iterations)),
+        ("CAMs", lambda: cam_cases(model, images, limit, device, [m for m in args.methods.split(",") if m])),
+        ("metrics", lambda: metric_cases(model, images, limit, device, args.n_steps, chunk)),
+        ("test run", lambda: [test_run_case(args.model, limit, device, args.batch_size, "gradcam", args.n_steps, 0)]),
+    ]
+    for label, step in steps:
+        print(f"measuring {label} ...", file=sys.stderr)
+        results.extend(step())
+    print(markdown(limit, results))
+    if args.json:
+        payload = {
+            "machine": machine(),
+            "model": args.model,
+            "device": str(device),
+            "limit": {"forward_ms_per_image": limit.forward_ms,
+                      "forward_backward_ms_per_image": limit.forward_backward_ms,
+                      "best_forward": limit.best_forward, "best_forward_backward": limit.best_forward_backward},
+            "cases": [r.to_dict() for r in results],
+        }
+        args.json.write_text(json.dumps(payload, indent=2) + "\n")
+    return 0
