@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import typing
 import warnings
 from typing import Any, Sequence
 
 from benchmark.config import (
+    WANDB_KEYS,
     Overrides,
     RunOptions,
     metric_parameters,
@@ -20,7 +22,10 @@ from benchmark.config import (
 from benchmark.errors import BenchmarkError
 from benchmark.params import type_name
 
-_FLAGS = {"model_weights": "--model.weights"}
+_FLAGS = {
+    "model_weights": "--model.weights",
+    **{f"wandb_{key}": f"--wandb.{key}" for key in WANDB_KEYS},
+}
 
 
 def _flag(name: str) -> str:
@@ -56,9 +61,11 @@ def _add_run_options(parser: argparse.ArgumentParser, exclude: str) -> None:
             group.add_argument(_flag(p.name), dest=p.name, action="store_const", const=True,
                                default=argparse.SUPPRESS, help=p.help + default)
         else:
+            metavar = type_name(p.annotation).upper().replace(" ", "_")
+            if typing.get_origin(p.annotation) is not typing.Literal:  # choices are shown whole
+                metavar = metavar[:12]
             group.add_argument(_flag(p.name), dest=p.name, default=argparse.SUPPRESS,
-                               metavar=type_name(p.annotation).upper().replace(" ", "_")[:12],
-                               help=p.help + default)
+                               metavar=metavar, help=p.help + default)
     group.add_argument("--config", action="append", default=[], metavar="FILE.yaml",
                        help="settings file; several merge in order, later wins; the command line wins over all")
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -61,6 +61,22 @@ class RunOptions:
     overlay_images: int = field(default=8, metadata={"help": "images in the overlay grid PNG"})
     accelerator: str = field(default="auto", metadata={"help": "cpu, gpu or auto"})
     devices: str = field(default="1", metadata={"help": "number of devices (or 'auto')"})
+    num_nodes: int = field(default=1, metadata={"help": "number of machines (DDP, e.g. under SLURM or torchrun)"})
+    strategy: Literal["auto", "ddp"] = field(
+        default="auto", metadata={"help": "auto (DDP when several devices or nodes) or ddp"}
+    )
+    ddp_timeout: int = field(
+        default=1800, metadata={"help": "seconds a process waits for the others (DDP) before it fails"}
+    )
+    logger: Literal["wandb", "csv", "none"] = field(
+        default="wandb",
+        metadata={"help": "wandb (online with an API key, else offline + a `wandb sync` hint), csv or none"},
+    )
+    log_images: int = field(default=8, metadata={"help": "map overlays logged to W&B"})
+    wandb_project: str = field(default="saliency-benchmark", metadata={"help": "W&B project"})
+    wandb_entity: str | None = field(default=None, metadata={"help": "W&B entity (user or team)"})
+    wandb_group: str | None = field(default=None, metadata={"help": "W&B group (default: the model)"})
+    wandb_tags: list[str] | None = field(default=None, metadata={"help": "extra W&B tags, comma-separated"})
 
     def validate(self) -> None:
         for name in ("per_class", "limit", "batch_size"):
@@ -71,6 +87,15 @@ class RunOptions:
             raise BenchmarkError(f"--num-workers must be >= 0, got {self.num_workers}")
         if self.overlay_images < 0:
             raise BenchmarkError(f"--overlay-images must be >= 0, got {self.overlay_images}")
+        from benchmark.devices import validate_device_options
+
+        validate_device_options(self)
+        if self.log_images < 0:
+            raise BenchmarkError(f"--log-images must be >= 0, got {self.log_images}")
+
+
+#: The keys of the ``wandb:`` section of a config file (``--wandb.<key>`` on the command line).
+WANDB_KEYS = ("project", "entity", "group", "tags")
 
 
 def option_parameters() -> list[Parameter]:
@@ -132,8 +157,9 @@ class RunConfig:
         options.pop("method")
         options.pop("methods")
         model = {"name": options.pop("model"), "weights": options.pop("model_weights")}
+        wandb = {key: options.pop(f"wandb_{key}") for key in WANDB_KEYS}
         method_section = {"name": method, **asdict(self.method_configs[method])}
-        return {"method": method_section, "model": model, **options, "metrics": dict(self.metrics)}
+        return {"method": method_section, "model": model, **options, "wandb": wandb, "metrics": dict(self.metrics)}
 
     def to_table_dict(self) -> dict[str, Any]:
         """The resolved config of a ``table`` run: the methods and each one's parameters."""
@@ -182,6 +208,14 @@ def read_config_file(path: str) -> Overrides:
                     )
             else:
                 overrides.method.update(section)
+        elif key == "wandb" and isinstance(value, dict):
+            section = {_normalize_key(k, path): v for k, v in value.items()}
+            unknown = sorted(set(section) - set(WANDB_KEYS))
+            if unknown:
+                raise BenchmarkError(
+                    f"--config {path}: unknown wandb key(s) {unknown}; use {', '.join(WANDB_KEYS)}"
+                )
+            overrides.options.update({f"wandb_{k}": v for k, v in section.items()})
         elif key == "metrics":
             if not isinstance(value, dict):
                 raise BenchmarkError(f"--config {path}: 'metrics' must be a mapping")
@@ -190,8 +224,8 @@ def read_config_file(path: str) -> Overrides:
             overrides.options[key] = value
         else:
             raise BenchmarkError(
-                f"--config {path}: unknown key {raw_key!r}; valid keys: method, model, metrics, "
-                + ", ".join(sorted(known - {"method", "model", "model_weights"}))
+                f"--config {path}: unknown key {raw_key!r}; valid keys: method, model, metrics, wandb, "
+                + ", ".join(sorted(known - {"method", "model", "model_weights", *(f"wandb_{k}" for k in WANDB_KEYS)}))
             )
     return overrides
 

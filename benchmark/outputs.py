@@ -88,28 +88,32 @@ def write_results_json(path: Path, content: dict[str, Any]) -> Path:
     return path
 
 
-def _format(value: float, integer: bool = False) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return str(int(value)) if integer else repr(float(value))
+def per_sample_table(run, results) -> tuple[list[str], list[list[Any]]]:
+    """The per-sample table (header, rows) of ``per_sample.csv``: ids, file, label, prediction,
+    the metrics, ms per map, method extras; ``None`` where a value is missing or undefined."""
+    integer_columns = {"label", "pred_class", "iterations"}
+    header = ["sample_id", "file", "label", "pred_class", "pred_prob", *METRIC_KEYS, "ms_per_map", *run.extra_columns]
+    rows = []
+    for row, sample_id in enumerate(results.sample_ids):
+        values: list[Any] = []
+        for name in header[2:]:
+            value = results.columns[name][row]
+            if (name == "label" and value < 0) or value is None or math.isnan(value):
+                values.append(None)
+            else:
+                values.append(int(value) if name in integer_columns else float(value))
+        rows.append([sample_id, run.samples[sample_id].file, *values])
+    return header, rows
 
 
 def write_per_sample_csv(path: Path, run, results) -> Path:
     """One row per scored image: ids, file, label, prediction, the metrics, method extras."""
-    integer_columns = {"label", "pred_class", "iterations"}
-    header = ["sample_id", "file", "label", "pred_class", "pred_prob", *METRIC_KEYS, "ms_per_map", *run.extra_columns]
+    header, rows = per_sample_table(run, results)
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
-        for row, sample_id in enumerate(results.sample_ids):
-            values = []
-            for name in header[2:]:
-                value = results.columns[name][row]
-                if name == "label" and value < 0:
-                    values.append("")
-                else:
-                    values.append(_format(value, name in integer_columns))
-            writer.writerow([sample_id, run.samples[sample_id].file, *values])
+        for row in rows:
+            writer.writerow(["" if v is None else repr(v) if isinstance(v, float) else v for v in row])
     return path
 
 
@@ -130,22 +134,27 @@ def write_config(path: Path, run) -> Path:
     return path
 
 
+def sample_titles(run, results, ids: list[int]) -> list[str]:
+    """``#id file`` and ``class (probability)`` of the images ``ids`` (for overlays)."""
+    row = {sid: i for i, sid in enumerate(results.sample_ids)}
+    titles = []
+    for sid in ids:
+        pred = int(results.columns["pred_class"][row[sid]])
+        prob = results.columns["pred_prob"][row[sid]]
+        name = Path(run.samples[sid].file).name.replace("skimage:", "")
+        titles.append(f"#{sid} {name[:24]}\n{run.class_name(pred)[:22]} ({prob:.2f})")
+    return titles
+
+
 def write_figures(run_dir: Path, run, results) -> list[Path]:
     written = []
-    ids = list(results.images)
+    ids = list(results.images)[: run.config.options.overlay_images]
     if ids:
-        row = {sid: i for i, sid in enumerate(results.sample_ids)}
-        titles = []
-        for sid in ids:
-            pred = int(results.columns["pred_class"][row[sid]])
-            prob = results.columns["pred_prob"][row[sid]]
-            name = Path(run.samples[sid].file).name.replace("skimage:", "")
-            titles.append(f"#{sid} {name[:24]}\n{run.class_name(pred)[:22]} ({prob:.2f})")
         written.append(
             figures.overlay_grid(
                 [results.images[i] for i in ids],
                 [results.maps[i] for i in ids],
-                titles,
+                sample_titles(run, results, ids),
                 run_dir / "overlays.png",
                 suptitle=f"{run.method} on {run.config.options.model}",
             )

@@ -7,11 +7,13 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Callable
 
 import pytorch_lightning as pl
 
-from benchmark import outputs
+from benchmark import loggers, outputs
 from benchmark.config import RunConfig
+from benchmark.devices import RankZeroMessage, check_images_per_process, trainer_device_arguments
 from benchmark.progress import StderrProgressBar
 from benchmark.report import RESULTS_HEADER, markdown_table, results_row
 
@@ -38,6 +40,7 @@ class Evaluation:
     run_dir: Path
     content: dict
     results: object
+    logged: loggers.LoggedRun | None = None
 
 
 def _say(message: str) -> None:
@@ -48,7 +51,7 @@ def build_datamodule(config: RunConfig):
     from datamodules import ImageNetDataModule
 
     o = config.options
-    return ImageNetDataModule(
+    datamodule = ImageNetDataModule(
         data=o.data,
         per_class=o.per_class,
         limit=o.limit,
@@ -57,6 +60,8 @@ def build_datamodule(config: RunConfig):
         batch_size=o.batch_size,
         num_workers=o.num_workers,
     )
+    check_images_per_process(o, len(datamodule.samples))
+    return datamodule
 
 
 def build_method(config: RunConfig, method: str | None = None):
@@ -71,31 +76,38 @@ def build_method(config: RunConfig, method: str | None = None):
         classifier,
         config.method_configs[method],
         scorer=SaliencyScorer(**config.metrics),
-        keep_maps=o.overlay_images,
+        keep_maps=max(o.overlay_images, o.log_images if o.logger == "wandb" else 0),
         save_maps=o.save_maps,
         seed=o.seed,
     )
 
 
-def make_trainer(config: RunConfig, root: Path) -> pl.Trainer:
+def make_trainer(config: RunConfig, root: Path, callbacks: tuple = ()) -> pl.Trainer:
     o = config.options
     return pl.Trainer(
-        accelerator=o.accelerator,
-        devices=int(o.devices) if o.devices.isdigit() else o.devices,
-        logger=False,
+        **trainer_device_arguments(o),
+        logger=False,  # loggers run on rank 0 after the evaluation (benchmark.loggers)
         enable_checkpointing=False,
         enable_model_summary=False,
         inference_mode=False,  # methods need gradients with respect to the input
         default_root_dir=str(root),
-        callbacks=[StderrProgressBar()],
+        callbacks=[StderrProgressBar(), *callbacks],
     )
 
 
-def evaluate(config: RunConfig, method_name: str, datamodule, run_dir: Path | None = None) -> Evaluation | None:
-    """Run one method over the datamodule's images and write its run folder (rank 0).
+def evaluate(
+    config: RunConfig,
+    method_name: str,
+    datamodule,
+    run_dir: Path | Callable[[], Path] | None = None,
+    table: bool = False,
+) -> Evaluation | None:
+    """Run one method over the datamodule's images, write its run folder and log it (rank 0).
 
-    ``run_dir`` = the folder to write (default: a new ``<output>/<method>_<model>_<time>``).
-    Returns ``None`` on the other ranks.
+    ``run_dir`` = the folder to write, or a function that makes its path (called on rank 0
+    only; default: a new ``<output>/<method>_<model>_<time>``); ``table``: the run is one
+    method of a ``table`` run (whose folder holds ``run_dir``). Returns ``None`` on the other
+    ranks.
     """
     from datamodules import imagenet_classes
 
@@ -104,9 +116,8 @@ def evaluate(config: RunConfig, method_name: str, datamodule, run_dir: Path | No
     method = build_method(config, method_name)
     started = datetime.now(timezone.utc)
     clock = time.perf_counter()
-    trainer = make_trainer(config, Path(o.output))
-    _say(f"{method_name} on {o.model}: {datamodule.describe()}; device {trainer.strategy.root_device}"
-         f" x {trainer.world_size} process(es)")
+    message = RankZeroMessage(f"{method_name} on {o.model}: {datamodule.describe()}")
+    trainer = make_trainer(config, Path(o.output), callbacks=(message,))
     trainer.test(method, datamodule=datamodule, verbose=False)
     if trainer.global_rank != 0:
         return None
@@ -115,6 +126,7 @@ def evaluate(config: RunConfig, method_name: str, datamodule, run_dir: Path | No
     if run_dir is None:
         run_dir = outputs.make_run_dir(o.output, method_name, o.model)
     else:
+        run_dir = run_dir() if callable(run_dir) else run_dir
         run_dir.mkdir(parents=True, exist_ok=False)
     content = outputs.results_dict(
         run,
@@ -122,6 +134,7 @@ def evaluate(config: RunConfig, method_name: str, datamodule, run_dir: Path | No
         {
             "data": datamodule.describe(),
             "device": str(method.device),
+            "processes": trainer.world_size,
             "method_info": method.describe(),
             "started": started.isoformat(timespec="seconds"),
             "duration_s": round(time.perf_counter() - clock, 2),
@@ -135,7 +148,9 @@ def evaluate(config: RunConfig, method_name: str, datamodule, run_dir: Path | No
         outputs.write_maps(run_dir / "maps.pt", results)
     for sample_id, reason in results.failures:
         _say(f"skipped {run.samples[sample_id].file}: {reason}")
-    return Evaluation(run_dir, content, results)
+    evaluation = Evaluation(run_dir, content, results)
+    evaluation.logged = loggers.log_evaluation(run, evaluation, table=run_dir.parent.name if table else None)
+    return evaluation
 
 
 def print_notes(evaluation: Evaluation) -> None:
@@ -155,4 +170,7 @@ def run_test(config: RunConfig) -> Path | None:
     print(markdown_table(RESULTS_HEADER, [results_row(evaluation.content)]))
     print_notes(evaluation)
     print(f"run folder: {evaluation.run_dir}")
+    hint = loggers.sync_hint([evaluation.logged])
+    if hint:
+        _say(hint)
     return evaluation.run_dir

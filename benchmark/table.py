@@ -8,6 +8,7 @@ own run folder inside the table folder; the table's numbers are read from those
 from __future__ import annotations
 
 import csv
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import yaml
 
 from benchmark import figures
 from benchmark.config import RunConfig
+from benchmark.loggers import log_table, sync_hint
 from benchmark.report import markdown_table, metric_header
 from benchmark.run import build_datamodule, evaluate, print_notes
 from metrics.scorer import METRIC_KEYS
@@ -56,19 +58,23 @@ def write_table(table_dir: Path, contents: list[dict], model: str) -> tuple[Path
     with csv_path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(TABLE_HEADER)
-        for content in contents:
-            writer.writerow(
-                [content["method"], content["images"]]
-                + [content["metrics"][k] for k in METRIC_KEYS]
-                + [content["ms_per_map"]]
-            )
+        writer.writerows(table_values(contents))
     return markdown, csv_path
+
+
+def table_values(contents: list[dict]) -> list[list]:
+    """The rows of ``table.csv`` as values: method, images, the metric means, ms per map."""
+    return [
+        [c["method"], c["images"], *(c["metrics"][k] for k in METRIC_KEYS), c["ms_per_map"]]
+        for c in contents
+    ]
 
 
 def comparison_grid(table_dir: Path, evaluations: list, model: str) -> Path | None:
     """Thesis Fig. 5.2: a row per image, the image and one overlay column per method."""
     first = evaluations[0].results
     ids = [i for i in first.images if all(i in e.results.maps for e in evaluations)]
+    ids = ids[: evaluations[0].content["config"]["overlay_images"]]
     if not ids:
         return None
     return figures.comparison_grid(
@@ -82,22 +88,40 @@ def comparison_grid(table_dir: Path, evaluations: list, model: str) -> Path | No
 
 def run_table(config: RunConfig) -> Path | None:
     """Run every method of ``config.options.methods`` on the same images (rank 0 returns the
-    table folder)."""
+    table folder).
+
+    Under DDP every process runs every method (each evaluation is collective); only rank 0
+    makes the table folder, writes and logs.
+    """
     o = config.options
     datamodule = build_datamodule(config)
-    table_dir = make_table_dir(o.output, o.model)
-    (table_dir / "config.yaml").write_text(yaml.safe_dump(config.to_table_dict(), sort_keys=False))
+    table_dir: Path | None = None
+
+    def method_dir(name: str) -> Path:  # called on rank 0 only, after each evaluation
+        nonlocal table_dir
+        if table_dir is None:
+            table_dir = make_table_dir(o.output, o.model)
+            (table_dir / "config.yaml").write_text(yaml.safe_dump(config.to_table_dict(), sort_keys=False))
+        return table_dir / name
+
     evaluations = []
     for name in o.methods:
-        evaluation = evaluate(config, name, datamodule, run_dir=table_dir / name)
-        if evaluation is None:
-            return None
-        evaluations.append(evaluation)
+        evaluation = evaluate(config, name, datamodule, run_dir=lambda n=name: method_dir(n), table=True)
+        if evaluation is not None:
+            evaluations.append(evaluation)
+    if table_dir is None:  # not rank 0
+        return None
     contents = [e.content for e in evaluations]
     markdown, _ = write_table(table_dir, contents, o.model)
     comparison_grid(table_dir, evaluations, o.model)
+    logged = [e.logged for e in evaluations]
+    logged.append(log_table(config, table_dir, TABLE_HEADER, table_values(contents), contents))
     print(markdown.read_text().rstrip())
     for evaluation in evaluations:
         print_notes(evaluation)
     print(f"table folder: {table_dir}")
+    hint = sync_hint(logged)
+    if hint:
+        print(hint, file=sys.stderr, flush=True)
     return table_dir
+
