@@ -15,7 +15,6 @@ import torch
 import yaml
 
 from benchmark import figures
-from metrics.scorer import METRIC_KEYS
 
 PACKAGES = (
     "saliency-benchmark",
@@ -67,7 +66,10 @@ def results_dict(run, results, extra: dict[str, Any]) -> dict[str, Any]:
         "method": run.method,
         "model": run.config.options.model,
         "images": len(results.sample_ids),
-        "metrics": {key: _finite_or_none(results.metrics[key]) for key in METRIC_KEYS},
+        "metrics": {key: _finite_or_none(value) for key, value in results.metrics.items()},
+        "ci95": {
+            key: [_finite_or_none(low), _finite_or_none(high)] for key, (low, high) in results.intervals.items()
+        },
         "undefined": {k: v for k, v in results.undefined.items() if v},
         "ms_per_map": _mean(columns["ms_per_map"]),
         "extras": {name: _mean(columns[name]) for name in run.extra_columns},
@@ -97,7 +99,7 @@ def _format(value: float, integer: bool = False) -> str:
 def write_per_sample_csv(path: Path, run, results) -> Path:
     """One row per scored image: ids, file, label, prediction, the metrics, method extras."""
     integer_columns = {"label", "pred_class", "iterations"}
-    header = ["sample_id", "file", "label", "pred_class", "pred_prob", *METRIC_KEYS, "ms_per_map", *run.extra_columns]
+    header = ["sample_id", "file", "label", "pred_class", "pred_prob", *results.metrics, "ms_per_map", *run.extra_columns]
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
