@@ -47,14 +47,17 @@ def _catalogue() -> str:
         lines.append(f"  {name:<20} {spec.description}{note}")
     lines.append("")
     lines.append("thesis settings: --config configs/thesis.yaml (test), "
-                 "--config configs/thesis_table_5_2.yaml (table)")
+                 "--config configs/thesis_table_5_2.yaml (table), "
+                 "--config configs/thesis_table_5_1.yaml (table of LOTS targets)")
+    lines.append("other commands: targets (LOTS class/mean targets), explain (single images)")
     return "\n".join(lines)
 
 
-def _add_run_options(parser: argparse.ArgumentParser, exclude: str) -> None:
+def _add_run_options(parser: argparse.ArgumentParser, exclude: str | Sequence[str]) -> None:
+    excluded = {exclude} if isinstance(exclude, str) else set(exclude)
     group = parser.add_argument_group("run")
     for p in option_parameters():
-        if p.name == exclude:
+        if p.name in excluded:
             continue
         default = f" (default: {p.default})" if p.default not in (None, False) else ""
         if p.annotation is bool:
@@ -122,13 +125,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_run_options(table, exclude="method")
     _add_method_options(table)
+    from benchmark.explain import EXPLAIN_EXCLUDED
+    from benchmark.targets import add_targets_parser
+
+    explain = commands.add_parser(
+        "explain",
+        help="explain single image files: map, overlay, adversarial image, top-5 (any image)",
+        description=(
+            "Explain image files one by one and write pictures per image: the crop, the map, its "
+            "overlay, the top-5 predictions; for LOTS also the adversarial image and the x10 "
+            "perturbation. --method.kernel_size 3,7,15,31,49 writes LOTS maps from fine to coarse."
+        ),
+        epilog=_catalogue(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    explain.add_argument("images", nargs="+", metavar="IMAGE", help="image files (any format PIL reads)")
+    _add_run_options(explain, exclude=EXPLAIN_EXCLUDED)
+    _add_method_options(explain)
+    add_targets_parser(commands)
     return parser
 
 
 def command_line_layer(namespace: argparse.Namespace) -> Overrides:
     layer = Overrides(source="command line")
     for key, value in vars(namespace).items():
-        if key in ("command", "config"):
+        if key in ("command", "config", "images"):
             continue
         if key.startswith("method."):
             layer.method[key[len("method."):]] = value
@@ -159,6 +180,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     namespace = parser.parse_args(argv)
     try:
+        if namespace.command == "targets":
+            from benchmark.targets import run_targets
+
+            run_targets(namespace)
+            return 0
+        if namespace.command == "explain":
+            from benchmark.explain import run_explain
+
+            run_explain(namespace, config_from_args)
+            return 0
         config = config_from_args(namespace)
         if namespace.command == "test":
             from benchmark.run import run_test

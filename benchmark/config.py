@@ -27,6 +27,7 @@ import yaml
 
 from benchmark.errors import BenchmarkError
 from benchmark.params import Parameter, coerce, dataclass_parameters, signature_parameters
+from benchmark.variants import base_method, split_variant
 
 
 @dataclass
@@ -52,6 +53,11 @@ class RunOptions:
     )
     ground_truth: str | None = field(
         default=None, metadata={"help": "LOC_val_solution.csv for a flat ILSVRC2012_val_* folder"}
+    )
+    boxes: str | None = field(
+        default=None,
+        metadata={"help": "bounding boxes for --metrics.extra pointing_game/energy_pointing_game: a CSV in "
+                  "the LOC_val_solution.csv layout, ImageId = file stem"},
     )
     batch_size: int = field(default=8, metadata={"help": "images per batch"})
     num_workers: int = field(default=0, metadata={"help": "data loading worker processes"})
@@ -158,7 +164,7 @@ class RunConfig:
         options.pop("methods")
         model = {"name": options.pop("model"), "weights": options.pop("model_weights")}
         wandb = {key: options.pop(f"wandb_{key}") for key in WANDB_KEYS}
-        method_section = {"name": method, **asdict(self.method_configs[method])}
+        method_section = {"name": base_method(method), **asdict(self.method_configs[method])}
         return {"method": method_section, "model": model, **options, "wandb": wandb, "metrics": dict(self.metrics)}
 
     def to_table_dict(self) -> dict[str, Any]:
@@ -253,7 +259,9 @@ def resolve(layers: list[Overrides], several: bool = False) -> RunConfig:
         if len(set(options.methods)) != len(options.methods):
             raise BenchmarkError(f"--methods names a method twice: {','.join(options.methods)}")
         options.method = options.methods[0]
-    selected = options.methods if several else [options.method]
+    entries = options.methods if several else [options.method]
+    variants = {entry: split_variant(entry) for entry in entries}  # "lots:target=class" -> lots
+    selected = list(dict.fromkeys(base for base, _ in variants.values()))
     for name in selected:
         get_method(name)  # unknown method: clear error
     from models import get_model_spec
@@ -293,9 +301,19 @@ def resolve(layers: list[Overrides], several: bool = False) -> RunConfig:
     from metrics.scorer import SaliencyScorer
 
     SaliencyScorer(**metrics)  # validates ranges
+    method_configs = {}
+    for entry, (base, fixed) in variants.items():
+        own = {p.name for p in method_parameters(base)}
+        unknown = sorted(set(fixed) - own)
+        if unknown:
+            raise BenchmarkError(
+                f"--methods {entry}: {base} has no parameter {', '.join(unknown)}; it takes: {', '.join(sorted(own))}"
+            )
+        values = {**method_values, **{k: (v, f"--methods {entry}") for k, v in fixed.items()}}
+        method_configs[entry] = method_config(base, values)
     return RunConfig(
         options=options,
-        method_configs={name: method_config(name, method_values) for name in selected},
+        method_configs=method_configs,
         metrics=metrics,
         sources=[layer.source for layer in layers],
     )

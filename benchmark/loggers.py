@@ -137,7 +137,8 @@ def sync_hint(logged: list[LoggedRun]) -> str | None:
 
 def summary_values(content: dict) -> dict[str, Any]:
     """The summary of a run: ``results.json``'s metric means, ``ms_per_map``, ``images``,
-    ``skipped``, the method's extras (e.g. LOTS ``iterations``) and ``undefined_<metric>``."""
+    ``skipped``, the method's extras (e.g. LOTS ``iterations``), ``undefined_<metric>`` and
+    each mean's 95% bootstrap interval as ``<metric>_ci95_low`` / ``<metric>_ci95_high``."""
     return {
         **content["metrics"],
         "ms_per_map": content["ms_per_map"],
@@ -145,6 +146,11 @@ def summary_values(content: dict) -> dict[str, Any]:
         "skipped": content["skipped"],
         **content["extras"],
         **{f"undefined_{key}": count for key, count in content["undefined"].items()},
+        **{
+            f"{key}_ci95_{side}": bound
+            for key, bounds in content.get("ci95", {}).items()
+            for side, bound in zip(("low", "high"), bounds or (None, None))
+        },
     }
 
 

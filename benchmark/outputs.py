@@ -15,7 +15,6 @@ import torch
 import yaml
 
 from benchmark import figures
-from metrics.scorer import METRIC_KEYS
 
 PACKAGES = (
     "saliency-benchmark",
@@ -67,7 +66,10 @@ def results_dict(run, results, extra: dict[str, Any]) -> dict[str, Any]:
         "method": run.method,
         "model": run.config.options.model,
         "images": len(results.sample_ids),
-        "metrics": {key: _finite_or_none(results.metrics[key]) for key in METRIC_KEYS},
+        "metrics": {key: _finite_or_none(value) for key, value in results.metrics.items()},
+        "ci95": {
+            key: [_finite_or_none(low), _finite_or_none(high)] for key, (low, high) in results.intervals.items()
+        },
         "undefined": {k: v for k, v in results.undefined.items() if v},
         "ms_per_map": _mean(columns["ms_per_map"]),
         "extras": {name: _mean(columns[name]) for name in run.extra_columns},
@@ -92,7 +94,7 @@ def per_sample_table(run, results) -> tuple[list[str], list[list[Any]]]:
     """The per-sample table (header, rows) of ``per_sample.csv``: ids, file, label, prediction,
     the metrics, ms per map, method extras; ``None`` where a value is missing or undefined."""
     integer_columns = {"label", "pred_class", "iterations"}
-    header = ["sample_id", "file", "label", "pred_class", "pred_prob", *METRIC_KEYS, "ms_per_map", *run.extra_columns]
+    header = ["sample_id", "file", "label", "pred_class", "pred_prob", *results.metrics, "ms_per_map", *run.extra_columns]
     rows = []
     for row, sample_id in enumerate(results.sample_ids):
         values: list[Any] = []

@@ -13,6 +13,10 @@ METRIC_TITLES = {
     "coherency": "Coherency",
     "insertion": "Insertion",
     "deletion": "Deletion",
+    "complexity": "Complexity",
+    "adcc": "ADCC",
+    "pointing_game": "Pointing Game",
+    "energy_pointing_game": "Energy PG",
 }
 
 
@@ -28,20 +32,42 @@ def _cell(value: Any, digits: int = 2) -> str:
     return str(value)
 
 
+def interval_cell(value: Any, interval: Sequence[Any] | None, digits: int = 2) -> str:
+    """``mean [low, high]``; just the mean when there is no interval."""
+    text = _cell(value, digits)
+    if not interval or any(v is None or (isinstance(v, float) and math.isnan(v)) for v in interval):
+        return text
+    low, high = interval
+    return f"{text} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def metric_keys(results: dict[str, Any]) -> list[str]:
+    """The metric keys of a ``results.json`` dict, in its order."""
+    return list(results["metrics"])
+
+
 def results_row(results: dict[str, Any]) -> list[str]:
-    """One table row from a ``results.json`` dict."""
+    """One table row from a ``results.json`` dict: each metric's mean with its 95% interval."""
     iterations = results.get("extras", {}).get("iterations")
+    intervals = results.get("ci95", {})
     return [
         results["method"],
         results["model"],
         str(results["images"]),
-        *(_cell(results["metrics"][key]) for key in METRIC_KEYS),
+        *(interval_cell(results["metrics"][key], intervals.get(key)) for key in metric_keys(results)),
         _cell(results["ms_per_map"], 1),
         _cell(iterations, 1),
     ]
 
 
-RESULTS_HEADER = ["method", "model", "images", *(metric_header(k) for k in METRIC_KEYS), "ms/map", "LOTS iters"]
+def results_header(keys: Sequence[str] = METRIC_KEYS) -> list[str]:
+    return ["method", "model", "images", *(metric_header(k) for k in keys), "ms/map", "LOTS iters"]
+
+
+RESULTS_HEADER = results_header()
+
+#: Printed under a table whose cells hold intervals.
+INTERVAL_NOTE = "Cells: mean [95% bootstrap interval over images]."
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

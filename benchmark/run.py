@@ -15,7 +15,8 @@ from benchmark import loggers, outputs
 from benchmark.config import RunConfig
 from benchmark.devices import RankZeroMessage, check_images_per_process, trainer_device_arguments
 from benchmark.progress import StderrProgressBar
-from benchmark.report import RESULTS_HEADER, markdown_table, results_row
+from benchmark.variants import base_method, folder_name
+from benchmark.report import INTERVAL_NOTE, markdown_table, metric_keys, results_header, results_row
 
 
 @dataclass
@@ -59,9 +60,26 @@ def build_datamodule(config: RunConfig):
         ground_truth=o.ground_truth,
         batch_size=o.batch_size,
         num_workers=o.num_workers,
+        boxes=o.boxes,
     )
     check_images_per_process(o, len(datamodule.samples))
+    check_boxes(config, datamodule)
     return datamodule
+
+
+def check_boxes(config: RunConfig, datamodule) -> None:
+    """The pointing games need boxes: none at all is an error before any model work."""
+    from metrics.scorer import BOX_METRIC_KEYS, check_extra
+
+    wanted = [key for key in check_extra(config.metrics.get("extra")) if key in BOX_METRIC_KEYS]
+    if wanted and datamodule.boxed_samples == 0:
+        from benchmark.errors import BenchmarkError
+
+        raise BenchmarkError(
+            f"--metrics.extra {','.join(wanted)} needs bounding boxes, and none of the "
+            f"{len(datamodule.samples)} images has any: use a flat ILSVRC2012_val_* folder with "
+            "LOC_val_solution.csv, or pass --boxes FILE.csv"
+        )
 
 
 def build_method(config: RunConfig, method: str | None = None):
@@ -72,7 +90,7 @@ def build_method(config: RunConfig, method: str | None = None):
     o = config.options
     method = method or o.method
     classifier = build_classifier(o.model, o.model_weights)
-    return get_method(method)(
+    return get_method(base_method(method))(
         classifier,
         config.method_configs[method],
         scorer=SaliencyScorer(**config.metrics),
@@ -124,7 +142,7 @@ def evaluate(
     results = method.results
     run = RunContext(config, method_name, datamodule.samples, method.extra_columns, imagenet_classes().names)
     if run_dir is None:
-        run_dir = outputs.make_run_dir(o.output, method_name, o.model)
+        run_dir = outputs.make_run_dir(o.output, folder_name(method_name), o.model)
     else:
         run_dir = run_dir() if callable(run_dir) else run_dir
         run_dir.mkdir(parents=True, exist_ok=False)
@@ -167,7 +185,8 @@ def run_test(config: RunConfig) -> Path | None:
     evaluation = evaluate(config, config.options.method, datamodule)
     if evaluation is None:
         return None
-    print(markdown_table(RESULTS_HEADER, [results_row(evaluation.content)]))
+    print(markdown_table(results_header(metric_keys(evaluation.content)), [results_row(evaluation.content)]))
+    print(INTERVAL_NOTE)
     print_notes(evaluation)
     print(f"run folder: {evaluation.run_dir}")
     hint = loggers.sync_hint([evaluation.logged])

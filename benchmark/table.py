@@ -8,6 +8,7 @@ own run folder inside the table folder; the table's numbers are read from those
 from __future__ import annotations
 
 import csv
+import json
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -17,20 +18,33 @@ import yaml
 from benchmark import figures
 from benchmark.config import RunConfig
 from benchmark.loggers import log_table, sync_hint
-from benchmark.report import markdown_table, metric_header
+from benchmark.report import INTERVAL_NOTE, interval_cell, markdown_table, metric_header, metric_keys
 from benchmark.run import build_datamodule, evaluate, print_notes
+from benchmark.significance import PairTest, legend, marks, not_significant_lines, pair_tests
+from benchmark.variants import folder_name
 from metrics.scorer import METRIC_KEYS
 
-TABLE_HEADER = ["method", "images", *(metric_header(k) for k in METRIC_KEYS), "ms/map ↓"]
+
+def table_header(keys=METRIC_KEYS) -> list[str]:
+    return ["method", "images", *(metric_header(k) for k in keys), "ms/map ↓"]
 
 
-def table_rows(contents: list[dict]) -> list[list[str]]:
+TABLE_HEADER = table_header()
+
+
+def table_rows(contents: list[dict], cell_marks: dict[tuple[str, str], str] | None = None) -> list[list[str]]:
+    """Rows of the markdown table: each metric as ``mean [low, high]`` plus its mark."""
+    keys = metric_keys(contents[0])
+    cell_marks = cell_marks or {}
     rows = []
     for content in contents:
-        values = [content["metrics"][k] for k in METRIC_KEYS] + [content["ms_per_map"]]
-        rows.append(
-            [content["method"], str(content["images"]), *("nan" if v is None else f"{v:.2f}" for v in values)]
-        )
+        cells = [
+            interval_cell(content["metrics"][k], content.get("ci95", {}).get(k))
+            + cell_marks.get((content["method"], k), "")
+            for k in keys
+        ]
+        ms = content["ms_per_map"]
+        rows.append([content["method"], str(content["images"]), *cells, "nan" if ms is None else f"{ms:.2f}"])
     return rows
 
 
@@ -45,29 +59,70 @@ def make_table_dir(output: str, model: str) -> Path:
     return table_dir
 
 
-def write_table(table_dir: Path, contents: list[dict], model: str) -> tuple[Path, Path]:
-    rows = table_rows(contents)
-    markdown = table_dir / "table.md"
-    markdown.write_text(
-        f"Model: {model}; {contents[0]['images']} images ({contents[0]['data']}). "
+def write_table(
+    table_dir: Path, contents: list[dict], model: str, tests: list[PairTest] | None = None, n_resamples: int = 0
+) -> tuple[Path, Path]:
+    """table.md (means with intervals and significance marks), table.csv (means, then the
+    interval bounds), significance.csv and table.json (everything, for loggers)."""
+    keys = metric_keys(contents[0])
+    tests = tests or []
+    cell_marks = marks(contents, keys, tests) if tests else {}
+    header = table_header(keys)
+    images = contents[0]["images"]
+    text = (
+        f"Model: {model}; {images} images ({contents[0]['data']}). "
         "↑ higher is better, ↓ lower is better; metrics in percent.\n\n"
-        + markdown_table(TABLE_HEADER, rows)
-        + "\n"
+        + markdown_table(header, table_rows(contents, cell_marks))
+        + "\n\n" + INTERVAL_NOTE + "\n"
     )
+    if tests:
+        text += legend(n_resamples, images) + "\n"
+        lines = not_significant_lines(tests, keys)
+        text += "\nNot significantly different:\n" + "\n".join(lines) + "\n" if lines else (
+            "\nEvery difference between two methods is significant.\n"
+        )
+    markdown = table_dir / "table.md"
+    markdown.write_text(text)
     csv_path = table_dir / "table.csv"
     with csv_path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(TABLE_HEADER)
-        writer.writerows(table_values(contents))
+        header, rows = table_values(contents)
+        writer.writerow(header)
+        writer.writerows(rows)
+    with (table_dir / "significance.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["metric", "method_a", "method_b", "difference", "ci95_low", "ci95_high", "images", "significant"])
+        for t in tests:
+            writer.writerow([t.metric, t.method_a, t.method_b, t.difference, t.low, t.high, t.images, t.significant])
+    summary = {
+        "model": model,
+        "images": images,
+        "methods": [
+            {k: c.get(k) for k in ("method", "images", "metrics", "ci95", "ms_per_map", "undefined")}
+            for c in contents
+        ],
+        "pairs": [t.as_dict() for t in tests],
+        "bootstrap_resamples": n_resamples,
+    }
+    (table_dir / "table.json").write_text(json.dumps(summary, indent=2) + "\n")
     return markdown, csv_path
 
 
-def table_values(contents: list[dict]) -> list[list]:
-    """The rows of ``table.csv`` as values: method, images, the metric means, ms per map."""
-    return [
-        [c["method"], c["images"], *(c["metrics"][k] for k in METRIC_KEYS), c["ms_per_map"]]
-        for c in contents
-    ]
+def table_values(contents: list[dict]) -> tuple[list[str], list[list]]:
+    """Header and rows of ``table.csv`` (also logged to W&B): method, images, the metric
+    means, ms per map, then each metric's 95% interval bounds."""
+    keys = metric_keys(contents[0])
+    header = table_header(keys) + [f"{metric_header(k)} {bound}" for k in keys for bound in ("ci95 low", "ci95 high")]
+    rows = []
+    for content in contents:
+        intervals = content.get("ci95", {})
+        rows.append(
+            [content["method"], content["images"]]
+            + [content["metrics"][k] for k in keys]
+            + [content["ms_per_map"]]
+            + [bound for k in keys for bound in (intervals.get(k) or [None, None])]
+        )
+    return header, rows
 
 
 def comparison_grid(table_dir: Path, evaluations: list, model: str) -> Path | None:
@@ -106,16 +161,20 @@ def run_table(config: RunConfig) -> Path | None:
 
     evaluations = []
     for name in o.methods:
-        evaluation = evaluate(config, name, datamodule, run_dir=lambda n=name: method_dir(n), table=True)
+        evaluation = evaluate(
+            config, name, datamodule, run_dir=lambda n=name: method_dir(folder_name(n)), table=True
+        )
         if evaluation is not None:
             evaluations.append(evaluation)
     if table_dir is None:  # not rank 0
         return None
     contents = [e.content for e in evaluations]
-    markdown, _ = write_table(table_dir, contents, o.model)
+    n_resamples = int(config.metrics["bootstrap"])
+    tests = pair_tests(evaluations, metric_keys(contents[0]), n_resamples, o.seed)
+    markdown, _ = write_table(table_dir, contents, o.model, tests, n_resamples)
     comparison_grid(table_dir, evaluations, o.model)
     logged = [e.logged for e in evaluations]
-    logged.append(log_table(config, table_dir, TABLE_HEADER, table_values(contents), contents))
+    logged.append(log_table(config, table_dir, *table_values(contents), contents))
     print(markdown.read_text().rstrip())
     for evaluation in evaluations:
         print_notes(evaluation)

@@ -12,7 +12,8 @@ from .samples import Sample
 
 
 class ImageDataset(Dataset):
-    """Items are ``{"image": FloatTensor[3, crop, crop], "sample_id", "label", "error"}``.
+    """Items are ``{"image": FloatTensor[3, crop, crop], "sample_id", "label", "boxes", "error"}``
+    (``boxes``: ``[K, 4]`` XYXY boxes on the crop for a sample with boxes, else ``None``).
 
     A file that cannot be read gives a zero image and ``error`` set to the reason, so a bad file
     is reported by :func:`collate_samples` instead of crashing a worker.
@@ -29,22 +30,31 @@ class ImageDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         sample = self.samples[index]
-        error = None
+        error, boxes = None, None
         try:
-            image = self.transform(load_rgb(sample.file, min_size=self.resize))
+            picture = load_rgb(sample.file, min_size=self.resize)
+            if sample.boxes:
+                from .boxes import boxes_on_canvas, original_size, visible_boxes
+
+                canvas = boxes_on_canvas(sample.boxes, original_size(sample.file), picture.size)
+                image, moved = self.transform(picture, canvas)
+                boxes = visible_boxes(moved)
+            else:
+                image = self.transform(picture)
         except ImageLoadError as exc:
             error = str(exc)
         except Exception as exc:  # a transform failure on an odd image is still a bad image
             error = f"cannot transform image ({type(exc).__name__})"
         if error is not None:
             image = torch.zeros(3, self.crop, self.crop, dtype=torch.float32)
-        return {"image": image, "sample_id": sample.sample_id, "label": sample.label, "error": error}
+        return {"image": image, "sample_id": sample.sample_id, "label": sample.label, "boxes": boxes, "error": error}
 
 
 def collate_samples(items: list[dict[str, Any]]) -> dict[str, Any]:
     """Stack the good items; failed ones go to ``failures`` as ``(sample_id, reason)``.
 
-    The batch may hold 0 images (``image`` then has shape ``[0, 3, H, W]``).
+    The batch may hold 0 images (``image`` then has shape ``[0, 3, H, W]``). ``boxes`` is a list
+    with each good item's boxes (``[K, 4]`` or ``None``).
     """
     good = [item for item in items if item["error"] is None]
     failures = [(int(item["sample_id"]), str(item["error"])) for item in items if item["error"] is not None]
@@ -57,5 +67,6 @@ def collate_samples(items: list[dict[str, Any]]) -> dict[str, Any]:
         "image": image,
         "sample_id": torch.tensor([int(item["sample_id"]) for item in good], dtype=torch.long),
         "label": torch.tensor([int(item["label"]) for item in good], dtype=torch.long),
+        "boxes": [item.get("boxes") for item in good],
         "failures": failures,
     }

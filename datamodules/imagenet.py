@@ -26,6 +26,8 @@ class ImageNetDataModule(pl.LightningDataModule):
             (default: found in the folder or its parents).
         batch_size: images per batch.
         num_workers: data-loader worker processes (0 = load in the main process).
+        boxes: a CSV of bounding boxes in the ``LOC_val_solution.csv`` layout, matched by file
+            stem (a flat ``ILSVRC2012_val_*`` folder has them from its ground truth already).
     """
 
     def __init__(
@@ -37,6 +39,7 @@ class ImageNetDataModule(pl.LightningDataModule):
         ground_truth: str | None = None,
         batch_size: int = 8,
         num_workers: int = 0,
+        boxes: str | None = None,
     ) -> None:
         super().__init__()
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -50,11 +53,30 @@ class ImageNetDataModule(pl.LightningDataModule):
         self.discovery = discover(data, per_class, limit, classes, ground_truth)
         self.layout: str = self.discovery.layout
         self.samples: list[Sample] = self.discovery.samples
+        if boxes is not None:
+            from .boxes import attach_boxes, read_boxes_file
+
+            self.samples = attach_boxes(self.samples, read_boxes_file(boxes))
         self.dataset = ImageDataset(self.samples)
 
+    def restrict(self, sample_ids: list[int]) -> None:
+        """Evaluate only the samples with these ids (e.g. one chosen image per class)."""
+        wanted = set(sample_ids)
+        self.samples = [s for s in self.samples if s.sample_id in wanted]
+        self.dataset = ImageDataset(self.samples)
+
+    @property
+    def boxed_samples(self) -> int:
+        """How many selected images have bounding boxes."""
+        return sum(bool(s.boxes) for s in self.samples)
+
     def describe(self) -> str:
-        """One line: source, number of images, layout detected, labelled or not."""
-        return self.discovery.describe()
+        """One line: source, number of images, layout detected, labelled or not (and boxes)."""
+        text = self.discovery.describe()
+        if len(self.samples) != len(self.discovery.samples):
+            text += f"; {len(self.samples)} of them used"
+        boxed = self.boxed_samples
+        return text + (f", {boxed} with bounding boxes" if boxed else "")
 
     def test_dataloader(self) -> DataLoader:
         """All samples in order, each given to exactly one process under DDP."""

@@ -39,6 +39,7 @@ class FoundImage:
     file: str
     label: int
     key: str
+    boxes: tuple[tuple[int, int, int, int], ...] | None = None  # from LOC_val_solution.csv
 
 
 @dataclass(frozen=True)
@@ -134,8 +135,10 @@ def _flat(root: Path, data: object, files: list[os.DirEntry], explicit_gt: Path 
         solution = read_loc_solution(gt_path)
         images = []
         for entry, stem in zip(files, stems):
-            wnid = solution.get(stem, ("", []))[0]
-            images.append(FoundImage(str(root / entry.name), _label(classes, wnid), entry.name))
+            wnid, boxes = solution.get(stem, ("", []))
+            images.append(
+                FoundImage(str(root / entry.name), _label(classes, wnid), entry.name, tuple(boxes) or None)
+            )
         return Found("ilsvrc-val", f"flat ILSVRC2012_val_{pattern} layout with {gt_path.name}", source, images)
     matches = [WNID_NAME.fullmatch(stem) for stem in stems]
     images = [

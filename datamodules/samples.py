@@ -33,11 +33,13 @@ __all__ = [
 @dataclass(frozen=True)
 class Sample:
     """One image to evaluate. ``label == -1`` means unknown; ``file`` is an absolute path or
-    ``skimage:<name>`` for a built-in photo."""
+    ``skimage:<name>`` for a built-in photo; ``boxes`` = its bounding boxes (inclusive pixel
+    indices ``x1, y1, x2, y2`` of the original image) where known, else ``None``."""
 
     sample_id: int
     file: str
     label: int
+    boxes: tuple[tuple[int, int, int, int], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,7 @@ def discover(
     wanted = parse_classes(classes)
     found = find_images(data, ground_truth)
     chosen = _select(found, per_class, limit, wanted, classes)
-    samples = [Sample(i, image.file, image.label) for i, image in enumerate(chosen)]
+    samples = [Sample(i, image.file, image.label, image.boxes) for i, image in enumerate(chosen)]
     return Discovery(found.layout, found.layout_text, found.source, samples)
 
 

@@ -19,8 +19,8 @@ from torch import Tensor, nn
 from benchmark.errors import BenchmarkError
 from methods.distributed import gather_objects
 from metrics import SaliencyScorer
+from metrics.functional.bootstrap import bootstrap_ci
 from metrics.per_sample import PerSampleMetric
-from metrics.scorer import METRIC_KEYS
 
 
 @dataclass
@@ -73,6 +73,8 @@ class RunResults:
     failures: list[tuple[int, str]]
     maps: dict[int, Tensor]  # sample id -> map [H, W] (the first ones, or all with save_maps)
     images: dict[int, Tensor]  # sample id -> image [3, H, W] for the first `keep_maps` ids
+    #: metric -> (low, high): 95% percentile bootstrap interval of its mean over the images
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 class Explainer(pl.LightningModule):
@@ -198,6 +200,7 @@ class Explainer(pl.LightningModule):
                 self.classifier,
                 lambda inputs, _top1: self.explain_maps(inputs, explained),
                 sample_ids, images, maps, classes, base_prob,
+                boxes=batch.get("boxes"),
             )
         finally:
             self.current_sample_ids = None
@@ -230,7 +233,7 @@ class Explainer(pl.LightningModule):
         columns = {name: column.per_sample() for name, column in self.columns.items()}
         sample_ids = columns["label"][0].tolist()
         table = {name: values.tolist() for name, (_, values) in columns.items()}
-        for key in METRIC_KEYS:
+        for key in self.scorer.keys:
             ids, values = per_sample[key]
             if ids.tolist() != sample_ids:
                 raise RuntimeError(f"per-sample ids of {key} do not match the sample table")
@@ -251,4 +254,7 @@ class Explainer(pl.LightningModule):
             failures=failures,
             maps=dict(sorted(maps.items())),
             images=dict(sorted(images.items())),
+            intervals={
+                key: bootstrap_ci(table[key], self.scorer.bootstrap, seed=self.seed) for key in self.scorer.keys
+            },
         )

@@ -150,12 +150,16 @@ def lots_attack_reference(
     return LotsResult(adversarial, torch.tensor([used]), dist)
 
 
-def lots_map(images: Tensor, adversarial: Tensor, kernel_size: int = 49) -> Tensor:
+def lots_map(images: Tensor, adversarial: Tensor, kernel_size: int = 49, threshold: float | None = None) -> Tensor:
     """Algorithm 2: ``[B,3,H,W]`` x2 -> maps ``[B,H,W]`` in [0, 1].
 
     ``p = minmax(|gray(x_adv) - gray(x)|)``, blurred with a ``k x k`` Gaussian (OpenCV's
     sigma for sigma=0, reflect-101 border), min-max normalized again. A zero perturbation
-    gives an all-zero map.
+    gives an all-zero map. ``threshold`` T (the thesis's section 6.2 noise clean-up): values
+    below T after the last normalization become 0 (``None`` = off).
     """
     perturbation = (to_grayscale(adversarial) - to_grayscale(images)).abs()
-    return minmax_normalize(gaussian_blur(minmax_normalize(perturbation), kernel_size))
+    maps = minmax_normalize(gaussian_blur(minmax_normalize(perturbation), kernel_size))
+    if threshold is not None:
+        maps = torch.where(maps < threshold, torch.zeros_like(maps), maps)
+    return maps

@@ -1,4 +1,5 @@
-"""The five thesis metrics behind one object that also runs the forward passes they need."""
+"""The five thesis metrics (and, on request, Complexity, ADCC and the pointing games) behind
+one object that also runs the forward passes they need."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from torch import Tensor
 from metrics.average_drop import AverageDrop
 from metrics.average_increase import AverageIncrease
 from metrics.coherency import Coherency
+from metrics.complexity import ADCC, Complexity
+from metrics.functional.bootstrap import DEFAULT_RESAMPLES
+from metrics.functional.localization import Boxes
 from metrics.functional.insertion_deletion import (
     check_blur,
     check_chunk_size,
@@ -19,9 +23,15 @@ from metrics.functional.insertion_deletion import (
 )
 from metrics.insertion_deletion import Deletion, Insertion
 from metrics.per_sample import PerSampleMetric
+from metrics.pointing_game import EnergyPointingGame, PointingGame
+from benchmark.errors import BenchmarkError
 
-#: The metric keys, in the order of every dict this module returns.
+#: The thesis's five metrics, always computed, in the order of every dict this module returns.
 METRIC_KEYS = ("avg_drop", "avg_increase", "coherency", "insertion", "deletion")
+#: Metrics beyond the thesis, computed when named in ``extra`` (``--metrics.extra``).
+EXTRA_METRIC_KEYS = ("complexity", "adcc", "pointing_game", "energy_pointing_game")
+#: Extras that need bounding boxes.
+BOX_METRIC_KEYS = ("pointing_game", "energy_pointing_game")
 
 _CLASSES: dict[str, type[PerSampleMetric]] = {
     "avg_drop": AverageDrop,
@@ -29,12 +39,28 @@ _CLASSES: dict[str, type[PerSampleMetric]] = {
     "coherency": Coherency,
     "insertion": Insertion,
     "deletion": Deletion,
+    "complexity": Complexity,
+    "adcc": ADCC,
+    "pointing_game": PointingGame,
+    "energy_pointing_game": EnergyPointingGame,
 }
 
 #: Whether a higher value of each metric is better.
 HIGHER_IS_BETTER: dict[str, bool] = {
-    key: bool(_CLASSES[key].higher_is_better) for key in METRIC_KEYS
+    key: bool(_CLASSES[key].higher_is_better) for key in METRIC_KEYS + EXTRA_METRIC_KEYS
 }
+
+
+def check_extra(extra: Sequence[str] | None) -> tuple[str, ...]:
+    """The extra metric keys in canonical order (ADCC brings Complexity); unknown: error."""
+    names = [str(name).strip() for name in (extra or []) if str(name).strip()]
+    unknown = [name for name in names if name not in EXTRA_METRIC_KEYS]
+    if unknown:
+        raise BenchmarkError(
+            f"--metrics.extra: unknown metric(s) {', '.join(unknown)}; choose from: {', '.join(EXTRA_METRIC_KEYS)}"
+        )
+    chosen = set(names) | ({"complexity"} if "adcc" in names else set())
+    return tuple(key for key in EXTRA_METRIC_KEYS if key in chosen)
 
 
 def _softmax(logits: Tensor) -> Tensor:
@@ -55,6 +81,10 @@ class SaliencyScorer(torch.nn.Module):
         chunk_size: images per classifier forward when scoring the curves.
         blur_kernel, blur_sigma: the Gaussian blur of the Insertion/Deletion baseline (odd
             kernel; sigma 0 = OpenCV's rule for the kernel).
+        extra: metrics beyond the thesis: ``complexity``, ``adcc`` (adds complexity),
+            ``pointing_game``, ``energy_pointing_game`` (these two need bounding boxes).
+        tolerance: the pointing game's tolerance in pixels of the 224x224 map (TorchRay: 15).
+        bootstrap: resamples of the 95% bootstrap interval of every metric mean.
 
     Raises:
         BenchmarkError: an option out of range.
@@ -67,6 +97,9 @@ class SaliencyScorer(torch.nn.Module):
         chunk_size: int = 16,
         blur_kernel: int = 11,
         blur_sigma: float = 5.0,
+        extra: list[str] | None = None,
+        tolerance: float = 15,
+        bootstrap: int = DEFAULT_RESAMPLES,
     ) -> None:
         super().__init__()
         self.score = check_score(score)
@@ -75,7 +108,26 @@ class SaliencyScorer(torch.nn.Module):
         check_blur(blur_kernel, blur_sigma)
         self.blur_kernel = blur_kernel
         self.blur_sigma = blur_sigma
-        self.metrics = torch.nn.ModuleDict({key: _CLASSES[key]() for key in METRIC_KEYS})
+        self.extra = check_extra(extra)
+        if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not tolerance >= 0:
+            raise BenchmarkError(f"--metrics.tolerance must be a number of pixels >= 0, got {tolerance!r}")
+        if isinstance(bootstrap, bool) or not isinstance(bootstrap, int) or bootstrap < 1:
+            raise BenchmarkError(f"--metrics.bootstrap must be a number of resamples >= 1, got {bootstrap!r}")
+        self.tolerance = tolerance
+        self.bootstrap = bootstrap
+        #: The metric keys of this scorer: the thesis's five, then the extras.
+        self.keys: tuple[str, ...] = METRIC_KEYS + self.extra
+        self.metrics = torch.nn.ModuleDict(
+            {
+                key: PointingGame(tolerance=tolerance) if key == "pointing_game" else _CLASSES[key]()
+                for key in self.keys
+            }
+        )
+
+    @property
+    def needs_boxes(self) -> bool:
+        """Whether an extra metric needs bounding boxes."""
+        return any(key in BOX_METRIC_KEYS for key in self.keys)
 
     def update(
         self,
@@ -86,6 +138,7 @@ class SaliencyScorer(torch.nn.Module):
         maps: Tensor,
         classes: Tensor,
         base_prob: Tensor,
+        boxes: Boxes | None = None,
     ) -> dict[str, Tensor]:
         """Score a batch and add it to every metric; returns the per-sample values (CPU).
 
@@ -93,6 +146,8 @@ class SaliencyScorer(torch.nn.Module):
         (the method that made ``maps``: it is called on ``x * M``, with grad mode as it is).
         ``images[B, 3, H, W]`` in [0, 1] pixel space, ``maps[B, H, W]`` in [0, 1],
         ``classes[B]`` = c (top-1 on ``images``), ``base_prob[B]`` = softmax probability of c.
+        ``boxes`` (pointing games): per sample a ``[K, 4]`` tensor of boxes in map pixels, or
+        ``None`` (no box: the sample is left out of those metrics and counted).
         """
         batch, _, height, width = images.shape
         if maps.shape != (batch, height, width):
@@ -131,11 +186,24 @@ class SaliencyScorer(torch.nn.Module):
         self.metrics["coherency"].update(sample_ids, maps, maps_of_explanation.to(maps.device))
         self.metrics["insertion"].update(sample_ids, insertion)
         self.metrics["deletion"].update(sample_ids, deletion)
-        return {key: self.metrics[key].values[-1].detach().cpu() for key in METRIC_KEYS}
+        self._update_extra(sample_ids, maps, boxes)
+        return {key: self.metrics[key].values[-1].detach().cpu() for key in self.keys}
+
+    def _update_extra(self, sample_ids, maps: Tensor, boxes: Boxes | None) -> None:
+        if "complexity" in self.keys:
+            self.metrics["complexity"].update(sample_ids, maps)
+        if "adcc" in self.keys:
+            latest = {key: self.metrics[key].values[-1] for key in ("coherency", "complexity", "avg_drop")}
+            self.metrics["adcc"].update(sample_ids, latest["coherency"], latest["complexity"], latest["avg_drop"])
+        if self.needs_boxes:
+            boxes = list(boxes) if boxes is not None else [None] * maps.shape[0]
+            for key in BOX_METRIC_KEYS:
+                if key in self.keys:
+                    self.metrics[key].update(sample_ids, maps, boxes)
 
     def compute(self) -> dict[str, float]:
         """Mean of each metric over all samples (and processes: every rank must call it)."""
-        return {key: float(self.metrics[key].compute()) for key in METRIC_KEYS}
+        return {key: float(self.metrics[key].compute()) for key in self.keys}
 
     def mean_curves(self) -> dict[str, Tensor]:
         """Mean Insertion and Deletion curves ``[S + 1]`` (every rank must call it)."""
@@ -143,11 +211,11 @@ class SaliencyScorer(torch.nn.Module):
 
     def per_sample(self) -> dict[str, tuple[Tensor, Tensor]]:
         """``(ids, values)`` of each metric, sorted by id (every rank must call it)."""
-        return {key: self.metrics[key].per_sample() for key in METRIC_KEYS}
+        return {key: self.metrics[key].per_sample() for key in self.keys}
 
     def undefined_counts(self) -> dict[str, int]:
         """Samples with an undefined value per metric (every rank must call it)."""
-        return {key: self.metrics[key].undefined_count() for key in METRIC_KEYS}
+        return {key: self.metrics[key].undefined_count() for key in self.keys}
 
     def reset(self) -> None:
         """Forget every sample."""

@@ -69,6 +69,10 @@ def test_results_means_equal_the_per_sample_means(default_run):
         values = [float(r[key]) for r in rows if r[key] != ""]
         assert results["metrics"][key] == pytest.approx(sum(values) / len(values), abs=1e-9)
     assert results["extras"]["iterations"] == pytest.approx(2.0)
+    for key in METRIC_KEYS:  # every mean has its 95% bootstrap interval
+        low, high = results["ci95"][key]
+        values = [float(r[key]) for r in rows if r[key] != ""]
+        assert min(values) - 1e-9 <= low <= results["metrics"][key] <= high <= max(values) + 1e-9
     assert all(r["label"] == "" for r in rows)  # the built-in photos have no label
     assert results["ms_per_map"] > 0
     config = results["config"]
@@ -129,6 +133,9 @@ def test_a_corrupt_image_is_named_counted_and_skipped(tmp_path, capsys):
         (["--method.tau", "abc"], "--method.tau: 'abc' is not a valid float"),
         (["--metrics.score", "best"], "score"),
         (["--limit", "0"], "--limit must be >= 1"),
+        (["--metrics.extra", "pointing"], "unknown metric(s) pointing"),
+        (["--metrics.extra", "complexity,pointing_game"], "needs bounding boxes"),
+        (["--boxes", "/no/boxes.csv", "--metrics.extra", "pointing_game"], "--boxes /no/boxes.csv: file does not exist"),
     ],
 )
 def test_bad_options_fail_in_one_line_before_model_work(args, expected, capsys, tmp_path):

@@ -21,7 +21,7 @@ def test_table_of_three_methods_matches_their_results(tmp_path, capsys):
     captured = capsys.readouterr()
     assert code == 0, captured.err
     table_dir = Path([l for l in captured.out.splitlines() if l.startswith("table folder: ")][-1][14:])
-    for name in ("table.md", "table.csv", "comparison.png", "config.yaml"):
+    for name in ("table.md", "table.csv", "comparison.png", "config.yaml", "significance.csv", "table.json"):
         assert (table_dir / name).is_file(), name
     markdown = (table_dir / "table.md").read_text()
     assert "Avg Drop ↓" in markdown and "Insertion ↑" in markdown
@@ -35,6 +35,8 @@ def test_table_of_three_methods_matches_their_results(tmp_path, capsys):
         for key, cell in zip(METRIC_KEYS, row[2:7]):
             assert float(cell) == pytest.approx(results["metrics"][key], abs=1e-12)
         assert float(row[7]) == pytest.approx(results["ms_per_map"], abs=1e-12)
+        for i, key in enumerate(METRIC_KEYS):  # the interval bounds follow, two per metric
+            assert [float(v) for v in row[8 + 2 * i : 10 + 2 * i]] == pytest.approx(results["ci95"][key], abs=1e-12)
         assert row[0] in markdown
     # --method.iterations reached LOTS only
     lots = json.loads((table_dir / "lots" / "results.json").read_text())
@@ -66,3 +68,23 @@ def test_thesis_table_config_lists_the_thesis_methods():
     assert config.method_configs["lots"].iterations == 500
     assert config.method_configs["gradcam"].target_class == "top1"
     assert config.metrics == {**config.metrics, "n_steps": 224, "score": "max_class"}
+
+
+@pytest.mark.slow
+def test_the_same_method_twice_is_never_significantly_different(tmp_path, capsys):
+    code = main([
+        "table", "--methods", "gradcam,gradcam:target_class=top1", "--limit", "3", "--output", str(tmp_path),
+        "--metrics.n_steps", "4", "--metrics.bootstrap", "500",
+    ])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    table_dir = Path([l for l in captured.out.splitlines() if l.startswith("table folder: ")][-1][14:])
+    pairs = list(csv.DictReader((table_dir / "significance.csv").open()))
+    assert [p["metric"] for p in pairs] == list(METRIC_KEYS)
+    assert all(p["significant"] == "False" and float(p["difference"]) == 0.0 for p in pairs)
+    summary = json.loads((table_dir / "table.json").read_text())
+    assert [m["method"] for m in summary["methods"]] == ["gradcam", "gradcam:target_class=top1"]
+    assert summary["methods"][0]["ci95"] == summary["methods"][1]["ci95"]
+    markdown = (table_dir / "table.md").read_text()
+    assert "Not significantly different" in markdown and "gradcam ~ gradcam:target_class=top1" in markdown
+    assert (table_dir / "gradcam_target_class-top1" / "results.json").is_file()

@@ -1,8 +1,11 @@
 """Pure tensor functions holding the maths of the metrics (batched, testable by hand)."""
 
+from metrics.functional.bootstrap import bootstrap_ci, paired_bootstrap
 from metrics.functional.coherency import coherency, pearson
+from metrics.functional.complexity import adcc, complexity
 from metrics.functional.confidence import average_drop, average_increase
 from metrics.functional.image import gaussian_blur, minmax_normalize, opencv_sigma, to_grayscale
+from metrics.functional.localization import energy_pointing_game, pointing_game
 from metrics.functional.insertion_deletion import (
     curve_auc,
     insertion_deletion_curves,
@@ -25,4 +28,10 @@ __all__ = [
     "pixel_rank",
     "steps_for",
     "to_grayscale",
+    "adcc",
+    "bootstrap_ci",
+    "complexity",
+    "energy_pointing_game",
+    "paired_bootstrap",
+    "pointing_game",
 ]

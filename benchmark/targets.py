@@ -1,0 +1,236 @@
+"""``targets``: per-class LOTS feature targets from a folder of labelled (training) images.
+
+    python -m benchmark targets --model M --data TRAIN_DIR --kind class|mean|class,mean --output F.pt
+
+* ``mean``: per class, the mean features over all its images, accumulated in one streaming,
+  batched pass (per-class sums and counts in a torchmetrics state that is summed across
+  processes, so it runs on any number of GPUs; each image is seen once).
+* ``class``: per class, the features of one image chosen with ``--seed`` (uniformly among the
+  class's images in file-name order). Alone, only the chosen images are read; with ``mean``
+  they are picked up in the same pass.
+
+The file format is in :mod:`methods.lots_targets`. The features must be those LOTS will use
+(``--features``, default the logits, as ``--method.features``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor
+from torchmetrics import Metric
+
+from benchmark.errors import BenchmarkError
+from methods.distributed import gather_objects
+from methods.lots_targets import TARGET_KINDS, TargetsFile, write_targets_file
+
+NUM_CLASSES = 1000
+
+
+def add_targets_parser(commands) -> argparse.ArgumentParser:
+    parser = commands.add_parser(
+        "targets",
+        help="per-class LOTS target features (class, mean) from a folder of labelled images",
+        description=(
+            "Compute LOTS feature targets for --method.target class|mean: per ImageNet class the "
+            "features of one image chosen with --seed (class) and/or the mean features of all its "
+            "images (mean), in one batched pass (multi-GPU with --devices N)."
+        ),
+    )
+    parser.add_argument("--data", required=True, metavar="DIR", help="folder of labelled images (any layout of --data)")
+    parser.add_argument("--kind", required=True, metavar="KINDS", help="class, mean, or class,mean (both in one pass)")
+    parser.add_argument("--output", required=True, metavar="FILE.pt", help="targets file to write")
+    parser.add_argument("--model", default="efficientnet_lite0", help="classifier (default: efficientnet_lite0)")
+    parser.add_argument("--model.weights", dest="model_weights", default=None, metavar="FILE", help="local weights file")
+    parser.add_argument("--features", default="logits",
+                        help="features: logits (default), penultimate or a module name; must match --method.features")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the class kind's image choice (default: 0)")
+    parser.add_argument("--per-class", type=int, default=None, metavar="N", help="first N images per class (default: all)")
+    parser.add_argument("--classes", default=None, help="only these classes (wnids or indices, comma-separated)")
+    parser.add_argument("--ground-truth", default=None, metavar="FILE", help="LOC_val_solution.csv for a flat val folder")
+    parser.add_argument("--batch-size", type=int, default=32, help="images per batch (default: 32)")
+    parser.add_argument("--num-workers", type=int, default=0, help="data loading worker processes (default: 0)")
+    parser.add_argument("--accelerator", default="auto", help="cpu, gpu or auto")
+    parser.add_argument("--devices", default="1", help="number of devices (or 'auto')")
+    return parser
+
+
+def parse_kinds(text: str) -> list[str]:
+    kinds = [k.strip() for k in text.split(",") if k.strip()]
+    bad = [k for k in kinds if k not in TARGET_KINDS]
+    if not kinds or bad:
+        raise BenchmarkError(f"--kind {text}: choose class, mean or class,mean")
+    return [k for k in TARGET_KINDS if k in kinds]
+
+
+def choose_class_images(samples: list, seed: int) -> dict[int, int]:
+    """``{class: sample id}``: one labelled image per class, uniformly at random with ``seed``
+    (classes in index order, each class's images in their sorted order)."""
+    by_class: dict[int, list[int]] = {}
+    for sample in samples:
+        if sample.label >= 0:
+            by_class.setdefault(sample.label, []).append(sample.sample_id)
+    generator = torch.Generator().manual_seed(int(seed))
+    chosen = {}
+    for label in sorted(by_class):
+        members = by_class[label]
+        chosen[label] = members[int(torch.randint(len(members), (1,), generator=generator))]
+    return chosen
+
+
+class ClassFeatureSums(Metric):
+    """Per-class sums of feature vectors and counts, summed across processes."""
+
+    full_state_update = False
+
+    def __init__(self, num_classes: int, dim: int, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.add_state("sums", default=torch.zeros(num_classes, dim, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("counts", default=torch.zeros(num_classes, dtype=torch.float64), dist_reduce_fx="sum")
+
+    def update(self, features: Tensor, classes: Tensor) -> None:
+        classes = classes.to(self.sums.device, torch.long)
+        self.sums.index_add_(0, classes, features.to(self.sums.device, torch.float64))
+        self.counts.index_add_(0, classes, torch.ones_like(classes, dtype=torch.float64))
+
+    def compute(self) -> tuple[Tensor, Tensor]:
+        """``(means [C, D] (zero rows for empty classes), counts [C])``."""
+        safe = self.counts.clamp(min=1)[:, None]
+        return self.sums / safe, self.counts.round().long()
+
+
+class TargetFeatures(pl.LightningModule):
+    """One pass over the images: per-class feature sums for each requested kind."""
+
+    def __init__(self, classifier, layer: str, kinds: list[str], chosen: dict[int, int], dim: int) -> None:
+        super().__init__()
+        from models.features import FeatureExtractor
+
+        self.extractor = FeatureExtractor(classifier, layer)
+        self.kinds = kinds
+        self.register_buffer("chosen_ids", torch.tensor(sorted(chosen.values()), dtype=torch.long), persistent=False)
+        self.sums = torch.nn.ModuleDict({kind: ClassFeatureSums(NUM_CLASSES, dim) for kind in kinds})
+        self.failures: list[tuple[int, str]] = []
+        self.unlabelled = 0
+        self.result: dict | None = None
+
+    def test_step(self, batch, batch_idx: int) -> None:
+        self.failures.extend(batch.get("failures", []))
+        images, labels, ids = batch["image"], batch["label"], batch["sample_id"]
+        if images.shape[0] == 0:
+            return
+        labels, ids = labels.to(images.device), ids.to(images.device)
+        labelled = labels >= 0
+        self.unlabelled += int((~labelled).sum())
+        features = self.extractor(images).detach()
+        if "mean" in self.kinds:
+            self.sums["mean"].update(features[labelled], labels[labelled])
+        if "class" in self.kinds:
+            pick = labelled & torch.isin(ids, self.chosen_ids.to(ids.device))
+            self.sums["class"].update(features[pick], labels[pick])
+
+    def on_test_epoch_end(self) -> None:
+        computed = {kind: self.sums[kind].compute() for kind in self.kinds}  # every rank syncs
+        failures = sorted(f for part in gather_objects(self.failures) for f in part)
+        unlabelled = sum(gather_objects(self.unlabelled))
+        self.result = {
+            "targets": {k: v[0].float().cpu() for k, v in computed.items()},
+            "counts": {k: v[1].cpu() for k, v in computed.items()},
+            "failures": failures,
+            "unlabelled": unlabelled,
+        }
+
+
+def _check_output(path: str) -> Path:
+    output = Path(path).expanduser()
+    if output.is_dir():
+        raise BenchmarkError(f"--output {path}: is a folder; pass a file name such as targets.pt")
+    parent = output.parent if str(output.parent) else Path(".")
+    if parent.exists() and not parent.is_dir():
+        raise BenchmarkError(f"--output {path}: {parent} is not a folder")
+    return output
+
+
+def run_targets(namespace: argparse.Namespace) -> Path | None:
+    """The ``targets`` command; returns the written file (on rank 0)."""
+    from benchmark.progress import StderrProgressBar
+    from datamodules import ImageNetDataModule, imagenet_classes
+    from models import build_classifier, get_model_spec
+
+    kinds = parse_kinds(namespace.kind)
+    output = _check_output(namespace.output)
+    spec = get_model_spec(namespace.model)
+    if not spec.available():
+        raise BenchmarkError(f"model {namespace.model!r} is not installed: {spec.description}")
+    for name in ("batch_size", "per_class"):
+        value = getattr(namespace, name)
+        if value is not None and value < 1:
+            raise BenchmarkError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    datamodule = ImageNetDataModule(
+        data=namespace.data,
+        per_class=namespace.per_class,
+        classes=namespace.classes,
+        ground_truth=namespace.ground_truth,
+        batch_size=namespace.batch_size,
+        num_workers=namespace.num_workers,
+    )
+    labelled = sum(s.label >= 0 for s in datamodule.samples)
+    if labelled == 0:
+        raise BenchmarkError(
+            f"--data {namespace.data}: none of its {len(datamodule.samples)} images has a class; use an "
+            "ImageFolder (<wnid>/*) or <wnid>_*.JPEG layout"
+        )
+    chosen = choose_class_images(datamodule.samples, namespace.seed)
+    if kinds == ["class"]:
+        datamodule.restrict(list(chosen.values()))  # only the chosen images are read
+    pl.seed_everything(namespace.seed, workers=True, verbose=False)
+    classifier = build_classifier(namespace.model, namespace.model_weights)
+    from models.features import FeatureExtractor
+
+    with torch.no_grad():
+        dim = FeatureExtractor(classifier, namespace.features)(torch.zeros(1, 3, 224, 224)).shape[1]
+    module = TargetFeatures(classifier, namespace.features, kinds, chosen, dim)
+    devices = namespace.devices
+    trainer = pl.Trainer(
+        accelerator=namespace.accelerator,
+        devices=int(devices) if str(devices).isdigit() else devices,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        default_root_dir=str(output.parent),
+        callbacks=[StderrProgressBar()],
+    )
+    print(f"targets ({','.join(kinds)}) of {namespace.model} {namespace.features}: {datamodule.describe()}; "
+          f"{trainer.world_size} process(es)", file=sys.stderr, flush=True)
+    trainer.test(module, datamodule=datamodule, verbose=False)
+    if trainer.global_rank != 0:
+        return None
+    result = module.result
+    names = imagenet_classes()
+    files = [""] * NUM_CLASSES
+    for label, sample_id in chosen.items():
+        files[label] = next(s.file for s in datamodule.samples if s.sample_id == sample_id)
+    content = TargetsFile(
+        path=str(output), model=namespace.model, features=namespace.features, kinds=kinds,
+        targets=result["targets"], counts=result["counts"], files=files,
+        data=datamodule.describe(), seed=namespace.seed,
+    )
+    write_targets_file(output, content)
+    for sample_id, reason in result["failures"]:
+        file = next((s.file for s in datamodule.samples if s.sample_id == sample_id), sample_id)
+        print(f"skipped {file}: {reason}", file=sys.stderr)
+    for kind in kinds:
+        counts = result["counts"][kind]
+        covered = int((counts > 0).sum())
+        print(f"{kind}: {covered} classes, {int(counts.sum())} images "
+              f"(e.g. {names.names[int(counts.argmax())]}: {int(counts.max())})")
+    if result["unlabelled"]:
+        print(f"left out {result['unlabelled']} unlabelled image(s)")
+    if result["failures"]:
+        print(f"skipped {len(result['failures'])} unreadable image(s)")
+    print(f"targets file: {output}")
+    return output

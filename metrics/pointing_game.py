@@ -1,0 +1,49 @@
+"""Pointing Game and energy-based pointing game (need bounding boxes)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from torch import Tensor
+
+from metrics.functional.localization import Boxes, energy_pointing_game, pointing_game
+from metrics.per_sample import PerSampleMetric
+
+
+class PointingGame(PerSampleMetric):
+    r"""Pointing Game accuracy in percent (higher is better).
+
+    .. math:: \mathrm{PG} = \frac{1}{N} \sum_i [\exists (j,k) \in B_i:
+              (j - y_i)^2 + (k - x_i)^2 < t^2] \cdot 100
+
+    ``(y_i, x_i)`` = the maximum of map i, ``B_i`` = its box pixels, ``t`` = the tolerance
+    (15 px, as TorchRay). Images without a box are left out and counted. Zhang et al.,
+    "Top-down Neural Attention by Excitation Backprop", IJCV 2018.
+    """
+
+    higher_is_better = True
+
+    def __init__(self, tolerance: float = 15, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.tolerance = tolerance
+
+    def update(self, sample_ids: Tensor | Sequence[int], maps: Tensor, boxes: Boxes) -> None:
+        """Add ``maps[B, H, W]`` with each sample's boxes (``[K, 4]`` tensors or ``None``)."""
+        self._store(sample_ids, pointing_game(maps, boxes, self.tolerance))
+
+
+class EnergyPointingGame(PerSampleMetric):
+    r"""Energy-based pointing game in percent (higher is better).
+
+    .. math:: \mathrm{EPG} = \frac{1}{N} \sum_i \frac{\sum_{jk} M_{i,jk} B_{i,jk}}{\sum_{jk} M_{i,jk}} \cdot 100
+
+    ``B_i`` = the union of the image's boxes as a 0/1 mask. Images without a box (or with an
+    all-zero map) are left out and counted. Wang et al., "Score-CAM: Score-Weighted Visual
+    Explanations for Convolutional Neural Networks", CVPR Workshops 2020.
+    """
+
+    higher_is_better = True
+
+    def update(self, sample_ids: Tensor | Sequence[int], maps: Tensor, boxes: Boxes) -> None:
+        """Add ``maps[B, H, W]`` with each sample's boxes (``[K, 4]`` tensors or ``None``)."""
+        self._store(sample_ids, energy_pointing_game(maps, boxes))
