@@ -110,11 +110,15 @@ def test_table_logs_its_combined_table(tmp_path):
     ]
     from benchmark.table import TABLE_HEADER, table_values
 
-    logged = loggers.log_table(config, tmp_path, TABLE_HEADER, table_values(contents), contents)
+    header, rows = table_values(contents)
+    assert header[: len(TABLE_HEADER)] == TABLE_HEADER
+    logged = loggers.log_table(config, tmp_path, header, rows, contents)
     assert logged.offline_dir is not None
     run = read_offline_run(logged.offline_dir)
     assert (run.name, run.job_type, run.config["methods"]) == ("table-efficientnet_lite0", "table", ["gradcam", "random"])
     table = json.loads(run.media(run.summary["table"]["path"]).read_text())
-    assert table["columns"] == TABLE_HEADER
-    assert table["data"] == [["gradcam", 2, 0.0, 1.0, 2.0, 3.0, 4.0, 10.0], ["random", 2, 1.0, 2.0, 3.0, 4.0, 5.0, 20.0]]
+    assert table["columns"] == header
+    assert [row[: len(TABLE_HEADER)] for row in table["data"]] == [
+        ["gradcam", 2, 0.0, 1.0, 2.0, 3.0, 4.0, 10.0], ["random", 2, 1.0, 2.0, 3.0, 4.0, 5.0, 20.0]]
+    assert all(v is None for row in table["data"] for v in row[len(TABLE_HEADER):])  # no intervals given
     assert run.summary["random/coherency"] == 3.0 and run.summary["gradcam/ms_per_map"] == 10.0
