@@ -39,15 +39,20 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def make_run_dir(output: str, method: str, model: str) -> Path:
+def make_stamped_dir(output: str, prefix: str) -> Path:
+    """A new folder ``<output>/<prefix>_<YYYYmmdd-HHMMSS>`` (``_2``, ``_3``... if taken)."""
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = Path(output) / f"{method}_{model}_{stamp}"
-    run_dir, n = base, 1
-    while run_dir.exists():
+    base = Path(output) / f"{prefix}_{stamp}"
+    folder, n = base, 1
+    while folder.exists():
         n += 1
-        run_dir = base.with_name(f"{base.name}_{n}")
-    run_dir.mkdir(parents=True)
-    return run_dir
+        folder = base.with_name(f"{base.name}_{n}")
+    folder.mkdir(parents=True)
+    return folder
+
+
+def make_run_dir(output: str, method: str, model: str) -> Path:
+    return make_stamped_dir(output, f"{method}_{model}")
 
 
 def _finite_or_none(value: float) -> float | None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from datetime import datetime
 from pathlib import Path
 
 import yaml
@@ -18,6 +17,7 @@ import yaml
 from benchmark import figures
 from benchmark.config import RunConfig
 from benchmark.loggers import log_table, sync_hint
+from benchmark.outputs import make_stamped_dir
 from benchmark.report import INTERVAL_NOTE, interval_cell, markdown_table, metric_header, metric_keys
 from benchmark.run import build_datamodule, evaluate, print_notes
 from benchmark.significance import PairTest, legend, marks, not_significant_lines, pair_tests
@@ -49,14 +49,7 @@ def table_rows(contents: list[dict], cell_marks: dict[tuple[str, str], str] | No
 
 
 def make_table_dir(output: str, model: str) -> Path:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = Path(output) / f"table_{model}_{stamp}"
-    table_dir, n = base, 1
-    while table_dir.exists():
-        n += 1
-        table_dir = base.with_name(f"{base.name}_{n}")
-    table_dir.mkdir(parents=True)
-    return table_dir
+    return make_stamped_dir(output, f"table_{model}")
 
 
 def write_table(
