@@ -160,8 +160,27 @@ def command_line_layer(namespace: argparse.Namespace) -> Overrides:
     return layer
 
 
+def resumed_run_layer(folder: str) -> Overrides:
+    """The settings stored in a killed run's folder: the defaults of its resumption."""
+    from pathlib import Path
+
+    from benchmark.records import CONFIG
+
+    stored = Path(folder) / CONFIG
+    if not stored.is_file():
+        raise BenchmarkError(
+            f"--resume {folder}: no {CONFIG} there; pass the run (or table) folder a killed run printed"
+        )
+    layer = read_config_file(str(stored))
+    layer.source = f"--resume {folder}"
+    return layer
+
+
 def config_from_args(namespace: argparse.Namespace):
     files = [read_config_file(path) for path in namespace.config]
+    resume = getattr(namespace, "resume", None)
+    if resume:
+        files.insert(0, resumed_run_layer(resume))
     return resolve(files + [command_line_layer(namespace)], several=namespace.command == "table")
 
 

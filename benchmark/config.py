@@ -83,6 +83,16 @@ class RunOptions:
     wandb_entity: str | None = field(default=None, metadata={"help": "W&B entity (user or team)"})
     wandb_group: str | None = field(default=None, metadata={"help": "W&B group (default: the model)"})
     wandb_tags: list[str] | None = field(default=None, metadata={"help": "extra W&B tags, comma-separated"})
+    precision: Literal["32", "64", "bf16"] = field(
+        default="32",
+        metadata={"help": "32 (float32), 64 (float64: LOTS maps independent of batch size and processes; "
+                  "slower) or bf16 (bfloat16 autocast on GPU; changes the numbers, see perf/README.md)"},
+    )
+    resume: str | None = field(
+        default=None,
+        metadata={"help": "finish a killed run: its run folder (test) or table folder (table); the run's "
+                  "settings are the defaults, and options that change results must not differ"},
+    )
 
     def validate(self) -> None:
         for name in ("per_class", "limit", "batch_size"):
@@ -162,6 +172,7 @@ class RunConfig:
         options = {f.name: getattr(self.options, f.name) for f in fields(self.options)}
         options.pop("method")
         options.pop("methods")
+        options.pop("resume")
         model = {"name": options.pop("model"), "weights": options.pop("model_weights")}
         wandb = {key: options.pop(f"wandb_{key}") for key in WANDB_KEYS}
         method_section = {"name": base_method(method), **asdict(self.method_configs[method])}

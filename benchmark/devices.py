@@ -102,7 +102,12 @@ def trainer_device_arguments(options: Any) -> dict[str, Any]:
         "devices": parse_devices(options.devices),
         "num_nodes": options.num_nodes,
         "strategy": strategy,
+        "precision": LIGHTNING_PRECISION[options.precision],
     }
+
+
+#: ``--precision`` -> Lightning's precision plugin (64: model and batches in float64).
+LIGHTNING_PRECISION = {"32": "32-true", "64": "64-true", "bf16": "bf16-mixed"}
 
 
 class RankZeroMessage(Callback):

@@ -30,7 +30,7 @@ from benchmark.errors import BenchmarkError
 #: Run options that make no sense for single images.
 EXPLAIN_EXCLUDED = (
     "methods", "data", "per_class", "limit", "classes", "ground_truth", "boxes", "num_workers",
-    "save_maps", "overlay_images", "devices",
+    "save_maps", "overlay_images", "devices", "resume", "precision",
 )
 
 

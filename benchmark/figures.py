@@ -13,6 +13,16 @@ import numpy as np  # noqa: E402
 from torch import Tensor  # noqa: E402
 
 
+def save_figure(fig, path: Path, title: str = "", title_size: int = 10, dpi: int = 100) -> Path:
+    """Give ``fig`` its title, lay it out, write it to ``path`` and free it."""
+    if title:
+        fig.suptitle(title, fontsize=title_size)
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
+
+
 def overlay(image: Tensor, saliency: Tensor, alpha: float = 0.5) -> np.ndarray:
     """Blend the jet-coloured map over the image (both in [0, 1]) -> HxWx3 floats."""
     rgb = image.permute(1, 2, 0).clamp(0, 1).numpy()
@@ -40,12 +50,7 @@ def overlay_grid(
             ax.imshow(picture, cmap=cmap, vmin=0, vmax=1)
             ax.set_title(text, fontsize=8)
             ax.axis("off")
-    if suptitle:
-        fig.suptitle(suptitle, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, suptitle)
 
 
 def curves_plot(curves: dict[str, Sequence[float]], aucs: dict[str, float], path: Path, title: str = "") -> Path:
@@ -65,10 +70,7 @@ def curves_plot(curves: dict[str, Sequence[float]], aucs: dict[str, float], path
     ax.legend()
     if title:
         ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def comparison_grid(
@@ -91,9 +93,4 @@ def comparison_grid(
                 axes[row][col].set_title(method, fontsize=9)
         for ax in axes[row]:
             ax.axis("off")
-    if suptitle:
-        fig.suptitle(suptitle, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, suptitle, dpi=90)

@@ -15,6 +15,7 @@ import torch
 import yaml
 
 from benchmark import figures
+from metrics.functional.image import MAP_PROBLEM_NAMES
 
 PACKAGES = (
     "saliency-benchmark",
@@ -78,6 +79,7 @@ def results_dict(run, results, extra: dict[str, Any]) -> dict[str, Any]:
         "undefined": {k: v for k, v in results.undefined.items() if v},
         "ms_per_map": _mean(columns["ms_per_map"]),
         "extras": {name: _mean(columns[name]) for name in run.extra_columns},
+        "map_problems": map_problem_counts(columns["map_problem"]),
         "skipped": len(results.failures),
         "skipped_files": [
             {"sample_id": sid, "file": run.samples[sid].file, "reason": reason}
@@ -90,6 +92,12 @@ def results_dict(run, results, extra: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def map_problem_counts(codes: list[float]) -> dict[str, int]:
+    """How many maps were constant or held NaN/Inf (only the kinds that occurred)."""
+    counts = {name: sum(1 for c in codes if c == code) for code, name in MAP_PROBLEM_NAMES.items()}
+    return {name: n for name, n in counts.items() if n}
+
+
 def write_results_json(path: Path, content: dict[str, Any]) -> Path:
     path.write_text(json.dumps(content, indent=2, default=str) + "\n")
     return path
@@ -99,13 +107,18 @@ def per_sample_table(run, results) -> tuple[list[str], list[list[Any]]]:
     """The per-sample table (header, rows) of ``per_sample.csv``: ids, file, label, prediction,
     the metrics, ms per map, method extras; ``None`` where a value is missing or undefined."""
     integer_columns = {"label", "pred_class", "iterations"}
-    header = ["sample_id", "file", "label", "pred_class", "pred_prob", *results.metrics, "ms_per_map", *run.extra_columns]
+    header = [
+        "sample_id", "file", "label", "pred_class", "pred_prob", *results.metrics, "ms_per_map", "map_problem",
+        *run.extra_columns,
+    ]
     rows = []
     for row, sample_id in enumerate(results.sample_ids):
         values: list[Any] = []
         for name in header[2:]:
             value = results.columns[name][row]
-            if (name == "label" and value < 0) or value is None or math.isnan(value):
+            if name == "map_problem":
+                values.append(MAP_PROBLEM_NAMES.get(int(value)))
+            elif (name == "label" and value < 0) or value is None or math.isnan(value):
                 values.append(None)
             else:
                 values.append(int(value) if name in integer_columns else float(value))

@@ -115,6 +115,8 @@ def _coerce(value: Any, annotation: Any) -> Any:
         choices = typing.get_args(annotation)
         if value in choices:
             return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and str(value) in choices:
+            return str(value)  # YAML reads `precision: 64` as a number
         raise ValueError
     if origin is list:
         (item,) = typing.get_args(annotation)

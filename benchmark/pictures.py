@@ -43,7 +43,7 @@ def save_png(array: np.ndarray, path: Path) -> Path:
 
 def kernel_strip(image: Tensor, maps: dict[int, Tensor], path: Path, title: str = "") -> Path:
     """The image, then the map for each blur kernel size from fine to coarse (thesis Fig. 5.6)."""
-    from benchmark.figures import plt
+    from benchmark.figures import plt, save_figure
 
     sizes = sorted(maps)
     fig, axes = plt.subplots(1, 1 + len(sizes), figsize=(2.2 * (1 + len(sizes)), 2.6), squeeze=False)
@@ -54,12 +54,7 @@ def kernel_strip(image: Tensor, maps: dict[int, Tensor], path: Path, title: str 
         ax.set_title(f"k = {k}", fontsize=9)
     for ax in axes[0]:
         ax.axis("off")
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, title, title_size=9)
 
 
 def top_k(probabilities: Tensor, k: int = 5, names: Sequence[str] | None = None, wnids: Sequence[str] | None = None) -> list[dict]:

@@ -11,7 +11,7 @@ from typing import Callable
 
 import pytorch_lightning as pl
 
-from benchmark import loggers, outputs
+from benchmark import loggers, outputs, records
 from benchmark.config import RunConfig
 from benchmark.devices import RankZeroMessage, check_images_per_process, trainer_device_arguments
 from benchmark.progress import StderrProgressBar
@@ -64,6 +64,11 @@ def build_datamodule(config: RunConfig):
     )
     check_images_per_process(o, len(datamodule.samples))
     check_boxes(config, datamodule)
+    from pytorch_lightning.utilities import rank_zero_only
+
+    if rank_zero_only.rank == 0:
+        for note in datamodule.discovery.notes:
+            _say(f"note: {note}")
     return datamodule
 
 
@@ -82,7 +87,7 @@ def check_boxes(config: RunConfig, datamodule) -> None:
         )
 
 
-def build_method(config: RunConfig, method: str | None = None):
+def build_method(config: RunConfig, method: str | None = None, **pipeline):
     from methods import get_method
     from metrics import SaliencyScorer
     from models import build_classifier
@@ -97,6 +102,7 @@ def build_method(config: RunConfig, method: str | None = None):
         keep_maps=max(o.overlay_images, o.log_images if o.logger == "wandb" else 0),
         save_maps=o.save_maps,
         seed=o.seed,
+        **pipeline,
     )
 
 
@@ -119,51 +125,79 @@ def evaluate(
     datamodule,
     run_dir: Path | Callable[[], Path] | None = None,
     table: bool = False,
+    resume: Path | None = None,
 ) -> Evaluation | None:
     """Run one method over the datamodule's images, write its run folder and log it (rank 0).
 
-    ``run_dir`` = the folder to write, or a function that makes its path (called on rank 0
-    only; default: a new ``<output>/<method>_<model>_<time>``); ``table``: the run is one
-    method of a ``table`` run (whose folder holds ``run_dir``). Returns ``None`` on the other
-    ranks.
+    ``run_dir`` = a function that makes the folder's path (called on rank 0 only; default: a
+    new ``<output>/<method>_<model>_<time>``); ``table``: the run is one method of a ``table``
+    run (whose folder holds ``run_dir``); ``resume``: the folder of a killed run of the same
+    settings to finish (its recorded images are not evaluated again). The folder gets
+    ``config.yaml`` and per-sample records before the first image, the results at the end.
+    Returns ``None`` on the other ranks.
     """
     from datamodules import imagenet_classes
 
     o = config.options
+    settings = config.to_dict(method_name)
+    fingerprint = records.samples_fingerprint(datamodule.samples)
+    done: dict = {}
+    if resume is not None:
+        done = records.check_resumable(resume, settings, fingerprint, complete_ok=table)
+        remaining = [s.sample_id for s in datamodule.samples if s.sample_id not in done]
+        if remaining:
+            check_images_per_process(o, len(remaining))
+        _say(f"resuming {resume}: {len(done)} of {len(datamodule.samples)} images done, {len(remaining)} to go")
+        folder: Path | Callable[[], Path] = resume
+        evaluated = datamodule.subset(remaining)
+    else:
+        make = run_dir if run_dir is not None else (
+            lambda: outputs.make_run_dir(o.output, folder_name(method_name), o.model)
+        )
+
+        def folder() -> Path:  # rank 0, as the evaluation starts
+            path = make()
+            path.mkdir(parents=True, exist_ok=True)
+            records.start_run_folder(path, settings, fingerprint)
+            return path
+
+        evaluated = datamodule
     pl.seed_everything(o.seed, workers=True, verbose=False)
-    method = build_method(config, method_name)
+    method = build_method(config, method_name, run_dir=folder, resumed=done)
     started = datetime.now(timezone.utc)
     clock = time.perf_counter()
-    message = RankZeroMessage(f"{method_name} on {o.model}: {datamodule.describe()}")
+    message = RankZeroMessage(f"{method_name} on {o.model}: {evaluated.describe()}")
     trainer = make_trainer(config, Path(o.output), callbacks=(message,))
-    trainer.test(method, datamodule=datamodule, verbose=False)
+    if len(evaluated.samples):
+        trainer.test(method, datamodule=evaluated, verbose=False)
+    else:  # everything was done before the kill: only the results are missing
+        method.finish_without_images()
     if trainer.global_rank != 0:
         return None
     results = method.results
     run = RunContext(config, method_name, datamodule.samples, method.extra_columns, imagenet_classes().names)
-    if run_dir is None:
-        run_dir = outputs.make_run_dir(o.output, folder_name(method_name), o.model)
-    else:
-        run_dir = run_dir() if callable(run_dir) else run_dir
-        run_dir.mkdir(parents=True, exist_ok=False)
+    run_dir = method.run_dir
     content = outputs.results_dict(
         run,
         results,
         {
             "data": datamodule.describe(),
+            "data_notes": list(datamodule.discovery.notes),
             "device": str(method.device),
             "processes": trainer.world_size,
+            "precision": o.precision,
             "method_info": method.describe(),
             "started": started.isoformat(timespec="seconds"),
             "duration_s": round(time.perf_counter() - clock, 2),
+            **({"resumed_with": len(done)} if done else {}),
         },
     )
-    outputs.write_results_json(run_dir / "results.json", content)
     outputs.write_per_sample_csv(run_dir / "per_sample.csv", run, results)
     outputs.write_config(run_dir / "config.yaml", run)
     outputs.write_figures(run_dir, run, results)
     if o.save_maps:
         outputs.write_maps(run_dir / "maps.pt", results)
+    outputs.write_results_json(run_dir / "results.json", content)  # last: marks the run complete
     for sample_id, reason in results.failures:
         _say(f"skipped {run.samples[sample_id].file}: {reason}")
     evaluation = Evaluation(run_dir, content, results)
@@ -177,12 +211,21 @@ def print_notes(evaluation: Evaluation) -> None:
         print(f"{content['method']}: skipped {content['skipped']} unreadable image(s); see results.json")
     if content["undefined"]:
         print(f"{content['method']}: undefined values left out of the means: {content['undefined']}")
+    problems = content.get("map_problems") or {}
+    if problems.get("non-finite"):
+        print(f"{content['method']}: {problems['non-finite']} map(s) held NaN/Inf: every metric of those images is "
+              "undefined and left out; see map_problem in per_sample.csv")
+    if problems.get("constant"):
+        print(f"{content['method']}: {problems['constant']} constant map(s) (no pixel ranked above another): "
+              "they are scored as they are (Coherency undefined, Insertion/Deletion in pixel order); "
+              "see map_problem in per_sample.csv")
 
 
 def run_test(config: RunConfig) -> Path | None:
     """``test``: one method end to end; returns the run folder (on rank 0)."""
     datamodule = build_datamodule(config)  # bad folders fail here, before any model work
-    evaluation = evaluate(config, config.options.method, datamodule)
+    resume = Path(config.options.resume) if config.options.resume else None
+    evaluation = evaluate(config, config.options.method, datamodule, resume=resume)
     if evaluation is None:
         return None
     print(markdown_table(results_header(metric_keys(evaluation.content)), [results_row(evaluation.content)]))

@@ -16,6 +16,8 @@ import yaml
 
 from benchmark import figures
 from benchmark.config import RunConfig
+from benchmark.errors import BenchmarkError
+from benchmark.records import settings_differences
 from benchmark.loggers import log_table, sync_hint
 from benchmark.outputs import make_stamped_dir
 from benchmark.report import INTERVAL_NOTE, interval_cell, markdown_table, metric_header, metric_keys
@@ -134,6 +136,20 @@ def comparison_grid(table_dir: Path, evaluations: list, model: str) -> Path | No
     )
 
 
+def check_resumable_table(table_dir: Path, config: RunConfig) -> None:
+    """``table --resume``: the folder is a table folder of the same settings (each method's
+    own folder is checked as it is resumed)."""
+    stored_file = table_dir / "config.yaml"
+    if not table_dir.is_dir() or not stored_file.is_file():
+        raise BenchmarkError(f"--resume {table_dir}: not a table folder (no config.yaml); pass the folder a killed table run printed")
+    differences = settings_differences(yaml.safe_load(stored_file.read_text()) or {}, config.to_table_dict())
+    if differences:
+        raise BenchmarkError(
+            f"--resume {table_dir}: the settings differ from the table's ({'; '.join(differences)}); "
+            "resume with the table's settings (leave these options out) or start a new table"
+        )
+
+
 def run_table(config: RunConfig) -> Path | None:
     """Run every method of ``config.options.methods`` on the same images (rank 0 returns the
     table folder).
@@ -143,9 +159,11 @@ def run_table(config: RunConfig) -> Path | None:
     """
     o = config.options
     datamodule = build_datamodule(config)
-    table_dir: Path | None = None
+    table_dir: Path | None = Path(o.resume) if o.resume else None
+    if table_dir is not None:
+        check_resumable_table(table_dir, config)
 
-    def method_dir(name: str) -> Path:  # called on rank 0 only, after each evaluation
+    def method_dir(name: str) -> Path:  # called on rank 0 only, as each evaluation starts
         nonlocal table_dir
         if table_dir is None:
             table_dir = make_table_dir(o.output, o.model)
@@ -154,12 +172,18 @@ def run_table(config: RunConfig) -> Path | None:
 
     evaluations = []
     for name in o.methods:
+        earlier = table_dir / folder_name(name) if table_dir is not None else None
         evaluation = evaluate(
-            config, name, datamodule, run_dir=lambda n=name: method_dir(folder_name(n)), table=True
+            config,
+            name,
+            datamodule,
+            run_dir=lambda n=name: method_dir(folder_name(n)),
+            table=True,
+            resume=earlier if earlier is not None and earlier.is_dir() else None,
         )
         if evaluation is not None:
             evaluations.append(evaluation)
-    if table_dir is None:  # not rank 0
+    if not evaluations:  # not rank 0
         return None
     contents = [e.content for e in evaluations]
     n_resamples = int(config.metrics["bootstrap"])

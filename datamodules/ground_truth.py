@@ -18,11 +18,12 @@ SEARCH_PARENTS = 4
 Box = tuple[int, int, int, int]
 
 
-def read_loc_solution(path: str | Path) -> dict[str, tuple[str, list[Box]]]:
+def read_loc_solution(path: str | Path, problems: list[str] | None = None) -> dict[str, tuple[str, list[Box]]]:
     """Parse ``LOC_val_solution.csv`` into ``{image_id: (first_wnid, [(x1, y1, x2, y2), ...])}``.
 
-    ``image_id`` is the file stem (``ILSVRC2012_val_00000001``). A malformed file raises
-    :class:`BenchmarkError`.
+    ``image_id`` is the file stem (``ILSVRC2012_val_00000001``). A file that is not this CSV
+    (unreadable, not text, wrong header) raises :class:`BenchmarkError`; a malformed line too,
+    unless ``problems`` is given: then the line is skipped and described there.
     """
     path = Path(path)
     result: dict[str, tuple[str, list[Box]]] = {}
@@ -35,19 +36,12 @@ def read_loc_solution(path: str | Path) -> dict[str, tuple[str, list[Box]]]:
             for line_no, row in enumerate(reader, start=2):
                 if not row or not any(cell.strip() for cell in row):
                     continue
-                if len(row) < 2:
-                    raise _malformed(path, line_no, "expected two columns")
-                image_id, tokens = row[0].strip(), row[1].split()
-                if not tokens or len(tokens) % 5:
-                    raise _malformed(path, line_no, "PredictionString is not groups of 'wnid x1 y1 x2 y2'")
                 try:
-                    boxes = [
-                        (int(tokens[i + 1]), int(tokens[i + 2]), int(tokens[i + 3]), int(tokens[i + 4]))
-                        for i in range(0, len(tokens), 5)
-                    ]
-                except ValueError:
-                    raise _malformed(path, line_no, "box coordinates are not integers") from None
-                result[image_id] = (tokens[0], boxes)
+                    result.update([_parse_row(path, line_no, row)])
+                except BenchmarkError as error:
+                    if problems is None:
+                        raise
+                    problems.append(f"{path.name} line {line_no}: {_problem_of(error)}; the line is skipped")
     except UnicodeDecodeError:
         raise _malformed(path, 1, "not a text file") from None
     except OSError as exc:
@@ -55,6 +49,27 @@ def read_loc_solution(path: str | Path) -> dict[str, tuple[str, list[Box]]]:
             f"ground truth {path}: cannot be read ({exc.strerror or exc}); pass a readable {GROUND_TRUTH_NAME}"
         ) from None
     return result
+
+
+def _parse_row(path: Path, line_no: int, row: list[str]) -> tuple[str, tuple[str, list[Box]]]:
+    if len(row) < 2:
+        raise _malformed(path, line_no, "expected two columns")
+    image_id, tokens = row[0].strip(), row[1].split()
+    if not tokens or len(tokens) % 5:
+        raise _malformed(path, line_no, "PredictionString is not groups of 'wnid x1 y1 x2 y2'")
+    try:
+        boxes = [
+            (int(tokens[i + 1]), int(tokens[i + 2]), int(tokens[i + 3]), int(tokens[i + 4]))
+            for i in range(0, len(tokens), 5)
+        ]
+    except ValueError:
+        raise _malformed(path, line_no, "box coordinates are not integers") from None
+    return image_id, (tokens[0], boxes)
+
+
+def _problem_of(error: BenchmarkError) -> str:
+    """The problem part of a :func:`_malformed` message."""
+    return str(error).split(": ", 2)[-1].split("; ")[0]
 
 
 def check_ground_truth(path: str | Path) -> Path:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
@@ -64,6 +66,13 @@ class ImageNetDataModule(pl.LightningDataModule):
         wanted = set(sample_ids)
         self.samples = [s for s in self.samples if s.sample_id in wanted]
         self.dataset = ImageDataset(self.samples)
+
+    def subset(self, sample_ids: list[int]) -> "ImageNetDataModule":
+        """A copy that evaluates only the samples with these ids (this one is unchanged; the
+        ids stay those of the full selection)."""
+        part = copy.copy(self)
+        part.restrict(sample_ids)
+        return part
 
     @property
     def boxed_samples(self) -> int:

@@ -50,6 +50,26 @@ class Found:
     layout_text: str
     source: str
     images: list[FoundImage]
+    #: Problems with the data that do not stop the run (shown on stderr, kept in results.json).
+    notes: tuple[str, ...] = ()
+
+
+def _is_dir(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:  # a symlink loop
+        return False
+
+
+def _is_image_entry(entry: os.DirEntry) -> bool:
+    """An image file, or an image name that cannot be opened (a broken link, a symlink loop):
+    that one is kept so that loading names its problem instead of dropping it silently."""
+    if not is_image_name(entry.name):
+        return False
+    try:
+        return entry.is_file() or not entry.is_dir()
+    except OSError:
+        return True
 
 
 def is_image_name(name: str) -> bool:
@@ -80,16 +100,31 @@ def find_images(data: str | os.PathLike | None, ground_truth: str | os.PathLike 
         raise BenchmarkError(f"--data {data}: cannot be read ({exc.strerror or exc}); pass a readable folder") from None
     if not entries:
         raise BenchmarkError(f"--data {data}: folder is empty; pass a folder of ImageNet validation images")
-    wnid_dirs = [e for e in entries if e.is_dir() and is_wnid(e.name)]
+    wnid_dirs = [e for e in entries if _is_dir(e) and is_wnid(e.name)]
     if wnid_dirs:
         return _imagefolder(root, data, wnid_dirs)
-    files = [e for e in entries if e.is_file() and is_image_name(e.name)]
+    files = [e for e in entries if _is_image_entry(e)]
     if not files:
+        class_like = [e.name for e in entries if _is_dir(e) and _holds_images(e.path)]
+        if class_like:
+            shown = ", ".join(class_like[:5]) + (f" and {len(class_like) - 5} more" if len(class_like) > 5 else "")
+            raise BenchmarkError(
+                f"--data {data}: its subfolders ({shown}) are not named by ImageNet wnids, so their classes "
+                "are unknown; rename them to wnids like n01440764 (see datamodules/imagenet_classes.tsv), or "
+                "pass one subfolder as --data to evaluate its images unlabelled"
+            )
         raise BenchmarkError(
             f"--data {data}: no image files in the folder (recognised: {', '.join(IMAGE_EXTENSIONS)}); "
             "pass a folder of images or of <wnid> subfolders"
         )
     return _flat(root, data, files, explicit_gt)
+
+
+def _holds_images(folder: str) -> bool:
+    try:
+        return any(is_image_name(name) for name in os.listdir(folder))
+    except OSError:
+        return False
 
 
 def _builtin() -> Found:
@@ -100,6 +135,7 @@ def _builtin() -> Found:
 def _imagefolder(root: Path, data: object, wnid_dirs: list[os.DirEntry]) -> Found:
     classes = imagenet_classes()
     images = []
+    notes = []
     for folder in wnid_dirs:
         label = classes.index_of(folder.name) if folder.name in classes else -1
         try:
@@ -110,14 +146,18 @@ def _imagefolder(root: Path, data: object, wnid_dirs: list[os.DirEntry]) -> Foun
             ) from None
         for name in names:
             path = root / folder.name / name
-            if path.is_file():
+            if path.is_file() or path.is_symlink():  # a broken link or loop is reported on loading
                 images.append(FoundImage(str(path), label, f"{folder.name}/{name}"))
+        if label < 0 and names:
+            notes.append(
+                f"{folder.name}: not an ImageNet-1k class; its {len(names)} image(s) are evaluated unlabelled"
+            )
     if not images:
         raise BenchmarkError(
             f"--data {data}: no image files in its <wnid> subfolders (recognised: {', '.join(IMAGE_EXTENSIONS)}); "
             "put the images into the class folders"
         )
-    return Found("imagefolder", "ImageFolder <wnid>/* layout", root.name or str(root), images)
+    return Found("imagefolder", "ImageFolder <wnid>/* layout", root.name or str(root), images, tuple(notes))
 
 
 def _flat(root: Path, data: object, files: list[os.DirEntry], explicit_gt: Path | None) -> Found:
@@ -132,21 +172,34 @@ def _flat(root: Path, data: object, files: list[os.DirEntry], explicit_gt: Path 
                 f"--data {data}: ILSVRC2012_val_* images need {GROUND_TRUTH_NAME} for their classes; "
                 "pass --ground-truth FILE or put the file in the folder"
             )
-        solution = read_loc_solution(gt_path)
+        notes: list[str] = []
+        solution = read_loc_solution(gt_path, problems=notes)
         images = []
         for entry, stem in zip(files, stems):
             wnid, boxes = solution.get(stem, ("", []))
             images.append(
                 FoundImage(str(root / entry.name), _label(classes, wnid), entry.name, tuple(boxes) or None)
             )
-        return Found("ilsvrc-val", f"flat ILSVRC2012_val_{pattern} layout with {gt_path.name}", source, images)
+        missing = [entry.name for entry, stem in zip(files, stems) if stem not in solution]
+        if missing:
+            notes.append(
+                f"{len(missing)} image(s) have no line in {gt_path.name} (first: {missing[0]}); "
+                "they are evaluated unlabelled"
+            )
+        return Found(
+            "ilsvrc-val", f"flat ILSVRC2012_val_{pattern} layout with {gt_path.name}", source, images, tuple(notes)
+        )
     matches = [WNID_NAME.fullmatch(stem) for stem in stems]
     images = [
         FoundImage(str(root / e.name), _label(classes, m.group(1)) if m else -1, e.name)
         for e, m in zip(files, matches)
     ]
     if any(matches):
-        return Found("wnid-prefix", f"flat <wnid>_{pattern} layout", source, images)
+        outside = sorted({m.group(1) for m in matches if m and m.group(1) not in classes})
+        notes = tuple(
+            f"{wnid}: not an ImageNet-1k class; its images are evaluated unlabelled" for wnid in outside
+        )
+        return Found("wnid-prefix", f"flat <wnid>_{pattern} layout", source, images, notes)
     return Found("unlabelled", "folder of images", source, images)
 
 

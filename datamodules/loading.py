@@ -6,6 +6,7 @@ perturbation stays in [0,1] pixel space.
 
 from __future__ import annotations
 
+import errno
 import os
 import warnings
 
@@ -17,6 +18,8 @@ from torchvision.transforms import v2
 from .builtin import builtin_photo, is_builtin
 
 SIXTEEN_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
+#: Smallest side of an image worth explaining: anything smaller is mostly made up by the resize.
+MIN_SIDE = 8
 
 
 class ImageLoadError(Exception):
@@ -41,6 +44,9 @@ def load_rgb(file: str, min_size: int | None = 256) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. PIL's palette-transparency warning
             with Image.open(file) as image:
+                if min(image.size) < MIN_SIDE:
+                    width, height = image.size
+                    raise ImageLoadError(f"image is {width}x{height} pixels, too small (at least {MIN_SIDE}x{MIN_SIDE})")
                 if image.format == "JPEG" and min_size is not None:
                     image.draft("RGB", (min_size, min_size))
                 image.load()
@@ -57,7 +63,11 @@ def load_rgb(file: str, min_size: int | None = 256) -> Image.Image:
         raise ImageLoadError("not an image file") from None
     except Image.DecompressionBombError:
         raise ImageLoadError("image too large (decompression bomb check)") from None
-    except (OSError, SyntaxError, ValueError, EOFError):
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ImageLoadError("symlink loop (the link points back to itself)") from None
+        raise ImageLoadError("truncated or corrupt image") from None
+    except (SyntaxError, ValueError, EOFError):
         raise ImageLoadError("truncated or corrupt image") from None
     except Exception as exc:  # a decoder bug must not crash a data-loader worker
         raise ImageLoadError(f"cannot decode image ({type(exc).__name__})") from None

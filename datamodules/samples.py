@@ -50,6 +50,7 @@ class Discovery:
     layout_text: str
     source: str
     samples: list[Sample]
+    notes: tuple[str, ...] = ()
 
     def describe(self) -> str:
         """One line, e.g. ``imagenet-sample: 200 images, flat <wnid>_*.JPEG layout, labelled``."""
@@ -90,7 +91,7 @@ def discover(
     found = find_images(data, ground_truth)
     chosen = _select(found, per_class, limit, wanted, classes)
     samples = [Sample(i, image.file, image.label, image.boxes) for i, image in enumerate(chosen)]
-    return Discovery(found.layout, found.layout_text, found.source, samples)
+    return Discovery(found.layout, found.layout_text, found.source, samples, found.notes)
 
 
 def parse_classes(classes: Iterable[str | int] | str | None) -> set[int] | None:

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import Any, Callable, ClassVar
 
 import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 
 from benchmark.errors import BenchmarkError
+from benchmark.records import RecordWriter, SampleRecord, read_saved_maps
 from methods.distributed import gather_objects
 from metrics import SaliencyScorer
 from metrics.functional.bootstrap import bootstrap_ci
+from metrics.functional.image import map_problems
 from metrics.per_sample import PerSampleMetric
 
 
@@ -57,8 +60,9 @@ class SampleColumn(PerSampleMetric):
         self._store(sample_ids, values)
 
 
-#: Per-sample columns every method records, besides the metrics and the method's extras.
-BASE_COLUMNS = ("label", "pred_class", "pred_prob", "ms_per_map")
+#: Per-sample columns every method records, besides the metrics and the method's extras
+#: (``map_problem``: 0 usable, 1 constant, 2 NaN/Inf; see ``metrics.functional.map_problems``).
+BASE_COLUMNS = ("label", "pred_class", "pred_prob", "ms_per_map", "map_problem")
 
 
 @dataclass
@@ -98,6 +102,8 @@ class Explainer(pl.LightningModule):
         save_maps: bool = False,
         seed: int = 0,
         show_progress: bool = True,
+        run_dir: Path | Callable[[], Path] | None = None,
+        resumed: dict[int, SampleRecord] | None = None,
     ) -> None:
         super().__init__()
         self.classifier = classifier
@@ -119,6 +125,13 @@ class Explainer(pl.LightningModule):
         #: ``explain`` calls (also the one on ``x * M`` for Coherency), ``None`` otherwise.
         #: Methods with per-sample randomness seed it from ``(seed, sample id)``.
         self.current_sample_ids: Tensor | None = None
+        #: Where per-sample records are written as they are computed (``None``: nowhere); a
+        #: function is called on rank 0 at the start and its path sent to the other ranks.
+        self.run_dir_source = run_dir
+        self.run_dir: Path | None = None
+        #: Records of a killed run being resumed: put back into the states on rank 0.
+        self.resumed = resumed or {}
+        self._writer: RecordWriter | None = None
 
     # -- the one hook a method supplies -----------------------------------------------------
 
@@ -183,9 +196,71 @@ class Explainer(pl.LightningModule):
         for column in self.columns.values():
             column.reset()
         self.failures, self._kept_maps, self._kept_images, self.results = [], {}, {}, None
+        if self.run_dir_source is not None:
+            self._open_records()
+        if self.resumed and self.global_rank == 0:
+            self._restore(self.resumed)
+
+    def _open_records(self) -> None:
+        source = self.run_dir_source
+        path = None
+        if self.global_rank == 0:
+            path = source() if callable(source) else Path(source)
+            path.mkdir(parents=True, exist_ok=True)
+        trainer = self._trainer
+        self.run_dir = Path(trainer.strategy.broadcast(path, src=0) if trainer is not None else path)
+        self._writer = RecordWriter(self.run_dir, self.global_rank)
+
+    def _restore(self, records: dict[int, SampleRecord]) -> None:
+        """Put a killed run's per-sample results back into the states (rank 0 only)."""
+        scored = [r for _, r in sorted(records.items()) if r.failed is None]
+        self.failures.extend((r.sample_id, r.failed) for r in records.values() if r.failed is not None)
+        if scored:
+            ids = torch.tensor([r.sample_id for r in scored], dtype=torch.long)
+            for name, column in self.columns.items():
+                column.update(ids, torch.tensor([r.columns[name] for r in scored], dtype=torch.float32))
+            self.scorer.restore(
+                ids,
+                {key: torch.tensor([r.metrics[key] for r in scored], dtype=torch.float32) for key in scored[0].metrics},
+                {key: torch.tensor([r.curves[key] for r in scored], dtype=torch.float32) for key in scored[0].curves},
+            )
+        wanted = [r.sample_id for r in scored] if self.save_maps else [r.sample_id for r in scored][: self.keep_maps]
+        for sample_id, saved in read_saved_maps(self.run_dir, wanted).items():
+            self._kept_maps[sample_id] = saved["map"]
+            if saved["image"] is not None and len(self._kept_images) < self.keep_maps:
+                self._kept_images[sample_id] = saved["image"]
+
+    def finish_without_images(self) -> None:
+        """The epoch hooks alone, for a resumed run whose images were all done before the kill."""
+        self.on_test_epoch_start()
+        self.on_test_epoch_end()
+        self.on_test_end()
+
+    def on_test_end(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def _write_records(self, sample_ids: Tensor, values: dict[str, Tensor], scores: dict[str, Tensor]) -> None:
+        if self._writer is None:
+            return
+        curves = {key: c.tolist() for key, c in self.scorer.last_curves.items()}
+        records = [
+            SampleRecord(
+                int(sample_id),
+                columns={name: float(values[name][row]) for name in self.columns},
+                metrics={key: float(scores[key][row]) for key in self.scorer.keys},
+                curves={key: c[row] for key, c in curves.items()},
+            )
+            for row, sample_id in enumerate(sample_ids.tolist())
+        ]
+        self._writer.write(records)
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self.failures.extend(batch.get("failures", []))
+        failures = batch.get("failures", [])
+        self.failures.extend(failures)
+        if self._writer is not None:
+            self._writer.write([SampleRecord(sample_id, failed=reason) for sample_id, reason in failures])
         images: Tensor = batch["image"]
         if images.shape[0] == 0:
             return
@@ -196,7 +271,7 @@ class Explainer(pl.LightningModule):
         try:
             explanation, elapsed_ms = self._timed_explain(images, explained)
             maps = explanation.maps.detach().to(images.dtype)
-            self.scorer.update(
+            scores = self.scorer.update(
                 self.classifier,
                 lambda inputs, _top1: self.explain_maps(inputs, explained),
                 sample_ids, images, maps, classes, base_prob,
@@ -210,19 +285,25 @@ class Explainer(pl.LightningModule):
             "pred_class": classes,
             "pred_prob": base_prob,
             "ms_per_map": torch.full((batch_size,), elapsed_ms / batch_size),
+            "map_problem": map_problems(maps),
             **explanation.extras,
         }
+        values = {name: values[name].detach().float().cpu() for name in self.columns}
         for name, column in self.columns.items():
-            column.update(sample_ids, values[name].detach().float())
+            column.update(sample_ids, values[name])
         self._keep(sample_ids, images, maps)
+        self._write_records(sample_ids, values, scores)
 
     def _keep(self, sample_ids: Tensor, images: Tensor, maps: Tensor) -> None:
         for position, sample_id in enumerate(sample_ids.tolist()):
             first = len(self._kept_images) < self.keep_maps
+            image = images[position].detach().float().cpu() if first else None
             if first:
-                self._kept_images[sample_id] = images[position].detach().float().cpu()
+                self._kept_images[sample_id] = image
             if first or self.save_maps:
                 self._kept_maps[sample_id] = maps[position].detach().float().cpu()
+                if self._writer is not None:
+                    self._writer.save_map(sample_id, self._kept_maps[sample_id], image)
 
     def on_test_epoch_end(self) -> None:
         """Gather everything on every rank (all ranks must take part in the collectives)."""

@@ -39,12 +39,14 @@ from torch import Tensor, nn
 
 from benchmark.errors import BenchmarkError
 from methods.base import Explainer, MethodConfig
+from methods.cam_device import DEVICE_METHODS, device_cam
 from methods.cam_variants import SeededRandomCAM, SmoothGradCAMPlusPlus, sample_seed
 from methods.registry import register_method
 from metrics.functional.image import minmax_normalize
 from models.registry import NormalizedClassifier, get_model_spec, resolve_module
 
 TARGET_CLASSES = ("top1", "label")
+BACKENDS = ("auto", "grad-cam", "device")
 
 # -- configuration ----------------------------------------------------------------------------
 
@@ -74,9 +76,18 @@ class CAMConfig(MethodConfig):
         },
     )
     target_class: str = field(default="top1", metadata={"help": _TARGET_CLASS_HELP})
+    backend: str = field(
+        default="auto",
+        metadata={
+            "help": "grad-cam (the package, via numpy on the CPU), device (the same maps computed in torch "
+            f"on the images' device; {', '.join(DEVICE_METHODS)}) or auto (device on a GPU, else grad-cam)"
+        },
+    )
 
     def validate(self) -> None:
         _check_target_class(self.target_class)
+        if self.backend not in BACKENDS:
+            raise BenchmarkError(f"--method.backend {self.backend!r} is unknown; choose one of: {', '.join(BACKENDS)}")
         if self.target_layer is not None and (not isinstance(self.target_layer, str) or not self.target_layer.strip()):
             raise BenchmarkError(
                 f"--method.target_layer must be a module path such as conv_head or layer4.2 "
@@ -278,6 +289,18 @@ class CAMExplainer(Explainer):
         else:
             self.target_layer_path, self._target_layers = None, []
         self._cam: Any = None
+        if getattr(self.config, "backend", "auto") == "device" and self.method_name not in DEVICE_METHODS:
+            raise BenchmarkError(
+                f"--method.backend device is available for {', '.join(DEVICE_METHODS)}, not {self.method_name}; "
+                "use --method.backend grad-cam or auto"
+            )
+
+    def uses_device_backend(self, device: torch.device) -> bool:
+        """Whether this call computes the maps in torch (:mod:`methods.cam_device`)."""
+        backend = getattr(self.config, "backend", "grad-cam")
+        if self.method_name not in DEVICE_METHODS or backend == "grad-cam":
+            return False
+        return backend == "device" or device.type != "cpu"
 
     # -- pipeline hooks ----------------------------------------------------------------------
 
@@ -292,7 +315,10 @@ class CAMExplainer(Explainer):
 
     def describe(self) -> dict[str, Any]:
         if self.spec.uses_target_layer:
-            return {"target_layer": self.target_layer_path}
+            if self.method_name not in DEVICE_METHODS:
+                return {"target_layer": self.target_layer_path}
+            backend = "device" if self.uses_device_backend(self.device) else "grad-cam"
+            return {"target_layer": self.target_layer_path, "backend": backend}
         return {
             "target_layer": None,
             "layers": "the input gradient and the bias of every Conv2d/BatchNorm2d (FullGrad)",
@@ -331,12 +357,20 @@ class CAMExplainer(Explainer):
         # grad-cam zips targets with outputs: fewer targets than images silently give zero maps.
         if len(targets) != batch:
             raise ValueError(f"{len(targets)} classes for {batch} images: need one class per image")
+        if self.uses_device_backend(images.device):
+            seeds = [sample_seed(self.seed, i, SeededRandomCAM.seed_stream) for i in self.sample_ids_for(batch)]
+            maps = device_cam(self.method_name, self.classifier, self._target_layers[0], images,
+                              torch.as_tensor(classes).reshape(-1), seeds=seeds)
+            return minmax_normalize(maps.to(dtype=images.dtype))
         cam = self.cam_object(images.device)
         if hasattr(cam, "sample_seeds"):
             cam.sample_seeds = [
                 sample_seed(self.seed, sample_id, cam.seed_stream) for sample_id in self.sample_ids_for(batch)
             ]
-        with torch.inference_mode(False), torch.enable_grad():
+        # grad-cam turns the hooked tensors into numpy arrays, which have no bfloat16: under
+        # --precision bf16 its methods run in float32 (the scorer's forwards stay in bf16).
+        no_autocast = torch.autocast(images.device.type, enabled=False)
+        with torch.inference_mode(False), torch.enable_grad(), no_autocast:
             inputs = images.detach().clone()  # a normal tensor even if images is an inference tensor
             with hooks_attached(cam), grad_cam_bars_silenced():
                 result = cam(inputs, targets)

@@ -20,6 +20,8 @@ import torch
 from pytorch_grad_cam.base_cam import BaseCAM
 from pytorch_grad_cam.random_cam import RandomCAM
 
+from methods.cam_device import random_channel_weights
+
 
 def sample_seed(seed: int, sample_id: int, stream: int) -> int:
     """A 64-bit seed for one sample, mixed from the run's seed, the sample id and a stream
@@ -57,9 +59,7 @@ class SeededRandomCAM(_PerSampleSeeds, RandomCAM):
 
     def get_cam_weights(self, input_tensor, target_layer, targets, activations, grads) -> np.ndarray:
         batch, channels = activations.shape[:2]
-        return np.stack(
-            [np.random.default_rng(s).uniform(-1, 1, size=channels) for s in self.seeds_for(batch)]
-        )
+        return random_channel_weights(self.seeds_for(batch), channels)
 
 
 class SmoothGradCAMPlusPlus(_PerSampleSeeds, BaseCAM):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import torch
 from torch import Tensor
 
 from metrics.functional.insertion_deletion import curve_auc
@@ -22,10 +23,11 @@ class _CurveMetric(PerSampleMetric):
         self._store(sample_ids, curve_auc(curves), curves=curves)
 
     def mean_curve(self) -> Tensor:
-        """Mean curve ``[S + 1]`` over the samples, each sample id once (NaN when empty)."""
+        """Mean curve ``[S + 1]`` over the samples with a defined AUC, each sample id once (NaN
+        when there is none)."""
         with self._gathered():
-            _, _, (curves,) = self._unique("curves")
-        return curves.double().mean(dim=0).float()
+            _, values, (curves,) = self._unique("curves")
+        return curves[torch.isfinite(values)].double().mean(dim=0).float()
 
 
 class Insertion(_CurveMetric):

@@ -86,6 +86,12 @@ class PerSampleMetric(Metric):
             flat = tensor.reshape(-1).to(device=self.device, dtype=torch.float32)
             getattr(self, name).append(flat)
 
+    def restore(self, sample_ids: Tensor | Sequence[int], values: Tensor, **extra: Tensor) -> None:
+        """Put back values computed earlier (the records of a resumed run), as an update."""
+        self._store(sample_ids, values, **extra)
+        self._update_count += 1
+        self._computed = None
+
     # -- gathered, sorted, de-duplicated views --------------------------------------------
 
     @contextmanager

@@ -13,6 +13,7 @@ from metrics.average_increase import AverageIncrease
 from metrics.coherency import Coherency
 from metrics.complexity import ADCC, Complexity
 from metrics.functional.bootstrap import DEFAULT_RESAMPLES
+from metrics.functional.image import MAP_NON_FINITE, map_problems
 from metrics.functional.localization import Boxes
 from metrics.functional.insertion_deletion import (
     check_blur,
@@ -51,6 +52,20 @@ HIGHER_IS_BETTER: dict[str, bool] = {
 }
 
 
+#: Images per forward along the Insertion/Deletion curves when ``--metrics.chunk_size`` is not
+#: given. CPU: per-image forward time grows with the batch beyond about 16 (perf/README.md);
+#: CUDA: large batches are what a GPU is fast at, bounded to keep memory modest.
+DEFAULT_CHUNK_SIZE = {"cpu": 16, "cuda": 128}
+
+
+def _option(name: str, check, *values):
+    """``check(*values)`` with a failure naming the option ``--metrics.<name>``."""
+    try:
+        return check(*values)
+    except BenchmarkError as error:
+        raise BenchmarkError(f"--metrics.{name}: {error}") from None
+
+
 def check_extra(extra: Sequence[str] | None) -> tuple[str, ...]:
     """The extra metric keys in canonical order (ADCC brings Complexity); unknown: error."""
     names = [str(name).strip() for name in (extra or []) if str(name).strip()]
@@ -78,7 +93,8 @@ class SaliencyScorer(torch.nn.Module):
         n_steps: Insertion/Deletion steps; ``None`` = the image side (224 for 224x224).
         score: ``"original_class"`` (probability of c) or ``"max_class"`` (highest probability,
             the thesis's variant) along the Insertion/Deletion curves.
-        chunk_size: images per classifier forward when scoring the curves.
+        chunk_size: images per classifier forward when scoring the curves; ``None`` = the
+            device's default (:data:`DEFAULT_CHUNK_SIZE`, measured in ``perf/README.md``).
         blur_kernel, blur_sigma: the Gaussian blur of the Insertion/Deletion baseline (odd
             kernel; sigma 0 = OpenCV's rule for the kernel).
         extra: metrics beyond the thesis: ``complexity``, ``adcc`` (adds complexity),
@@ -94,7 +110,7 @@ class SaliencyScorer(torch.nn.Module):
         self,
         n_steps: int | None = None,
         score: str = "original_class",
-        chunk_size: int = 16,
+        chunk_size: int | None = None,
         blur_kernel: int = 11,
         blur_sigma: float = 5.0,
         extra: list[str] | None = None,
@@ -102,10 +118,10 @@ class SaliencyScorer(torch.nn.Module):
         bootstrap: int = DEFAULT_RESAMPLES,
     ) -> None:
         super().__init__()
-        self.score = check_score(score)
-        self.chunk_size = check_chunk_size(chunk_size)
-        self.n_steps = check_n_steps(n_steps)
-        check_blur(blur_kernel, blur_sigma)
+        self.score = _option("score", check_score, score)
+        self.chunk_size = None if chunk_size is None else _option("chunk_size", check_chunk_size, chunk_size)
+        self.n_steps = _option("n_steps", check_n_steps, n_steps)
+        _option("blur_kernel/blur_sigma", check_blur, blur_kernel, blur_sigma)
         self.blur_kernel = blur_kernel
         self.blur_sigma = blur_sigma
         self.extra = check_extra(extra)
@@ -123,6 +139,13 @@ class SaliencyScorer(torch.nn.Module):
                 for key in self.keys
             }
         )
+
+    def chunk_size_for(self, device: torch.device) -> int:
+        """Images per forward along the curves on ``device``: the option, else the device's
+        fixed default (fixed, not tuned at run time, so runs stay reproducible)."""
+        if self.chunk_size is not None:
+            return self.chunk_size
+        return DEFAULT_CHUNK_SIZE.get(device.type, DEFAULT_CHUNK_SIZE["cpu"])
 
     @property
     def needs_boxes(self) -> bool:
@@ -155,6 +178,11 @@ class SaliencyScorer(torch.nn.Module):
                 f"expected maps of shape {(batch, height, width)}, got {tuple(maps.shape)}"
             )
         maps = maps.detach().to(device=images.device, dtype=images.dtype)
+        # A map with NaN/Inf has no defined metric: score a zero map in its place (so nothing
+        # NaN reaches the model) and mark all its values undefined below.
+        non_finite = map_problems(maps) == MAP_NON_FINITE
+        if non_finite.any():
+            maps = torch.where(non_finite[:, None, None], torch.zeros_like(maps), maps)
         classes = classes.to(device=images.device, dtype=torch.long)
         explanation = images.detach() * maps.unsqueeze(1)
 
@@ -175,7 +203,7 @@ class SaliencyScorer(torch.nn.Module):
             maps,
             classes,
             n_steps=self.n_steps,
-            chunk_size=self.chunk_size,
+            chunk_size=self.chunk_size_for(images.device),
             blur_kernel=self.blur_kernel,
             blur_sigma=self.blur_sigma,
             score=self.score,
@@ -187,7 +215,22 @@ class SaliencyScorer(torch.nn.Module):
         self.metrics["insertion"].update(sample_ids, insertion)
         self.metrics["deletion"].update(sample_ids, deletion)
         self._update_extra(sample_ids, maps, boxes)
+        if non_finite.any():
+            for key in self.keys:
+                self.metrics[key].values[-1][non_finite.to(self.metrics[key].values[-1].device)] = float("nan")
+        #: The batch's Insertion and Deletion curves ``[B, S + 1]`` (for the run's records).
+        self.last_curves = {"insertion": insertion.detach().cpu(), "deletion": deletion.detach().cpu()}
         return {key: self.metrics[key].values[-1].detach().cpu() for key in self.keys}
+
+    def restore(self, sample_ids: Tensor, values: dict[str, Tensor], curves: dict[str, Tensor]) -> None:
+        """Put back per-sample values computed earlier (a resumed run's records): ``values[key]
+        [N]`` for every metric key, ``curves["insertion"|"deletion"][N, S + 1]``."""
+        missing = [key for key in self.keys if key not in values]
+        if missing:
+            raise BenchmarkError(f"the records lack the metric(s) {', '.join(missing)}; start a new run")
+        for key in self.keys:
+            extra = {"curves": curves[key]} if key in curves else {}
+            self.metrics[key].restore(sample_ids, values[key], **extra)
 
     def _update_extra(self, sample_ids, maps: Tensor, boxes: Boxes | None) -> None:
         if "complexity" in self.keys:

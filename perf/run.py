@@ -67,15 +67,23 @@ def lots_cases(model, images, limit, device, iterations: int) -> list[CaseResult
 def cam_cases(model, images, limit, device, methods: list[str]) -> list[CaseResult]:
     from methods import get_method
 
+    from methods.cam_device import DEVICE_METHODS
+
     results = []
     for name in methods:
         batch = images[:1] if name in PERTURBATION_METHODS else images
-        explainer = get_method(name)(model).to(device)
         classes = classes_of(model, batch)
-        results.append(
-            measure(f"{name}", lambda e=explainer, b=batch, c=classes: e.explain_maps(b, c), model.net, limit,
-                    batch.shape[0], device, note="perturbation method" if name in PERTURBATION_METHODS else "")
-        )
+        cls = get_method(name)
+        backends = ("grad-cam", "device") if name in DEVICE_METHODS else (None,)
+        for backend in backends:
+            config = cls.config_class(backend=backend) if backend else cls.config_class()
+            explainer = cls(model, config).to(device)
+            label = f"{name} ({backend})" if backend else name
+            note = "perturbation method" if name in PERTURBATION_METHODS else ""
+            results.append(
+                measure(label, lambda e=explainer, b=batch, c=classes: e.explain_maps(b, c), model.net, limit,
+                        batch.shape[0], device, note=note)
+            )
     return results
 
 
@@ -184,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [int(s) for s in args.limit_batch_sizes.split(",")]
     print(f"measuring the model's limit at batch sizes {sizes} ...", file=sys.stderr)
     limit = measure_limit(model, images, sizes)
-    chunk = args.chunk_size or SaliencyScorer().chunk_size
+    chunk = args.chunk_size or SaliencyScorer().chunk_size_for(torch.device(args.device))
     results: list[CaseResult] = []
     steps = [
         ("LOTS", lambda: lots_cases(model, images, limit, device, args.lots_iterations)),

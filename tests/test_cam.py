@@ -15,6 +15,7 @@ from torch.utils.data import DataLoader
 
 from benchmark.errors import BenchmarkError
 from methods import get_method, method_names
+from methods.cam_device import DEVICE_METHODS
 from methods.cam import CAM_METHODS, CAMConfig, FullGradConfig, SmoothGradCAMppConfig
 from methods.cam_variants import SmoothGradCAMPlusPlus, sample_seed
 from metrics import SaliencyScorer
@@ -122,7 +123,8 @@ def test_every_method_gives_maps_in_unit_range_on_a_tiny_cnn(name):
     # released: no hook left on the model, and its forwards are not recorded any more
     assert all(not m._forward_hooks for m in model.modules())
     assert method.describe() == ({"target_layer": None, "layers": method.describe()["layers"]}
-                                 if name == "fullgrad" else {"target_layer": "features.2"})
+                                 if name == "fullgrad" else {"target_layer": "features.2"}
+                                 | ({"backend": "grad-cam"} if name in DEVICE_METHODS else {}))
 
 
 def test_maps_take_the_dtype_and_device_of_the_images_and_work_without_grad_mode():
@@ -215,14 +217,14 @@ def test_gradcam_on_the_quadrant_net_is_the_colour_channel():
 def test_default_target_layer_of_an_unregistered_model_is_its_last_conv():
     method = get_method("gradcam")(_tiny())
     assert method.target_layer_path == "features.2"
-    assert method.describe() == {"target_layer": "features.2"}
+    assert method.describe() == {"target_layer": "features.2", "backend": "grad-cam"}
 
 
 def test_an_explicit_target_layer_is_used_and_recorded():
     model = _tiny()
     images = _images(batch=2)
     first = get_method("gradcam")(model, CAMConfig(target_layer="features.0"))
-    assert first.describe() == {"target_layer": "features.0"}
+    assert first.describe() == {"target_layer": "features.0", "backend": "grad-cam"}
     default = get_method("gradcam")(model).explain(images, _top1(model, images))
     early = first.explain(images, _top1(model, images))
     assert not torch.allclose(default, early)

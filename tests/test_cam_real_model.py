@@ -44,7 +44,7 @@ def _top1(model, images):
 def test_gradcam_on_efficientnet_lite0_at_224(lite0):
     model, images = lite0
     method = get_method("gradcam")(model)
-    assert method.describe() == {"target_layer": "conv_head"}
+    assert method.describe() == {"target_layer": "conv_head", "backend": "grad-cam"}
     maps = method.explain(images, _top1(model, images))
     assert maps.shape == (2, 224, 224)
     assert torch.isfinite(maps).all() and float(maps.min()) == 0.0 and float(maps.max()) == 1.0
@@ -109,7 +109,7 @@ def test_densenet_maps_do_not_depend_on_the_inplace_relu_after_norm5():
     # the benchmark's maps are those of the non-inplace model (what CUDA gives)
     for name in ("gradcam", "gradcampp"):
         ours_inplace = get_method(name)(inplace)
-        assert ours_inplace.describe() == {"target_layer": "features.norm5"}
+        assert ours_inplace.describe() == {"target_layer": "features.norm5", "backend": "grad-cam"}
         torch.testing.assert_close(
             ours_inplace.explain(images, classes), get_method(name)(copy).explain(images, classes),
             rtol=0, atol=1e-6,
@@ -131,4 +131,4 @@ def test_gradcam_through_the_trainer(lite0):
     assert all(np.isfinite(v) for v in metrics.values())
     assert method.results.sample_ids == [0, 1]
     assert all(m.shape == (224, 224) for m in method.results.maps.values())
-    assert method.describe() == {"target_layer": "conv_head"}
+    assert method.describe() == {"target_layer": "conv_head", "backend": "grad-cam"}

@@ -4,7 +4,7 @@ from metrics.functional.bootstrap import bootstrap_ci, paired_bootstrap
 from metrics.functional.coherency import coherency, pearson
 from metrics.functional.complexity import adcc, complexity
 from metrics.functional.confidence import average_drop, average_increase
-from metrics.functional.image import gaussian_blur, minmax_normalize, opencv_sigma, to_grayscale
+from metrics.functional.image import gaussian_blur, map_problems, minmax_normalize, opencv_sigma, to_grayscale
 from metrics.functional.localization import energy_pointing_game, pointing_game
 from metrics.functional.insertion_deletion import (
     curve_auc,
@@ -21,6 +21,7 @@ __all__ = [
     "curve_auc",
     "gaussian_blur",
     "insertion_deletion_curves",
+    "map_problems",
     "minmax_normalize",
     "opencv_sigma",
     "pearson",

@@ -57,3 +57,19 @@ def minmax_normalize(maps: Tensor) -> Tensor:
     span = flat.amax(dim=-1, keepdim=True) - low
     scaled = torch.where(span > 0, (flat - low) / torch.where(span > 0, span, 1), 0)
     return scaled.reshape(maps.shape)
+
+
+#: ``map_problems`` codes: a usable map, a constant map (no pixel ranks above another), a map
+#: with NaN or infinite values.
+MAP_OK, MAP_CONSTANT, MAP_NON_FINITE = 0, 1, 2
+MAP_PROBLEM_NAMES = {MAP_CONSTANT: "constant", MAP_NON_FINITE: "non-finite"}
+
+
+def map_problems(maps: Tensor) -> Tensor:
+    """Per map ``[..., H, W]`` a code: ``MAP_NON_FINITE`` if any value is NaN or infinite, else
+    ``MAP_CONSTANT`` if all values are equal, else ``MAP_OK`` (long tensor ``[...]``)."""
+    flat = maps.detach().flatten(-2)
+    non_finite = ~torch.isfinite(flat).all(dim=-1)
+    constant = flat.amax(dim=-1) == flat.amin(dim=-1)
+    codes = torch.where(constant, MAP_CONSTANT, MAP_OK)
+    return torch.where(non_finite, MAP_NON_FINITE, codes).long()

@@ -1,0 +1,224 @@
+"""Per-sample records written while a run is going, so that a killed run keeps its work and
+``--resume RUN_DIR`` can finish it.
+
+Layout inside a run folder::
+
+    config.yaml                 the resolved settings, written before the first image
+    records/rank<R>.jsonl       one JSON line per scored or skipped image, per process
+    records/maps/<id>.pt        maps kept for figures (and every map with --save-maps)
+
+A line is ``{"id": 12, "columns": {...}, "metrics": {...}, "curves": {"insertion": [...],
+"deletion": [...]}}`` for a scored image and ``{"id": 12, "failed": "reason"}`` for a skipped
+one. Values are float32 numbers written exactly (``repr`` of a float round-trips), so restored
+metric states equal the ones computed. Each process appends whole batches and flushes them to
+disk, so a kill loses at most the batch being written; a torn last line is ignored on reading.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+import yaml
+
+from benchmark.errors import BenchmarkError
+
+RECORDS = "records"
+MAPS = "maps"
+CONFIG = "config.yaml"
+RESULTS = "results.json"
+SAMPLES = "samples.json"
+
+#: Settings that may change between a run and its resumption: where and how it runs, how it is
+#: logged and pictured. Everything else changes numbers and is refused.
+RESUMABLE_CHANGES = {
+    "output", "logger", "num_workers", "overlay_images", "log_images", "accelerator", "devices",
+    "num_nodes", "strategy", "ddp_timeout", "wandb.project", "wandb.entity", "wandb.group", "wandb.tags",
+}
+
+
+def _number(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+def _encode(values: Iterable[float]) -> list[float | str | None]:
+    """JSON numbers; NaN as ``null`` and infinities as strings (JSON has neither)."""
+    return [_number(v) if math.isfinite(v) or math.isnan(v) else ("inf" if v > 0 else "-inf") for v in values]
+
+
+def _decode(value: Any) -> float:
+    if value is None:
+        return float("nan")
+    return float(value)
+
+
+@dataclass
+class SampleRecord:
+    """What a run learnt about one image: its per-sample columns, metric values and curves,
+    or the reason it was skipped."""
+
+    sample_id: int
+    columns: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    curves: dict[str, list[float]] = field(default_factory=dict)
+    failed: str | None = None
+
+    def to_json(self) -> str:
+        if self.failed is not None:
+            return json.dumps({"id": self.sample_id, "failed": self.failed})
+        return json.dumps(
+            {
+                "id": self.sample_id,
+                "columns": dict(zip(self.columns, _encode(self.columns.values()))),
+                "metrics": dict(zip(self.metrics, _encode(self.metrics.values()))),
+                "curves": {k: _encode(v) for k, v in self.curves.items()},
+            }
+        )
+
+    @classmethod
+    def from_json(cls, line: str) -> "SampleRecord":
+        data = json.loads(line)
+        if "failed" in data:
+            return cls(int(data["id"]), failed=str(data["failed"]))
+        return cls(
+            int(data["id"]),
+            columns={k: _decode(v) for k, v in data["columns"].items()},
+            metrics={k: _decode(v) for k, v in data["metrics"].items()},
+            curves={k: [_decode(x) for x in v] for k, v in data["curves"].items()},
+        )
+
+
+class RecordWriter:
+    """Appends one process's records to ``records/rank<R>.jsonl`` (whole batches, flushed)."""
+
+    def __init__(self, run_dir: Path, rank: int) -> None:
+        self.folder = Path(run_dir) / RECORDS
+        (self.folder / MAPS).mkdir(parents=True, exist_ok=True)
+        self.path = self.folder / f"rank{rank}.jsonl"
+        self._handle = self.path.open("a", encoding="utf-8")
+
+    def write(self, records: list[SampleRecord]) -> None:
+        if not records:
+            return
+        self._handle.write("".join(r.to_json() + "\n" for r in records))
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def save_map(self, sample_id: int, map_: torch.Tensor, image: torch.Tensor | None) -> None:
+        """Keep one map (and its image, for the overlay figure) on disk."""
+        target = self.folder / MAPS / f"{sample_id}.pt"
+        partial = target.with_suffix(".tmp")
+        torch.save({"map": map_.detach().float().cpu(), "image": None if image is None else image.detach().float().cpu()}, partial)
+        partial.replace(target)  # atomic: a kill never leaves half a file under the final name
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def read_records(run_dir: Path) -> dict[int, SampleRecord]:
+    """Every record of a run folder, one per sample id (the first written wins). A torn last
+    line of a killed process is ignored."""
+    folder = Path(run_dir) / RECORDS
+    records: dict[int, SampleRecord] = {}
+    for path in sorted(folder.glob("rank*.jsonl")):
+        lines = path.read_text(encoding="utf-8").split("\n")
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = SampleRecord.from_json(line)
+            except (ValueError, KeyError, TypeError):
+                if number >= len(lines) - 1:  # the last line, cut by a kill
+                    continue
+                raise BenchmarkError(
+                    f"--resume: {path} line {number} is not a record; the folder was edited or is not a run folder"
+                ) from None
+            records.setdefault(record.sample_id, record)
+    return records
+
+
+def read_saved_maps(run_dir: Path, sample_ids: Iterable[int]) -> dict[int, dict[str, torch.Tensor | None]]:
+    """The maps (and images) saved for ``sample_ids`` by an earlier part of the run."""
+    folder = Path(run_dir) / RECORDS / MAPS
+    saved = {}
+    for sample_id in sample_ids:
+        path = folder / f"{sample_id}.pt"
+        if path.is_file():
+            saved[sample_id] = torch.load(path, map_location="cpu", weights_only=True)
+    return saved
+
+
+def flatten(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in settings.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def settings_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """``name: stored -> current`` for every setting that changes results."""
+    old, new = flatten(stored), flatten(current)
+    return [
+        f"{name}: {old.get(name)!r} -> {new.get(name)!r}"
+        for name in sorted(set(old) | set(new))
+        if name not in RESUMABLE_CHANGES and old.get(name) != new.get(name)
+    ]
+
+
+def samples_fingerprint(samples) -> dict[str, Any]:
+    """The images of a run, summarised: their count and a hash of (id, file name, label)."""
+    digest = hashlib.sha256()
+    for s in samples:
+        digest.update(f"{s.sample_id}\t{Path(s.file).name}\t{s.label}\n".encode())
+    return {"images": len(samples), "sha256": digest.hexdigest()}
+
+
+def start_run_folder(run_dir: Path, settings: dict[str, Any], fingerprint: dict[str, Any]) -> None:
+    """Write what a resumption checks against before the first image is evaluated."""
+    (Path(run_dir) / CONFIG).write_text(yaml.safe_dump(settings, sort_keys=False))
+    (Path(run_dir) / RECORDS).mkdir(exist_ok=True)
+    (Path(run_dir) / RECORDS / SAMPLES).write_text(json.dumps(fingerprint) + "\n")
+
+
+def check_resumable(
+    run_dir: Path, settings: dict[str, Any], fingerprint: dict[str, Any], complete_ok: bool = False
+) -> dict[int, SampleRecord]:
+    """The records of ``run_dir`` to resume with ``settings``; :class:`BenchmarkError` when the
+    folder is not a run, is complete (unless ``complete_ok``: a method of a resumed table) or
+    the settings differ."""
+    run_dir = Path(run_dir)
+    config = run_dir / CONFIG
+    if not run_dir.is_dir():
+        raise BenchmarkError(f"--resume {run_dir}: folder does not exist; pass the run folder printed by the run")
+    if (run_dir / RESULTS).exists() and not complete_ok:
+        raise BenchmarkError(f"--resume {run_dir}: this run is complete (it has {RESULTS}); start a new run instead")
+    if not config.is_file() or not (run_dir / RECORDS).is_dir():
+        raise BenchmarkError(
+            f"--resume {run_dir}: not a run folder (no {CONFIG} and {RECORDS}/); pass the folder a killed run printed"
+        )
+    stored = yaml.safe_load(config.read_text()) or {}
+    differences = settings_differences(stored, settings)
+    samples_file = run_dir / RECORDS / SAMPLES
+    then = json.loads(samples_file.read_text()) if samples_file.is_file() else {}
+    if then and then != fingerprint:
+        differences.append(
+            f"images: {then['images']} -> {fingerprint['images']}"
+            if then["images"] != fingerprint["images"]
+            else "images: the same number, but other files or labels"
+        )
+    if differences:
+        raise BenchmarkError(
+            f"--resume {run_dir}: the settings differ from the run's ({'; '.join(differences)}); "
+            "resume with the run's settings (leave these options out) or start a new run"
+        )
+    return read_records(run_dir)

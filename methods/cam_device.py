@@ -1,0 +1,143 @@
+"""The common CAMs computed on the images' device, without grad-cam's numpy round trips.
+
+grad-cam copies the hooked activations and gradients to the CPU, computes the weights in
+numpy and resizes with OpenCV, image by image. On a GPU those copies dominate a Grad-CAM
+call. Here the same quantities come from one forward hook on the target layer and
+``torch.autograd.grad``, and every step of grad-cam's pipeline is done in torch on the batch:
+
+1. ``cam = kind(A, G)`` (the formulas below, as in grad-cam's classes),
+2. ``cam = ReLU(cam)``, per image ``cam = (cam - min) / (1e-7 + max)`` (grad-cam's
+   ``scale_cam_image``), bilinear resize to the input size (OpenCV's ``INTER_LINEAR`` =
+   ``interpolate(bilinear, align_corners=False)``),
+3. grad-cam's one-layer aggregation: ReLU and the same scaling again.
+
+With A the layer's activations and G = dy^c/dA:
+
+* ``gradcam``: ``sum_k mean_ij(G^k) A^k`` (Selvaraju et al. 2017)
+* ``gradcampp``: ``sum_k w_k A^k``, ``w_k = sum_ij a_ij ReLU(G_ij)``,
+  ``a = G^2 / (2 G^2 + sum_ab A_ab G^3 + 1e-6)``, 0 where ``G = 0`` (Chattopadhay et al. 2018)
+* ``xgradcam``: ``sum_k w_k A^k``, ``w_k = sum_ij G_ij A_ij / (sum_ab A_ab + 1e-7)`` (Fu et al. 2020)
+* ``hirescam``: ``sum_k G^k A^k`` element-wise (Draelos & Carin 2020)
+* ``layercam``: ``sum_k ReLU(G^k) A^k`` element-wise (Jiang et al. 2021)
+* ``random``: ``sum_k w_k A^k``, ``w ~ U(-1, 1)`` from the sample's own generator (no backward)
+
+``tests/test_cam_device.py`` checks each against grad-cam's output to 1e-5.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+def _weighted(weights: Tensor, activations: Tensor) -> Tensor:
+    return (weights[:, :, None, None] * activations).sum(dim=1)
+
+
+def _gradcam(a: Tensor, g: Tensor) -> Tensor:
+    return _weighted(g.mean(dim=(2, 3)), a)
+
+
+def _gradcampp(a: Tensor, g: Tensor) -> Tensor:
+    g2 = g * g
+    g3 = g2 * g
+    alpha = g2 / (2 * g2 + a.sum(dim=(2, 3), keepdim=True) * g3 + 1e-6)
+    alpha = torch.where(g != 0, alpha, torch.zeros_like(alpha))
+    return _weighted((g.clamp(min=0) * alpha).sum(dim=(2, 3)), a)
+
+
+def _xgradcam(a: Tensor, g: Tensor) -> Tensor:
+    return _weighted((g * a / (a.sum(dim=(2, 3), keepdim=True) + 1e-7)).sum(dim=(2, 3)), a)
+
+
+def _hirescam(a: Tensor, g: Tensor) -> Tensor:
+    return (g * a).sum(dim=1)
+
+
+def _layercam(a: Tensor, g: Tensor) -> Tensor:
+    return (g.clamp(min=0) * a).sum(dim=1)
+
+
+#: Registry name -> ``cam(A, G) -> [B, h, w]`` before the ReLU.
+DEVICE_CAMS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
+    "gradcam": _gradcam,
+    "gradcampp": _gradcampp,
+    "xgradcam": _xgradcam,
+    "hirescam": _hirescam,
+    "layercam": _layercam,
+}
+#: Methods computed here: the gradient ones above and Random-CAM.
+DEVICE_METHODS = (*DEVICE_CAMS, "random")
+
+
+def random_channel_weights(seeds: Sequence[int], channels: int) -> np.ndarray:
+    """``[B, channels]`` weights ``U(-1, 1)``, row ``i`` from numpy ``default_rng(seeds[i])``
+    (the same numbers grad-cam's path draws in ``SeededRandomCAM``)."""
+    return np.stack([np.random.default_rng(int(s)).uniform(-1, 1, size=channels) for s in seeds])
+
+
+def _scale(cams: Tensor) -> Tensor:
+    """grad-cam's ``scale_cam_image`` without the resize: per image ``(x - min) / (1e-7 + max)``."""
+    flat = cams.flatten(1)
+    flat = flat - flat.amin(dim=1, keepdim=True)
+    flat = flat / (1e-7 + flat.amax(dim=1, keepdim=True))
+    return flat.view_as(cams)
+
+
+def layer_activations(
+    classifier: nn.Module, layer: nn.Module, images: Tensor, classes: Tensor | None
+) -> tuple[Tensor, Tensor | None]:
+    """The target layer's output ``A`` on ``images`` and, when ``classes`` is given,
+    ``G = d(sum_i y_i^{c_i}) / dA`` (one backward for the batch). The layer's output is
+    handed on as a copy, so an in-place op after it cannot change ``A``."""
+    kept: dict[str, Tensor] = {}
+
+    def keep(module: nn.Module, args, output: Tensor) -> Tensor:
+        kept["a"] = output
+        return output.clone()
+
+    handle = layer.register_forward_hook(keep)
+    try:
+        with torch.inference_mode(False):
+            inputs = images.detach().clone()
+            if classes is None:
+                with torch.no_grad():
+                    classifier(inputs)
+                return kept["a"].detach(), None
+            with torch.enable_grad():
+                inputs.requires_grad_(True)  # frozen weights: the graph must start at the input
+                logits = classifier(inputs)
+                score = logits.gather(1, classes.to(logits.device).long().view(-1, 1)).sum()
+                (gradient,) = torch.autograd.grad(score, kept["a"])
+            return kept["a"].detach(), gradient.detach()
+    finally:
+        handle.remove()
+
+
+def device_cam(
+    kind: str,
+    classifier: nn.Module,
+    layer: nn.Module,
+    images: Tensor,
+    classes: Tensor,
+    seeds: Sequence[int] | None = None,
+) -> Tensor:
+    """Maps ``[B, H, W]`` (float32, on the images' device) of CAM ``kind`` (see
+    :data:`DEVICE_METHODS`); ``seeds`` = one per image, for ``random``."""
+    if kind == "random":
+        if seeds is None or len(seeds) != images.shape[0]:
+            raise ValueError("random needs one seed per image")
+        activations, _ = layer_activations(classifier, layer, images, None)
+        weights = torch.from_numpy(random_channel_weights(seeds, activations.shape[1]))
+        # float64 as in grad-cam (numpy promotes the float32 activations to the weights' dtype)
+        cams = _weighted(weights.to(device=activations.device), activations.double())
+    else:
+        activations, gradients = layer_activations(classifier, layer, images, classes)
+        cams = DEVICE_CAMS[kind](activations, gradients)
+    cams = _scale(cams.float().clamp(min=0))
+    cams = F.interpolate(cams[:, None], size=images.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+    return _scale(cams.clamp(min=0))

@@ -1,0 +1,103 @@
+"""The device-side CAMs (methods/cam_device.py) equal grad-cam's maps to 1e-5: on a tiny CNN,
+on one whose target layer is followed by an in-place ReLU, on EfficientNet-Lite0, and on a GPU
+when there is one."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from benchmark.errors import BenchmarkError
+from methods.cam import CAM_METHODS, CAMConfig, SmoothGradCAMppConfig
+from methods.cam_device import DEVICE_METHODS
+from tests.test_cam import _images, _tiny, _top1, _wrap
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
+
+
+def _maps(name: str, model, images, classes, backend: str, sample_ids=None) -> torch.Tensor:
+    method = CAM_METHODS[name](model, CAMConfig(backend=backend), seed=3)
+    method.current_sample_ids = sample_ids
+    return method.explain(images, classes)
+
+
+@pytest.mark.parametrize("name", DEVICE_METHODS)
+def test_device_cams_equal_grad_cam_on_a_tiny_cnn(name):
+    model = _tiny(seed=2)
+    images = _images(batch=5, size=32, seed=4)
+    classes = torch.tensor([0, 1, 2, 3, 4])  # not only the top-1: every class path is exercised
+    ids = torch.tensor([7, 3, 11, 0, 5])
+    expected = _maps(name, model, images, classes, "grad-cam", ids)
+    got = _maps(name, model, images, classes, "device", ids)
+    assert got.shape == expected.shape == (5, 32, 32)
+    assert got.dtype == expected.dtype == torch.float32
+    assert (got - expected).abs().max() < 1e-5
+    assert expected.amax() == 1.0  # not a trivially equal pair of zero maps
+
+
+class _InPlaceAfterTarget(nn.Module):
+    """DenseNet's pattern: the target layer's output is changed in place right after it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(5)
+        self.conv = nn.Conv2d(3, 6, 3, padding=1)
+        self.norm = nn.BatchNorm2d(6).eval()
+        self.fc = nn.Linear(6, 4)
+
+    def forward(self, x):
+        features = self.norm(self.conv(x))
+        features = torch.relu_(features)
+        return self.fc(features.mean(dim=(2, 3)))
+
+
+@pytest.mark.parametrize("name", ["gradcam", "hirescam"])
+def test_device_cams_keep_the_activation_an_in_place_op_would_overwrite(name):
+    model = _wrap(_InPlaceAfterTarget())
+    images = _images(batch=3, size=16, seed=6)
+    classes = _top1(model, images)
+    expected = CAM_METHODS[name](model, CAMConfig(backend="grad-cam", target_layer="norm")).explain(images, classes)
+    got = CAM_METHODS[name](model, CAMConfig(backend="device", target_layer="norm")).explain(images, classes)
+    assert (got - expected).abs().max() < 1e-5
+
+
+@pytest.mark.slow
+def test_device_cams_equal_grad_cam_on_efficientnet_lite0():
+    from datamodules import ImageNetDataModule
+    from models import build_classifier
+
+    model = build_classifier("efficientnet_lite0")
+    images = next(iter(ImageNetDataModule(limit=3, batch_size=3).test_dataloader()))["image"]
+    classes = _top1(model, images)
+    for name in DEVICE_METHODS:
+        expected = _maps(name, model, images, classes, "grad-cam", torch.arange(3))
+        got = _maps(name, model, images, classes, "device", torch.arange(3))
+        assert (got - expected).abs().max() < 1e-5, name
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_device_cams_on_the_gpu_equal_grad_cam_on_the_cpu():
+    model = _tiny(seed=2)
+    images = _images(batch=5, size=32, seed=4)
+    classes = _top1(model, images)
+    for name in DEVICE_METHODS:
+        expected = _maps(name, model, images, classes, "grad-cam", torch.arange(5))
+        got = _maps(name, model.cuda(), images.cuda(), classes.cuda(), "auto", torch.arange(5))
+        model.cpu()
+        assert got.is_cuda and (got.cpu() - expected).abs().max() < 1e-5, name
+
+
+def test_auto_uses_grad_cam_on_the_cpu_and_device_elsewhere():
+    method = CAM_METHODS["gradcam"](_tiny(), CAMConfig())
+    assert not method.uses_device_backend(torch.device("cpu"))
+    assert method.uses_device_backend(torch.device("cuda"))
+    assert method.describe()["backend"] == "grad-cam"
+    assert not CAM_METHODS["scorecam"](_tiny(), CAM_METHODS["scorecam"].config_class()).uses_device_backend(torch.device("cuda"))
+
+
+def test_device_backend_for_a_method_without_one_is_refused():
+    with pytest.raises(BenchmarkError, match="--method.backend device is available for gradcam"):
+        CAM_METHODS["smoothgradcampp"](_tiny(), SmoothGradCAMppConfig(backend="device"))
+    with pytest.raises(BenchmarkError, match="--method.backend 'gpu' is unknown"):
+        CAMConfig(backend="gpu").validate()
