@@ -40,14 +40,15 @@ def measure(
     per: int = 1,
     note: str = "",
 ) -> CaseResult:
-    """Run ``fn`` once counting passes (this also warms up), then time it ``repeats`` times.
+    """Run ``fn`` once counting passes (this also warms up), then time it ``repeats`` times and
+    keep the shortest (as the model's limit is the shortest of its runs).
 
     Times and passes are divided by ``images * per`` (``per`` = e.g. LOTS iterations).
     """
     with counting_passes(net) as count:
         fn()
     synchronize(device)
-    elapsed = time_ms(fn, device, repeats=repeats, warmup=0)
+    elapsed = time_ms(fn, device, repeats=repeats, warmup=0, best=True)
     units = images * per
     ideal = limit.ideal_ms(count.forward_images, count.backward_images)
     return CaseResult(

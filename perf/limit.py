@@ -40,9 +40,10 @@ def _batch(images: Tensor, size: int) -> Tensor:
     return images.repeat(repeats, 1, 1, 1)[:size].contiguous()
 
 
-def measure_limit(model: nn.Module, images: Tensor, batch_sizes: list[int], repeats: int = 3) -> ModelLimit:
-    """Time ``model`` (frozen, eval) per image at each batch size; the backward pass goes to
-    the input, as LOTS and the CAMs need."""
+def measure_limit(model: nn.Module, images: Tensor, batch_sizes: list[int], repeats: int = 5) -> ModelLimit:
+    """Time ``model`` (frozen, eval) per image at each batch size, the shortest of ``repeats``
+    runs (the limit is what the model can do, so noise must not lower the bar); the backward
+    pass goes to the input, as LOTS and the grad-cam CAMs need."""
     limit = ModelLimit()
     device = images.device
     for size in batch_sizes:
@@ -56,6 +57,6 @@ def measure_limit(model: nn.Module, images: Tensor, batch_sizes: list[int], repe
             x = batch.detach().requires_grad_(True)
             torch.autograd.grad(model(x).pow(2).sum(), x)
 
-        limit.forward_ms[size] = time_ms(forward, device, repeats) / size
-        limit.forward_backward_ms[size] = time_ms(forward_backward, device, repeats) / size
+        limit.forward_ms[size] = time_ms(forward, device, repeats, best=True) / size
+        limit.forward_backward_ms[size] = time_ms(forward_backward, device, repeats, best=True) / size
     return limit

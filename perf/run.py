@@ -51,14 +51,13 @@ def lots_cases(model, images, limit, device, iterations: int) -> list[CaseResult
     batched = measure(
         f"LOTS batched (batch {images.shape[0]}), per iteration",
         lambda: lots_attack(model, images, targets, iterations=iterations, tau=0.0),
-        model.net, limit, images.shape[0], device, per=iterations,
+        model.net, limit, images.shape[0], device, per=iterations, repeats=3,
         note="ideal = forward+backward per iteration",
     )
     literal = measure(
         "LOTS literal one-image loop (thesis Algorithm 1), per iteration",
         lambda: [lots_attack_reference(model, image, targets[0], iterations=iterations, tau=0.0) for image in images],
-        model.net, limit, images.shape[0], device, per=iterations,
-        note=f"batched is {0:.2f}x faster",
+        model.net, limit, images.shape[0], device, per=iterations, repeats=3,
     )
     literal.note = f"baseline; batched LOTS is {literal.ms_per_image / batched.ms_per_image:.2f}x faster"
     return [batched, literal]
@@ -82,7 +81,7 @@ def cam_cases(model, images, limit, device, methods: list[str]) -> list[CaseResu
             note = "perturbation method" if name in PERTURBATION_METHODS else ""
             results.append(
                 measure(label, lambda e=explainer, b=batch, c=classes: e.explain_maps(b, c), model.net, limit,
-                        batch.shape[0], device, note=note)
+                        batch.shape[0], device, repeats=1 if name in PERTURBATION_METHODS else 3, note=note)
             )
     return results
 
@@ -101,7 +100,7 @@ def metric_cases(model, images, limit, device, n_steps: int, chunk_size: int) ->
     curves = measure(
         f"Insertion+Deletion ({n_steps} steps, chunk {chunk_size})",
         lambda: insertion_deletion_curves(score_fn, images, maps, classes, n_steps=n_steps, chunk_size=chunk_size),
-        model.net, limit, images.shape[0], device, note=f"ideal = 2 x {n_steps + 1} forwards",
+        model.net, limit, images.shape[0], device, repeats=2, note=f"ideal = 2 x {n_steps + 1} forwards",
     )
     naive = measure(
         f"Insertion+Deletion naive (one forward per step, {n_steps} steps)",
@@ -117,7 +116,7 @@ def metric_cases(model, images, limit, device, n_steps: int, chunk_size: int) ->
         gradcam.explain_maps(images * cams.unsqueeze(1), classes)
 
     coherent = measure("Coherency (gradcam: forward of x*M + map of x*M)", coherency, model.net, limit,
-                       images.shape[0], device)
+                       images.shape[0], device, repeats=3)
     return [curves, naive, coherent]
 
 

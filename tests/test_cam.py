@@ -124,7 +124,7 @@ def test_every_method_gives_maps_in_unit_range_on_a_tiny_cnn(name):
     assert all(not m._forward_hooks for m in model.modules())
     assert method.describe() == ({"target_layer": None, "layers": method.describe()["layers"]}
                                  if name == "fullgrad" else {"target_layer": "features.2"}
-                                 | ({"backend": "grad-cam"} if name in DEVICE_METHODS else {}))
+                                 | ({"backend": "device"} if name in DEVICE_METHODS else {}))
 
 
 def test_maps_take_the_dtype_and_device_of_the_images_and_work_without_grad_mode():
@@ -147,7 +147,7 @@ def test_gradcam_equals_grad_cam_called_directly():
     model = _tiny()
     images = _images(batch=4)
     classes = _top1(model, images)
-    ours = get_method("gradcam")(model).explain(images, classes)
+    ours = get_method("gradcam")(model, CAMConfig(backend="grad-cam")).explain(images, classes)
     with GradCAM(model, [model.net.features[2]]) as cam:
         theirs = cam(images.clone().requires_grad_(True), [ClassifierOutputTarget(int(c)) for c in classes])
     np.testing.assert_allclose(ours.numpy(), theirs, atol=2e-6)
@@ -168,7 +168,7 @@ def test_a_config_of_another_method_is_refused():
 def test_cam_object_is_made_once():
     model = _tiny()
     images = _images(batch=2)
-    method = get_method("gradcampp")(model)
+    method = get_method("gradcampp")(model, CAMConfig(backend="grad-cam"))
     method.explain(images, _top1(model, images))
     first = method._cam
     method.explain(images, _top1(model, images))
@@ -217,14 +217,14 @@ def test_gradcam_on_the_quadrant_net_is_the_colour_channel():
 def test_default_target_layer_of_an_unregistered_model_is_its_last_conv():
     method = get_method("gradcam")(_tiny())
     assert method.target_layer_path == "features.2"
-    assert method.describe() == {"target_layer": "features.2", "backend": "grad-cam"}
+    assert method.describe() == {"target_layer": "features.2", "backend": "device"}
 
 
 def test_an_explicit_target_layer_is_used_and_recorded():
     model = _tiny()
     images = _images(batch=2)
     first = get_method("gradcam")(model, CAMConfig(target_layer="features.0"))
-    assert first.describe() == {"target_layer": "features.0", "backend": "grad-cam"}
+    assert first.describe() == {"target_layer": "features.0", "backend": "device"}
     default = get_method("gradcam")(model).explain(images, _top1(model, images))
     early = first.explain(images, _top1(model, images))
     assert not torch.allclose(default, early)
@@ -291,7 +291,7 @@ def test_random_cam_is_seeded_per_sample_not_per_batch():
 
 def test_random_cam_weights_are_uniform_from_the_sample_generator():
     model = _tiny()
-    method = get_method("random")(model, seed=3)
+    method = get_method("random")(model, CAMConfig(backend="grad-cam"), seed=3)
     method.explain(_images(batch=1), torch.tensor([0]))  # builds the CAM object
     cam = method._cam
     cam.sample_seeds = [sample_seed(3, 5, cam.seed_stream)]

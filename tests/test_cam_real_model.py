@@ -16,7 +16,7 @@ from torch import nn
 from benchmark.errors import BenchmarkError
 from datamodules import ImageNetDataModule
 from methods import get_method
-from methods.cam import CAM_METHODS
+from methods.cam import CAM_METHODS, CAMConfig
 from metrics import SaliencyScorer
 from models import build_classifier
 from models.registry import NormalizedClassifier
@@ -44,7 +44,7 @@ def _top1(model, images):
 def test_gradcam_on_efficientnet_lite0_at_224(lite0):
     model, images = lite0
     method = get_method("gradcam")(model)
-    assert method.describe() == {"target_layer": "conv_head", "backend": "grad-cam"}
+    assert method.describe() == {"target_layer": "conv_head", "backend": "device"}
     maps = method.explain(images, _top1(model, images))
     assert maps.shape == (2, 224, 224)
     assert torch.isfinite(maps).all() and float(maps.min()) == 0.0 and float(maps.max()) == 1.0
@@ -106,15 +106,18 @@ def test_densenet_maps_do_not_depend_on_the_inplace_relu_after_norm5():
         raw_copy = cam(images.clone().requires_grad_(True), targets)
     assert np.abs(raw_inplace - raw_copy).max() > 1e-3
 
-    # the benchmark's maps are those of the non-inplace model (what CUDA gives)
-    for name in ("gradcam", "gradcampp"):
-        ours_inplace = get_method(name)(inplace)
-        assert ours_inplace.describe() == {"target_layer": "features.norm5", "backend": "grad-cam"}
-        torch.testing.assert_close(
-            ours_inplace.explain(images, classes), get_method(name)(copy).explain(images, classes),
-            rtol=0, atol=1e-6,
-        )
-    np.testing.assert_allclose(get_method("gradcam")(inplace).explain(images, classes).numpy(), raw_copy, atol=2e-6)
+    # the benchmark's maps are those of the non-inplace model (what CUDA gives), on both backends
+    for backend, tolerance in (("grad-cam", 2e-6), ("device", 1e-5)):
+        config = CAMConfig(backend=backend)
+        for name in ("gradcam", "gradcampp"):
+            ours_inplace = get_method(name)(inplace, config)
+            assert ours_inplace.describe() == {"target_layer": "features.norm5", "backend": backend}
+            torch.testing.assert_close(
+                ours_inplace.explain(images, classes), get_method(name)(copy, config).explain(images, classes),
+                rtol=0, atol=1e-6,
+            )
+        ours = get_method("gradcam")(inplace, config).explain(images, classes).numpy()
+        np.testing.assert_allclose(ours, raw_copy, atol=tolerance)
 
 
 @pytest.mark.slow
@@ -131,4 +134,4 @@ def test_gradcam_through_the_trainer(lite0):
     assert all(np.isfinite(v) for v in metrics.values())
     assert method.results.sample_ids == [0, 1]
     assert all(m.shape == (224, 224) for m in method.results.maps.values())
-    assert method.describe() == {"target_layer": "conv_head", "backend": "grad-cam"}
+    assert method.describe() == {"target_layer": "conv_head", "backend": "device"}

@@ -1,0 +1,64 @@
+"""``python -m perf.chunks``: Insertion+Deletion time per image by ``--metrics.chunk_size``.
+
+The product's default chunk size is fixed per device type (``metrics.scorer.DEFAULT_CHUNK_SIZE``,
+not tuned at run time, so runs are reproducible); this script shows whether it is a good one
+on the machine at hand.
+
+Usage: ``python -m perf.chunks [--model M] [--device cpu|cuda] [--images 8] [--n-steps 14]
+[--chunk-sizes 4,8,16,32,64] [--repeats 2]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import torch
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m perf.chunks", description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="efficientnet_lite0")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--images", type=int, default=8)
+    parser.add_argument("--n-steps", type=int, default=14)
+    parser.add_argument("--chunk-sizes", default="4,8,16,32,64")
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args(argv)
+
+    from benchmark.cli import quiet_libraries
+    from metrics.functional.insertion_deletion import insertion_deletion_curves
+    from metrics.scorer import DEFAULT_CHUNK_SIZE
+    from models import build_classifier
+    from perf.run import load_images
+    from perf.timing import time_ms
+
+    quiet_libraries()
+    device = torch.device(args.device)
+    model = build_classifier(args.model).to(device)
+    images = load_images(args.images, device)
+    with torch.no_grad():
+        classes = model(images).argmax(dim=1)
+    maps = torch.rand(images.shape[0], *images.shape[-2:], generator=torch.Generator().manual_seed(0)).to(device)
+
+    def score_fn(x):
+        with torch.no_grad():
+            return model(x).softmax(dim=-1)
+
+    default = DEFAULT_CHUNK_SIZE.get(device.type, DEFAULT_CHUNK_SIZE["cpu"])
+    print(f"{args.model} on {device}, {args.images} images, {args.n_steps} steps "
+          f"(2 x {args.n_steps + 1} forwards per image); default chunk here: {default}")
+    print("| chunk size | ms per image | per forward |")
+    print("|---:|---:|---:|")
+    for chunk in (int(c) for c in args.chunk_sizes.split(",")):
+        def run():
+            insertion_deletion_curves(score_fn, images, maps, classes, n_steps=args.n_steps, chunk_size=chunk)
+
+        ms = time_ms(run, device, repeats=args.repeats, warmup=1, best=True) / args.images
+        print(f"| {chunk}{' (default)' if chunk == default else ''} | {ms:.1f} | {ms / (2 * (args.n_steps + 1)):.2f} |")
+        sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
