@@ -7,7 +7,7 @@ metric's mean per batch size and its spread (max - min), in float32 and, with
 ``--precision 64``, in float64, where the maps do not depend on the batch size.
 
 Usage: ``python -m perf.batch_spread [--batch-sizes 1,2,4,8] [--iterations 20] [--n-steps 14]
-[--limit 8] [--precision 32,64]``.
+[--limit 8] [--precision 32]``; the float64 check: ``--precision 64 --batch-sizes 1,8``.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iterations", type=int, default=20)
     parser.add_argument("--n-steps", type=int, default=14)
     parser.add_argument("--limit", type=int, default=8)
-    parser.add_argument("--precision", default="32,64")
+    parser.add_argument("--precision", default="32", help="comma-separated, e.g. 32,64 (float64 is slow)")
     args = parser.parse_args(argv)
     sizes = [int(b) for b in args.batch_sizes.split(",")]
     print(f"LOTS, {args.limit} built-in photos, {args.iterations} iterations, {args.n_steps} curve steps")

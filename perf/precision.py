@@ -3,7 +3,7 @@
 Runs the same ``test`` per method at each precision and prints the means and their
 differences from float32. bf16 is opt-in because it changes the numbers; this is how much.
 
-Usage: ``python -m perf.precision [--methods gradcam,lots] [--precisions 32,bf16,64]
+Usage: ``python -m perf.precision [--methods gradcam,lots] [--precisions 32,bf16]
 [--limit 8] [--data DIR] [--iterations 20] [--n-steps 14] [--batch-size 8]``.
 """
 
@@ -22,7 +22,7 @@ from perf.batch_spread import run_once
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m perf.precision", description=__doc__.splitlines()[0])
     parser.add_argument("--methods", default="gradcam,lots")
-    parser.add_argument("--precisions", default="32,bf16,64")
+    parser.add_argument("--precisions", default="32,bf16")
     parser.add_argument("--limit", type=int, default=8)
     parser.add_argument("--data", default=None, help="image folder (default: the built-in photos)")
     parser.add_argument("--iterations", type=int, default=20, help="LOTS iterations")

@@ -1,7 +1,8 @@
-"""The pass counting behind ``python -m perf``'s ideals (no timing here)."""
+"""The pass counting behind ``python -m perf``'s ideals (no timing here), and the side scripts run."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch import nn
 
@@ -52,3 +53,24 @@ def test_ideal_uses_the_best_batch_size():
     assert limit.best_forward == (8, 8.0)
     assert limit.backward_ms == 19.0
     assert limit.ideal_ms(forward_images=10, backward_images=4) == 10 * 8.0 + 4 * 19.0
+
+
+@pytest.mark.slow
+def test_the_side_scripts_print_their_tables(capsys):
+    from perf import batch_spread, chunks, precision
+
+    assert batch_spread.main(["--batch-sizes", "1,2", "--iterations", "2", "--n-steps", "2", "--limit", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "| metric | batch 1 | batch 2 | spread (max - min) |" in out
+    assert sum(line.startswith("| ") for line in out.splitlines()) == 1 + 5  # header, five metrics
+
+    assert precision.main(["--methods", "gradcam", "--precisions", "32,64", "--limit", "2", "--n-steps", "2"]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split(" | ")[0][2:]: line for line in out.splitlines() if line.startswith("| ")}
+    assert set(rows) >= {"avg_drop", "insertion", "run seconds"}
+    drop_32, drop_64, diff = (float(x) for x in rows["avg_drop"].strip("| ").split(" | ")[1:])
+    assert diff == pytest.approx(drop_64 - drop_32, abs=2e-3)  # the difference column is computed
+
+    assert chunks.main(["--images", "2", "--n-steps", "2", "--chunk-sizes", "2,16", "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "| 16 (default) |" in out and "| 2 |" in out
