@@ -86,6 +86,10 @@ def uses_ddp(options: Any) -> bool:
     return options.strategy == "ddp" or options.num_nodes > 1 or (count is not None and count > 1)
 
 
+#: ``--precision`` -> Lightning's precision plugin (64: model and batches in float64).
+LIGHTNING_PRECISION = {"32": "32-true", "64": "64-true", "bf16": "bf16-mixed"}
+
+
 def trainer_device_arguments(options: Any) -> dict[str, Any]:
     """``accelerator``, ``devices``, ``num_nodes`` and ``strategy`` for ``pl.Trainer``.
 
@@ -105,9 +109,6 @@ def trainer_device_arguments(options: Any) -> dict[str, Any]:
         "precision": LIGHTNING_PRECISION[options.precision],
     }
 
-
-#: ``--precision`` -> Lightning's precision plugin (64: model and batches in float64).
-LIGHTNING_PRECISION = {"32": "32-true", "64": "64-true", "bf16": "bf16-mixed"}
 
 
 class RankZeroMessage(Callback):

@@ -1,4 +1,5 @@
-"""The files of a run folder: results.json, per_sample.csv, maps.pt, figures, config.yaml."""
+"""The files of a run folder: results.json, per_sample.csv, maps.pt, figures (config.yaml and
+the records: benchmark.records)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import yaml
 
 from benchmark import figures
 from metrics.functional.image import MAP_PROBLEM_NAMES
@@ -146,11 +146,6 @@ def write_maps(path: Path, results) -> Path:
         },
         path,
     )
-    return path
-
-
-def write_config(path: Path, run) -> Path:
-    path.write_text(yaml.safe_dump(run.config.to_dict(run.method), sort_keys=False))
     return path
 
 

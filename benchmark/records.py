@@ -43,13 +43,15 @@ RESUMABLE_CHANGES = {
 }
 
 
-def _number(value: float) -> float | None:
-    return None if math.isnan(value) else value
+def _encode_one(value: float) -> float | str | None:
+    if math.isnan(value):
+        return None
+    return value if math.isfinite(value) else ("inf" if value > 0 else "-inf")
 
 
 def _encode(values: Iterable[float]) -> list[float | str | None]:
     """JSON numbers; NaN as ``null`` and infinities as strings (JSON has neither)."""
-    return [_number(v) if math.isfinite(v) or math.isnan(v) else ("inf" if v > 0 else "-inf") for v in values]
+    return [_encode_one(v) for v in values]
 
 
 def _decode(value: Any) -> float:
@@ -175,6 +177,15 @@ def settings_differences(stored: dict[str, Any], current: dict[str, Any]) -> lis
     ]
 
 
+def refuse_other_settings(folder: Path, differences: list[str], what: str = "run") -> None:
+    """:class:`BenchmarkError` naming every setting that differs from the stored ``what``."""
+    if differences:
+        raise BenchmarkError(
+            f"--resume {folder}: the settings differ from the {what}'s ({'; '.join(differences)}); "
+            f"resume with the {what}'s settings (leave these options out) or start a new {what}"
+        )
+
+
 def samples_fingerprint(samples) -> dict[str, Any]:
     """The images of a run, summarised: their count and a hash of (id, file name, label)."""
     digest = hashlib.sha256()
@@ -216,9 +227,5 @@ def check_resumable(
             if then["images"] != fingerprint["images"]
             else "images: the same number, but other files or labels"
         )
-    if differences:
-        raise BenchmarkError(
-            f"--resume {run_dir}: the settings differ from the run's ({'; '.join(differences)}); "
-            "resume with the run's settings (leave these options out) or start a new run"
-        )
+    refuse_other_settings(run_dir, differences)
     return read_records(run_dir)

@@ -193,7 +193,6 @@ def evaluate(
         },
     )
     outputs.write_per_sample_csv(run_dir / "per_sample.csv", run, results)
-    outputs.write_config(run_dir / "config.yaml", run)
     outputs.write_figures(run_dir, run, results)
     if o.save_maps:
         outputs.write_maps(run_dir / "maps.pt", results)

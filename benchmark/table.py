@@ -17,7 +17,7 @@ import yaml
 from benchmark import figures
 from benchmark.config import RunConfig
 from benchmark.errors import BenchmarkError
-from benchmark.records import settings_differences
+from benchmark.records import refuse_other_settings, settings_differences
 from benchmark.loggers import log_table, sync_hint
 from benchmark.outputs import make_stamped_dir
 from benchmark.report import INTERVAL_NOTE, interval_cell, markdown_table, metric_header, metric_keys
@@ -142,12 +142,8 @@ def check_resumable_table(table_dir: Path, config: RunConfig) -> None:
     stored_file = table_dir / "config.yaml"
     if not table_dir.is_dir() or not stored_file.is_file():
         raise BenchmarkError(f"--resume {table_dir}: not a table folder (no config.yaml); pass the folder a killed table run printed")
-    differences = settings_differences(yaml.safe_load(stored_file.read_text()) or {}, config.to_table_dict())
-    if differences:
-        raise BenchmarkError(
-            f"--resume {table_dir}: the settings differ from the table's ({'; '.join(differences)}); "
-            "resume with the table's settings (leave these options out) or start a new table"
-        )
+    stored = yaml.safe_load(stored_file.read_text()) or {}
+    refuse_other_settings(table_dir, settings_differences(stored, config.to_table_dict()), what="table")
 
 
 def run_table(config: RunConfig) -> Path | None:

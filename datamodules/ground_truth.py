@@ -37,11 +37,13 @@ def read_loc_solution(path: str | Path, problems: list[str] | None = None) -> di
                 if not row or not any(cell.strip() for cell in row):
                     continue
                 try:
-                    result.update([_parse_row(path, line_no, row)])
-                except BenchmarkError as error:
+                    image_id, entry = _parse_row(row)
+                except ValueError as problem:
                     if problems is None:
-                        raise
-                    problems.append(f"{path.name} line {line_no}: {_problem_of(error)}; the line is skipped")
+                        raise _malformed(path, line_no, str(problem)) from None
+                    problems.append(f"{path.name} line {line_no}: {problem}; the line is skipped")
+                    continue
+                result[image_id] = entry
     except UnicodeDecodeError:
         raise _malformed(path, 1, "not a text file") from None
     except OSError as exc:
@@ -51,25 +53,21 @@ def read_loc_solution(path: str | Path, problems: list[str] | None = None) -> di
     return result
 
 
-def _parse_row(path: Path, line_no: int, row: list[str]) -> tuple[str, tuple[str, list[Box]]]:
+def _parse_row(row: list[str]) -> tuple[str, tuple[str, list[Box]]]:
+    """``(image_id, (first wnid, boxes))`` of one CSV row; ``ValueError(problem)`` if malformed."""
     if len(row) < 2:
-        raise _malformed(path, line_no, "expected two columns")
+        raise ValueError("expected two columns")
     image_id, tokens = row[0].strip(), row[1].split()
     if not tokens or len(tokens) % 5:
-        raise _malformed(path, line_no, "PredictionString is not groups of 'wnid x1 y1 x2 y2'")
+        raise ValueError("PredictionString is not groups of 'wnid x1 y1 x2 y2'")
     try:
         boxes = [
             (int(tokens[i + 1]), int(tokens[i + 2]), int(tokens[i + 3]), int(tokens[i + 4]))
             for i in range(0, len(tokens), 5)
         ]
     except ValueError:
-        raise _malformed(path, line_no, "box coordinates are not integers") from None
+        raise ValueError("box coordinates are not integers") from None
     return image_id, (tokens[0], boxes)
-
-
-def _problem_of(error: BenchmarkError) -> str:
-    """The problem part of a :func:`_malformed` message."""
-    return str(error).split(": ", 2)[-1].split("; ")[0]
 
 
 def check_ground_truth(path: str | Path) -> Path:

@@ -299,7 +299,7 @@ class CAMExplainer(Explainer):
     def uses_device_backend(self) -> bool:
         """Whether the maps are computed in torch (:mod:`methods.cam_device`): with ``auto`` for
         every method it has (2x faster than grad-cam on the CPU: the backward stops at the layer)."""
-        backend = getattr(self.config, "backend", "grad-cam")
+        backend = getattr(self.config, "backend", "auto")
         return self.method_name in DEVICE_METHODS and backend in ("device", "auto")
 
     # -- pipeline hooks ----------------------------------------------------------------------
