@@ -20,6 +20,7 @@ from benchmark.config import (
     resolve,
 )
 from benchmark.errors import BenchmarkError
+from benchmark.interrupts import RunInterrupted, stop_on_signals
 from benchmark.params import type_name
 
 _FLAGS = {
@@ -194,10 +195,34 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
 
 
+def interrupted_lines(stop: RunInterrupted) -> list[str]:
+    """What a stopped run kept, and (last) the command that finishes it."""
+    from benchmark.records import RESULTS, recorded_images
+
+    lines = [f"interrupted by {stop.signal_name}"]
+    if stop.table_dir is not None:
+        lines.append(f"the methods finished so far and the records of the one running are in {stop.table_dir}")
+        lines.append(f"resume with: python -m benchmark table --resume {stop.table_dir}")
+    elif stop.run_dir is not None and (stop.run_dir / RESULTS).is_file():
+        lines.append(f"the run had finished: its folder {stop.run_dir} is complete")
+    elif stop.run_dir is not None:
+        done, total = recorded_images(stop.run_dir)
+        lines.append(f"{done} of {total} images are recorded in {stop.run_dir}")
+        lines.append(f"resume with: python -m benchmark test --resume {stop.run_dir}")
+    else:
+        lines.append("nothing was recorded yet; run the command again")
+    return lines
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     quiet_libraries()
     parser = build_parser()
     namespace = parser.parse_args(argv)
+    with stop_on_signals():
+        return _run_command(namespace)
+
+
+def _run_command(namespace: argparse.Namespace) -> int:
     try:
         if namespace.command == "targets":
             from benchmark.targets import run_targets
@@ -210,6 +235,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_explain(namespace, config_from_args)
             return 0
         config = config_from_args(namespace)
+        from benchmark.devices import apply_threads
+
+        apply_threads(config.options)
         if namespace.command == "test":
             from benchmark.run import run_test
 
@@ -221,9 +249,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BenchmarkError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except RunInterrupted as stop:
+        for line in interrupted_lines(stop):
+            print(line, file=sys.stderr, flush=True)
+        return stop.exit_code
     return 0
 
 

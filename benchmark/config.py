@@ -62,7 +62,12 @@ class RunOptions:
     batch_size: int = field(default=8, metadata={"help": "images per batch"})
     num_workers: int = field(default=0, metadata={"help": "data loading worker processes"})
     output: str = field(default="runs", metadata={"help": "folder that receives the run folder"})
-    seed: int = field(default=0, metadata={"help": "random seed"})
+    seed: int = field(default=0, metadata={"help": "random seed, 0 to 2**32 - 1"})
+    threads: int | None = field(
+        default=None,
+        metadata={"help": "torch CPU threads per process (default: torch's choice, usually the cores); float32 "
+                  "results depend on it, and results.json records it"},
+    )
     save_maps: bool = field(default=False, metadata={"help": "also write maps.pt with every map"})
     overlay_images: int = field(default=8, metadata={"help": "images in the overlay grid PNG"})
     accelerator: str = field(default="auto", metadata={"help": "cpu, gpu or auto"})
@@ -108,6 +113,27 @@ class RunOptions:
         validate_device_options(self)
         if self.log_images < 0:
             raise BenchmarkError(f"--log-images must be >= 0, got {self.log_images}")
+        if not 0 <= self.seed < 2**32:
+            raise BenchmarkError(f"--seed must be between 0 and 2**32 - 1 (4294967295), got {self.seed}")
+        check_output_folder(self.output)
+        if self.threads is not None and self.threads < 1:
+            raise BenchmarkError(f"--threads must be >= 1 (or left out for torch's default), got {self.threads}")
+
+
+def check_output_folder(path: str, option: str = "--output") -> None:
+    """``path`` is a folder that exists or can be made (its nearest existing ancestor is a
+    writable folder): checked before any model work, so a typo does not cost a model build."""
+    import os
+
+    for candidate in [Path(path), *Path(path).parents]:
+        if candidate.is_symlink() and not candidate.exists():
+            raise BenchmarkError(f"{option} {path}: {candidate} is a broken symbolic link; pass a folder that can be made")
+        if candidate.exists():
+            if not candidate.is_dir():
+                raise BenchmarkError(f"{option} {path}: {candidate} is a file, not a folder; pass a folder")
+            if not os.access(candidate, os.W_OK | os.X_OK):
+                raise BenchmarkError(f"{option} {path}: {candidate} is not writable; pass a folder you can write to")
+            return
 
 
 #: The keys of the ``wandb:`` section of a config file (``--wandb.<key>`` on the command line).

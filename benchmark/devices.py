@@ -86,6 +86,16 @@ def uses_ddp(options: Any) -> bool:
     return options.strategy == "ddp" or options.num_nodes > 1 or (count is not None and count > 1)
 
 
+def apply_threads(options: Any) -> int:
+    """Set torch's CPU thread count from ``--threads`` (if given); returns the count in force,
+    which results.json records (float32 results depend on it)."""
+    import torch
+
+    if options.threads is not None:
+        torch.set_num_threads(options.threads)
+    return torch.get_num_threads()
+
+
 #: ``--precision`` -> Lightning's precision plugin (64: model and batches in float64).
 LIGHTNING_PRECISION = {"32": "32-true", "64": "64-true", "bf16": "bf16-mixed"}
 

@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from benchmark.errors import BenchmarkError
+from benchmark.files import write_text_atomic
 
 #: Run options that make no sense for single images.
 EXPLAIN_EXCLUDED = (
@@ -108,6 +109,9 @@ def run_explain(namespace: argparse.Namespace, config_from_args) -> Path:
     sizes = parse_kernel_sizes(namespace)
     config = config_from_args(namespace)
     o = config.options
+    from benchmark.devices import apply_threads
+
+    apply_threads(o)
     method_config = config.method_config
     if sizes:
         for size in sizes:
@@ -176,12 +180,12 @@ def run_explain(namespace: argparse.Namespace, config_from_args) -> Path:
                     kernel_strip(image, {k: maps[k][row].cpu() for k in sizes}, folder / "kernel_strip.png",
                                  title=f"{Path(files[index]).name}: LOTS maps from fine to coarse")
                     record["kernel_sizes"] = sizes
-            (folder / "predictions.json").write_text(json.dumps(record, indent=2) + "\n")
+            write_text_atomic(folder / "predictions.json", json.dumps(record, indent=2) + "\n")
             records.append(record)
             top = record["original_top5"][0]
             print(f"{files[index]}: {top['name']} ({top['probability']:.2f}) -> {folder}")
     summary = {"method": o.method, "model": o.model, "config": config.to_dict(), "device": str(device), "images": records}
     output.mkdir(parents=True, exist_ok=True)
-    (output / "explain.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    write_text_atomic(output / "explain.json", json.dumps(summary, indent=2, default=str) + "\n")
     print(f"explanations: {output}")
     return output

@@ -12,13 +12,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from torch import Tensor  # noqa: E402
 
+from benchmark.files import atomic_path  # noqa: E402
+
 
 def save_figure(fig, path: Path, title: str = "", title_size: int = 10, dpi: int = 100) -> Path:
     """Give ``fig`` its title, lay it out, write it to ``path`` and free it."""
     if title:
         fig.suptitle(title, fontsize=title_size)
     fig.tight_layout()
-    fig.savefig(path, dpi=dpi)
+    with atomic_path(path) as partial:
+        fig.savefig(partial, dpi=dpi)
     plt.close(fig)
     return path
 

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from benchmark import figures
+from benchmark.files import atomic_open, atomic_path, write_text_atomic
 from metrics.functional.image import MAP_PROBLEM_NAMES
 
 PACKAGES = (
@@ -99,8 +100,7 @@ def map_problem_counts(codes: list[float]) -> dict[str, int]:
 
 
 def write_results_json(path: Path, content: dict[str, Any]) -> Path:
-    path.write_text(json.dumps(content, indent=2, default=str) + "\n")
-    return path
+    return write_text_atomic(path, json.dumps(content, indent=2, default=str) + "\n")
 
 
 def per_sample_table(run, results) -> tuple[list[str], list[list[Any]]]:
@@ -129,7 +129,7 @@ def per_sample_table(run, results) -> tuple[list[str], list[list[Any]]]:
 def write_per_sample_csv(path: Path, run, results) -> Path:
     """One row per scored image: ids, file, label, prediction, the metrics, method extras."""
     header, rows = per_sample_table(run, results)
-    with path.open("w", newline="") as handle:
+    with atomic_open(path, newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)
         for row in rows:
@@ -139,13 +139,14 @@ def write_per_sample_csv(path: Path, run, results) -> Path:
 
 def write_maps(path: Path, results) -> Path:
     ids = sorted(results.maps)
-    torch.save(
-        {
-            "sample_ids": torch.tensor(ids, dtype=torch.long),
-            "maps": torch.stack([results.maps[i] for i in ids]) if ids else torch.zeros(0, 224, 224),
-        },
-        path,
-    )
+    with atomic_path(path) as partial:
+        torch.save(
+            {
+                "sample_ids": torch.tensor(ids, dtype=torch.long),
+                "maps": torch.stack([results.maps[i] for i in ids]) if ids else torch.zeros(0, 224, 224),
+            },
+            partial,
+        )
     return path
 
 

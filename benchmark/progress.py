@@ -21,3 +21,10 @@ class StderrProgressBar(TQDMProgressBar):
             file=sys.stderr,
             bar_format=self.BAR_FORMAT,
         )
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        """Close the bars now, so that what the command prints about the stop comes after them."""
+        for bar in (self._train_progress_bar, self._val_progress_bar, self._test_progress_bar,
+                    self._predict_progress_bar):
+            if bar is not None:
+                bar.close()

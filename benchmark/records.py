@@ -28,6 +28,7 @@ import torch
 import yaml
 
 from benchmark.errors import BenchmarkError
+from benchmark.files import atomic_path, write_text_atomic
 
 RECORDS = "records"
 MAPS = "maps"
@@ -96,6 +97,16 @@ class SampleRecord:
         )
 
 
+def drop_torn_last_line(path: Path) -> None:
+    """Cut a records file back to its last complete line (a kill may have torn the one after)."""
+    if not path.is_file():
+        return
+    with path.open("rb+") as handle:
+        data = handle.read()
+        if data and not data.endswith(b"\n"):
+            handle.truncate(data.rfind(b"\n") + 1)
+
+
 class RecordWriter:
     """Appends one process's records to ``records/rank<R>.jsonl`` (whole batches, flushed)."""
 
@@ -103,6 +114,7 @@ class RecordWriter:
         self.folder = Path(run_dir) / RECORDS
         (self.folder / MAPS).mkdir(parents=True, exist_ok=True)
         self.path = self.folder / f"rank{rank}.jsonl"
+        drop_torn_last_line(self.path)  # else the next record would be glued onto it
         self._handle = self.path.open("a", encoding="utf-8")
 
     def write(self, records: list[SampleRecord]) -> None:
@@ -114,10 +126,9 @@ class RecordWriter:
 
     def save_map(self, sample_id: int, map_: torch.Tensor, image: torch.Tensor | None) -> None:
         """Keep one map (and its image, for the overlay figure) on disk."""
-        target = self.folder / MAPS / f"{sample_id}.pt"
-        partial = target.with_suffix(".tmp")
-        torch.save({"map": map_.detach().float().cpu(), "image": None if image is None else image.detach().float().cpu()}, partial)
-        partial.replace(target)  # atomic: a kill never leaves half a file under the final name
+        image = None if image is None else image.detach().float().cpu()
+        with atomic_path(self.folder / MAPS / f"{sample_id}.pt") as partial:  # never half a file
+            torch.save({"map": map_.detach().float().cpu(), "image": image}, partial)
 
     def close(self) -> None:
         self._handle.close()
@@ -143,6 +154,14 @@ def read_records(run_dir: Path) -> dict[int, SampleRecord]:
                 ) from None
             records.setdefault(record.sample_id, record)
     return records
+
+
+def recorded_images(run_dir: Path) -> tuple[int, int | None]:
+    """``(images recorded, images of the run)`` of a run folder (the total from its sample
+    fingerprint; ``None`` when that is missing)."""
+    samples_file = Path(run_dir) / RECORDS / SAMPLES
+    total = json.loads(samples_file.read_text())["images"] if samples_file.is_file() else None
+    return len(read_records(run_dir)), total
 
 
 def read_saved_maps(run_dir: Path, sample_ids: Iterable[int]) -> dict[int, dict[str, torch.Tensor | None]]:
@@ -196,9 +215,9 @@ def samples_fingerprint(samples) -> dict[str, Any]:
 
 def start_run_folder(run_dir: Path, settings: dict[str, Any], fingerprint: dict[str, Any]) -> None:
     """Write what a resumption checks against before the first image is evaluated."""
-    (Path(run_dir) / CONFIG).write_text(yaml.safe_dump(settings, sort_keys=False))
+    write_text_atomic(Path(run_dir) / CONFIG, yaml.safe_dump(settings, sort_keys=False))
     (Path(run_dir) / RECORDS).mkdir(exist_ok=True)
-    (Path(run_dir) / RECORDS / SAMPLES).write_text(json.dumps(fingerprint) + "\n")
+    write_text_atomic(Path(run_dir) / RECORDS / SAMPLES, json.dumps(fingerprint) + "\n")
 
 
 def check_resumable(

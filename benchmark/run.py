@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Callable
 
 import pytorch_lightning as pl
+import torch
 
 from benchmark import loggers, outputs, records
 from benchmark.config import RunConfig
+from benchmark.interrupts import RunInterrupted
 from benchmark.devices import RankZeroMessage, check_images_per_process, trainer_device_arguments
 from benchmark.progress import StderrProgressBar
 from benchmark.variants import base_method, folder_name
@@ -64,12 +66,25 @@ def build_datamodule(config: RunConfig):
     )
     check_images_per_process(o, len(datamodule.samples))
     check_boxes(config, datamodule)
+    check_steps(config, datamodule.dataset.crop)
     from pytorch_lightning.utilities import rank_zero_only
 
     if rank_zero_only.rank == 0:
         for note in datamodule.discovery.notes:
             _say(f"note: {note}")
     return datamodule
+
+
+def check_steps(config: RunConfig, crop: int) -> None:
+    """More Insertion/Deletion steps than pixels would only repeat the last point for hours."""
+    n_steps = config.metrics.get("n_steps")
+    if n_steps is not None and n_steps > crop * crop:
+        from benchmark.errors import BenchmarkError
+
+        raise BenchmarkError(
+            f"--metrics.n_steps {n_steps}: more steps than the {crop * crop} pixels of the {crop}x{crop} "
+            f"crop; use at most {crop * crop} (one pixel per step), or leave it out for {crop} (the image side)"
+        )
 
 
 def check_boxes(config: RunConfig, datamodule) -> None:
@@ -168,40 +183,45 @@ def evaluate(
     clock = time.perf_counter()
     message = RankZeroMessage(f"{method_name} on {o.model}: {evaluated.describe()}")
     trainer = make_trainer(config, Path(o.output), callbacks=(message,))
-    if len(evaluated.samples):
-        trainer.test(method, datamodule=evaluated, verbose=False)
-    else:  # everything was done before the kill: only the results are missing
-        method.finish_without_images()
-    if trainer.global_rank != 0:
-        return None
-    results = method.results
-    run = RunContext(config, method_name, datamodule.samples, method.extra_columns, imagenet_classes().names)
-    run_dir = method.run_dir
-    content = outputs.results_dict(
-        run,
-        results,
-        {
-            "data": datamodule.describe(),
-            "data_notes": list(datamodule.discovery.notes),
-            "device": str(method.device),
-            "processes": trainer.world_size,
-            "precision": o.precision,
-            "method_info": method.describe(),
-            "started": started.isoformat(timespec="seconds"),
-            "duration_s": round(time.perf_counter() - clock, 2),
-            **({"resumed_with": len(done)} if done else {}),
-        },
-    )
-    outputs.write_per_sample_csv(run_dir / "per_sample.csv", run, results)
-    outputs.write_figures(run_dir, run, results)
-    if o.save_maps:
-        outputs.write_maps(run_dir / "maps.pt", results)
-    outputs.write_results_json(run_dir / "results.json", content)  # last: marks the run complete
-    for sample_id, reason in results.failures:
-        _say(f"skipped {run.samples[sample_id].file}: {reason}")
-    evaluation = Evaluation(run_dir, content, results)
-    evaluation.logged = loggers.log_evaluation(run, evaluation, table=run_dir.parent.name if table else None)
-    return evaluation
+    try:
+        if len(evaluated.samples):
+            trainer.test(method, datamodule=evaluated, verbose=False)
+        else:  # everything was done before the kill: only the results are missing
+            method.finish_without_images()
+        if trainer.global_rank != 0:
+            return None
+        results = method.results
+        run = RunContext(config, method_name, datamodule.samples, method.extra_columns, imagenet_classes().names)
+        run_dir = method.run_dir
+        content = outputs.results_dict(
+            run,
+            results,
+            {
+                "data": datamodule.describe(),
+                "data_notes": list(datamodule.discovery.notes),
+                "device": str(method.device),
+                "processes": trainer.world_size,
+                "precision": o.precision,
+                "threads": torch.get_num_threads(),
+                "method_info": method.describe(),
+                "started": started.isoformat(timespec="seconds"),
+                "duration_s": round(time.perf_counter() - clock, 2),
+                **({"resumed_with": len(done)} if done else {}),
+            },
+        )
+        outputs.write_per_sample_csv(run_dir / "per_sample.csv", run, results)
+        outputs.write_figures(run_dir, run, results)
+        if o.save_maps:
+            outputs.write_maps(run_dir / "maps.pt", results)
+        outputs.write_results_json(run_dir / "results.json", content)  # last: marks the run complete
+        for sample_id, reason in results.failures:
+            _say(f"skipped {run.samples[sample_id].file}: {reason}")
+        evaluation = Evaluation(run_dir, content, results)
+        evaluation.logged = loggers.log_evaluation(run, evaluation, table=run_dir.parent.name if table else None)
+        return evaluation
+    except RunInterrupted as stop:  # the folder a resumption continues from
+        stop.run_dir = method.run_dir
+        raise
 
 
 def print_notes(evaluation: Evaluation) -> None:

@@ -17,6 +17,8 @@ import yaml
 from benchmark import figures
 from benchmark.config import RunConfig
 from benchmark.errors import BenchmarkError
+from benchmark.files import atomic_open, write_text_atomic
+from benchmark.interrupts import RunInterrupted
 from benchmark.records import refuse_other_settings, settings_differences
 from benchmark.loggers import log_table, sync_hint
 from benchmark.outputs import make_stamped_dir
@@ -77,14 +79,14 @@ def write_table(
             "\nEvery difference between two methods is significant.\n"
         )
     markdown = table_dir / "table.md"
-    markdown.write_text(text)
+    write_text_atomic(markdown, text)
     csv_path = table_dir / "table.csv"
-    with csv_path.open("w", newline="") as handle:
+    with atomic_open(csv_path, newline="") as handle:
         writer = csv.writer(handle)
         header, rows = table_values(contents)
         writer.writerow(header)
         writer.writerows(rows)
-    with (table_dir / "significance.csv").open("w", newline="") as handle:
+    with atomic_open(table_dir / "significance.csv", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["metric", "method_a", "method_b", "difference", "ci95_low", "ci95_high", "images", "significant"])
         for t in tests:
@@ -99,7 +101,7 @@ def write_table(
         "pairs": [t.as_dict() for t in tests],
         "bootstrap_resamples": n_resamples,
     }
-    (table_dir / "table.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_text_atomic(table_dir / "table.json", json.dumps(summary, indent=2) + "\n")
     return markdown, csv_path
 
 
@@ -163,20 +165,24 @@ def run_table(config: RunConfig) -> Path | None:
         nonlocal table_dir
         if table_dir is None:
             table_dir = make_table_dir(o.output, o.model)
-            (table_dir / "config.yaml").write_text(yaml.safe_dump(config.to_table_dict(), sort_keys=False))
+            write_text_atomic(table_dir / "config.yaml", yaml.safe_dump(config.to_table_dict(), sort_keys=False))
         return table_dir / name
 
     evaluations = []
     for name in o.methods:
         earlier = table_dir / folder_name(name) if table_dir is not None else None
-        evaluation = evaluate(
-            config,
-            name,
-            datamodule,
-            run_dir=lambda n=name: method_dir(folder_name(n)),
-            table=True,
-            resume=earlier if earlier is not None and earlier.is_dir() else None,
-        )
+        try:
+            evaluation = evaluate(
+                config,
+                name,
+                datamodule,
+                run_dir=lambda n=name: method_dir(folder_name(n)),
+                table=True,
+                resume=earlier if earlier is not None and earlier.is_dir() else None,
+            )
+        except RunInterrupted as stop:  # a table resumes as a whole
+            stop.table_dir = table_dir
+            raise
         if evaluation is not None:
             evaluations.append(evaluation)
     if not evaluations:  # not rank 0

@@ -1,7 +1,7 @@
 """``python -m perf.batch_spread``: how much LOTS's metric means move with the batch size.
 
 Float32 LOTS is chaotic: each step is divided by the gradient's maximum, so rounding
-differences between batch compositions grow over the iterations (FACTS.md). This script runs
+differences between batch compositions grow over the iterations. This script runs
 the same ``test`` (LOTS on the built-in photos) at several batch sizes and prints each
 metric's mean per batch size and its spread (max - min), in float32 and, with
 ``--precision 64``, in float64, where the maps do not depend on the batch size.

@@ -4,6 +4,8 @@ averaging done by hand, options and errors, and the pipeline hooks of methods/ba
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import pytorch_lightning as pl
@@ -104,8 +106,11 @@ def test_every_cam_method_is_registered_with_a_help_line():
     for name in EXPECTED_METHODS:
         cls = get_method(name)
         first, *rest = cls.__doc__.strip().splitlines()
+        body = " ".join(line.strip() for line in rest)
         assert first.strip() and len(first) < 120, name
-        assert any(char.isdigit() for char in "".join(rest)), f"{name}: the docstring should cite a paper/year"
+        assert "M = " in body, f"{name}: the docstring should give the map's formula (M = ...)"
+        # the paper: authors and year ("Selvaraju et al. 2017", "Draelos & Carin 2020", "Cai 2025")
+        assert re.search(r"[A-Z][a-z]+( et al\.| & [A-Z][a-z]+)? (19|20)\d\d\b", body), f"{name}: cite its paper"
         for option in cls.config_class.parameter_names():
             assert [f for f in cls.config_class.__dataclass_fields__.values() if f.name == option][0].metadata["help"]
 
@@ -119,12 +124,17 @@ def test_every_method_gives_maps_in_unit_range_on_a_tiny_cnn(name):
     assert maps.shape == (3, 32, 32)
     assert maps.dtype == images.dtype
     assert torch.isfinite(maps).all()
-    assert float(maps.min()) >= 0.0 and float(maps.max()) <= 1.0
+    # min-max normalized per image: each map spans [0, 1] exactly (none is constant here)
+    assert maps.amin(dim=(1, 2)).tolist() == [0.0] * 3 and maps.amax(dim=(1, 2)).tolist() == [1.0] * 3
+    assert not torch.equal(maps[0], maps[1]), "the maps should depend on the image"
     # released: no hook left on the model, and its forwards are not recorded any more
     assert all(not m._forward_hooks for m in model.modules())
-    assert method.describe() == ({"target_layer": None, "layers": method.describe()["layers"]}
-                                 if name == "fullgrad" else {"target_layer": "features.2"}
-                                 | ({"backend": "device"} if name in DEVICE_METHODS else {}))
+    expected = (
+        {"target_layer": None, "layers": "the input gradient and the bias of every Conv2d/BatchNorm2d (FullGrad)"}
+        if name == "fullgrad"
+        else {"target_layer": "features.2"} | ({"backend": "device"} if name in DEVICE_METHODS else {})
+    )
+    assert method.describe() == expected
 
 
 def test_maps_take_the_dtype_and_device_of_the_images_and_work_without_grad_mode():

@@ -28,8 +28,8 @@ from datamodules import (
 )
 from datamodules import layouts
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
+from tests.helpers import shared_sample_dir
 
-REAL_SAMPLE = Path("/work/shared/data/imagenet-sample")
 TENCH, GOLDFISH, WHITE_SHARK = "n01440764", "n01443537", "n01484850"  # class indices 0, 1, 2
 
 
@@ -398,12 +398,8 @@ def test_ddp_sampler_gives_each_image_once(tmp_path):
 
 
 def test_real_imagenet_sample_folder():
-    if not REAL_SAMPLE.is_dir():
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{REAL_SAMPLE} is missing on CI")
-        pytest.skip(f"{REAL_SAMPLE} not present")
     classes = imagenet_classes()
-    dm = ImageNetDataModule(str(REAL_SAMPLE), per_class=None)
+    dm = ImageNetDataModule(str(shared_sample_dir()), per_class=None)
     assert len(dm.samples) == 200 and dm.layout == "wnid-prefix"
     for sample in dm.samples:
         assert sample.label == classes.index_of(os.path.basename(sample.file)[:9])

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 
 import pytest
 
 from benchmark.cli import build_parser, config_from_args, main
+from metrics.functional.bootstrap import bootstrap_ci
 from metrics.scorer import METRIC_KEYS
 
 
@@ -29,14 +31,19 @@ def test_table_of_three_methods_matches_their_results(tmp_path, capsys):
     header, body = rows[0], rows[1:]
     assert header[0] == "method" and "Coherency ↑" in header
     assert [r[0] for r in body] == ["lots", "gradcam", "random"]
-    for row in body:
-        results = json.loads((table_dir / row[0] / "results.json").read_text())
-        assert int(row[1]) == results["images"] == 3
-        for key, cell in zip(METRIC_KEYS, row[2:7]):
-            assert float(cell) == pytest.approx(results["metrics"][key], abs=1e-12)
-        assert float(row[7]) == pytest.approx(results["ms_per_map"], abs=1e-12)
-        for i, key in enumerate(METRIC_KEYS):  # the interval bounds follow, two per metric
-            assert [float(v) for v in row[8 + 2 * i : 10 + 2 * i]] == pytest.approx(results["ci95"][key], abs=1e-12)
+    for row in body:  # every cell recomputed from the method's per-sample values
+        samples = list(csv.DictReader((table_dir / row[0] / "per_sample.csv").open()))
+        assert int(row[1]) == len(samples) == 3
+        for i, key in enumerate(METRIC_KEYS):
+            values = [float(r[key]) for r in samples if r[key] != ""]
+            assert float(row[2 + i]) == pytest.approx(sum(values) / len(values), abs=1e-9), (row[0], key)
+            # the interval bounds follow, two per metric: the percentile bootstrap of those values
+            low, high = row[8 + 2 * i : 10 + 2 * i]
+            expected = bootstrap_ci([float(r[key]) if r[key] != "" else math.nan for r in samples], seed=0)
+            assert [float(low), float(high)] == pytest.approx(expected, abs=1e-9), (row[0], key)
+            assert min(values) - 1e-9 <= float(low) <= float(row[2 + i]) <= float(high) <= max(values) + 1e-9
+        ms = [float(r["ms_per_map"]) for r in samples]
+        assert float(row[7]) == pytest.approx(sum(ms) / len(ms), rel=1e-9)
         assert row[0] in markdown
     # --method.iterations reached LOTS only
     lots = json.loads((table_dir / "lots" / "results.json").read_text())

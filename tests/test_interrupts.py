@@ -1,0 +1,102 @@
+"""Ctrl-C and SIGTERM stop a run in the middle of a batch, keep its records usable, and the
+last line says how to resume; a torn record line never blocks a later resumption."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from benchmark.records import RecordWriter, SampleRecord, drop_torn_last_line, read_records
+from tests.cli_runs import REPO, isolated_env, run_subprocess
+
+#: Two batches of two images; a batch takes seconds (56 curve steps), so a run that waited for
+#: the end of the batch would write the second batch's records before it stopped.
+ARGS = ["test", "--method", "gradcam", "--limit", "4", "--batch-size", "2", "--metrics.n_steps", "56",
+        "--logger", "none", "--overlay-images", "0"]
+
+
+def _lines(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.is_file() else 0
+
+
+def _wait_for_first_batch(process: subprocess.Popen, output: Path, timeout: float = 300) -> Path:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for records in output.glob("*/records/rank0.jsonl"):
+            if _lines(records) >= 2:
+                return records
+        if process.poll() is not None:
+            pytest.fail(f"the run ended before its first batch: {process.communicate()[1][-3000:]}")
+        time.sleep(0.05)
+    process.kill()
+    pytest.fail("no batch was recorded in time")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_stops_the_run_mid_batch_and_the_run_resumes(tmp_path, signum):
+    output = tmp_path / "runs"
+    env = isolated_env(tmp_path)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "benchmark", *ARGS, "--output", str(output)],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    try:
+        records = _wait_for_first_batch(process, output)
+        sent = time.monotonic()
+        process.send_signal(signum)
+        _, err = process.communicate(timeout=60)
+        stopped_after = time.monotonic() - sent
+    finally:
+        if process.poll() is None:
+            process.kill()
+    run_dir = records.parent.parent
+    assert process.returncode == 128 + signum, err[-3000:]
+    assert stopped_after < 20, f"took {stopped_after:.1f} s to stop"
+    assert _lines(records) == 2, "the second batch was finished: the run did not stop mid-batch"
+    assert not (run_dir / "results.json").exists()
+    lines = err.strip().splitlines()
+    assert lines[-3] == f"interrupted by {signal.Signals(signum).name}"
+    assert lines[-2] == f"2 of 4 images are recorded in {run_dir}"
+    assert lines[-1] == f"resume with: python -m benchmark test --resume {run_dir}"
+
+    resumed = run_subprocess(["test", "--resume", str(run_dir)], env, timeout=300)
+    assert resumed.code == 0, resumed.err[-3000:]
+    assert f"resuming {run_dir}: 2 of 4 images done, 2 to go" in resumed.err
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["images"] == 4 and results["resumed_with"] == 2
+    assert sorted(read_records(run_dir)) == [0, 1, 2, 3]
+
+
+def _record(sample_id: int) -> SampleRecord:
+    return SampleRecord(sample_id, columns={"label": -1.0}, metrics={"avg_drop": 12.5}, curves={"insertion": [0.5]})
+
+
+def test_a_torn_last_line_is_dropped_before_the_next_records_are_appended(tmp_path):
+    writer = RecordWriter(tmp_path, 0)
+    writer.write([_record(0), _record(1)])
+    writer.close()
+    with writer.path.open("a") as handle:
+        handle.write(_record(2).to_json()[:25])  # a kill in the middle of a line
+    assert sorted(read_records(tmp_path)) == [0, 1]  # the torn line is ignored on reading
+    again = RecordWriter(tmp_path, 0)  # the resumption appends
+    again.write([_record(2), _record(3)])
+    again.close()
+    assert sorted(read_records(tmp_path)) == [0, 1, 2, 3]  # no record glued onto the torn line
+    assert writer.path.read_text().count("\n") == 4
+
+
+def test_dropping_a_torn_line_keeps_complete_files_as_they_are(tmp_path):
+    path = tmp_path / "rank0.jsonl"
+    path.write_text('{"id": 0}\n{"id": 1}\n')
+    drop_torn_last_line(path)
+    assert path.read_text() == '{"id": 0}\n{"id": 1}\n'
+    path.write_text('{"id": 0')
+    drop_torn_last_line(path)
+    assert path.read_text() == ""
