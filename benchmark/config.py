@@ -116,6 +116,12 @@ class RunOptions:
         if not 0 <= self.seed < 2**32:
             raise BenchmarkError(f"--seed must be between 0 and 2**32 - 1 (4294967295), got {self.seed}")
         check_output_folder(self.output)
+        if self.model_weights is not None and not Path(self.model_weights).expanduser().is_file():
+            raise BenchmarkError(
+                f"--model.weights {self.model_weights}: file does not exist; pass a state dict saved with torch.save"
+            )
+        if not str(self.wandb_project).strip():
+            raise BenchmarkError("--wandb.project must not be empty; name a W&B project (default: saliency-benchmark)")
         if self.threads is not None and self.threads < 1:
             raise BenchmarkError(f"--threads must be >= 1 (or left out for torch's default), got {self.threads}")
 

@@ -5,7 +5,9 @@ features"). The algorithm itself is in :mod:`methods.lots`, the targets in
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -52,10 +54,10 @@ class LOTSConfig(MethodConfig):
     def validate(self) -> None:
         if self.iterations < 1:
             raise BenchmarkError(f"--method.iterations must be >= 1, got {self.iterations}")
-        if self.tau < 0:
-            raise BenchmarkError(f"--method.tau must be >= 0, got {self.tau}")
-        if not self.alpha > 0:
-            raise BenchmarkError(f"--method.alpha must be > 0 (e.g. 1/255), got {self.alpha}")
+        if not (math.isfinite(self.tau) and self.tau >= 0):
+            raise BenchmarkError(f"--method.tau must be a finite number >= 0 (SPEC: 0.1), got {self.tau}")
+        if not (math.isfinite(self.alpha) and self.alpha > 0):
+            raise BenchmarkError(f"--method.alpha must be a finite number > 0 (e.g. 1/255), got {self.alpha}")
         if self.kernel_size < 1 or self.kernel_size % 2 == 0:
             raise BenchmarkError(
                 f"--method.kernel_size must be an odd number >= 1 (thesis: 49), got {self.kernel_size}"
@@ -86,6 +88,9 @@ class LOTSConfig(MethodConfig):
             if not self.target_image:
                 raise BenchmarkError("--method.target image needs --method.target_image IMAGE_FILE")
             load_target_image(self.target_image)  # exists and decodes
+        for option, path in (("targets_file", self.targets_file), ("target_image", self.target_image)):
+            if path and not Path(path).expanduser().is_file():  # even where this target does not read it
+                raise BenchmarkError(f"--method.{option} {path}: file does not exist")
 
 
 @register_method("lots")
