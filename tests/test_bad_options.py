@@ -69,6 +69,10 @@ CASES = [
     (["--method.alpha", "inf"], "--method.alpha must be a finite number > 0"),
     (["--method.alpha", "1/0"], "--method.alpha: '1/0' is not a valid float"),
     (["--method.kernel_size", "4"], "--method.kernel_size must be an odd number >= 1"),
+    (["--method.kernel_size", "48"], "--method.kernel_size must be an odd number >= 1 (thesis: 49), got 48"),
+    (["--method.kernel_size", "0"], "--method.kernel_size must be an odd number >= 1"),
+    (["--method.target", "class"], "--method.target class needs --method.targets_file"),
+    (["--method.target", "class", "--method.targets_file", "/no/targets.pt"], "--method.targets_file /no/targets.pt"),
     (["--method.target", "x"], "--method.target 'x' is not available"),
     (["--method.targets_file", "/no/such.pt"], "--method.targets_file /no/such.pt: file does not exist"),
     (["--method.target_image", "/no/such.png"], "--method.target_image /no/such.png: file does not exist"),
@@ -76,6 +80,7 @@ CASES = [
     (["--method.threshold", "2"], "--method.threshold must be in [0, 1]"),
     (["--method.threshold", "nan"], "--method.threshold must be in [0, 1]"),
     (["--metrics.n_steps", "0"], "--metrics.n_steps: insertion/deletion steps must be an integer >= 1"),
+    (["--metrics.n_steps", "-5"], "--metrics.n_steps: insertion/deletion steps must be an integer >= 1"),
     (["--metrics.n_steps", "60000"], "--metrics.n_steps 60000: more steps than the 50176 pixels"),
     (["--metrics.score", "x"], "--metrics.score: unknown curve score 'x'"),
     (["--metrics.chunk_size", "0"], "--metrics.chunk_size: chunk size must be an integer >= 1"),
@@ -106,3 +111,18 @@ def test_a_bad_option_is_one_error_line_before_any_model_work(args, message, no_
     assert message in lines[0]
     assert out.getvalue() == ""
     assert not (tmp_path / "runs").exists()  # nothing was written
+
+
+def test_threads_sets_torchs_thread_count_and_reports_it():
+    import torch
+
+    from benchmark.config import RunOptions
+    from benchmark.devices import apply_threads
+
+    before = torch.get_num_threads()
+    try:
+        assert apply_threads(RunOptions(threads=1)) == torch.get_num_threads() == 1
+        assert apply_threads(RunOptions(threads=None)) == 1  # left out: unchanged
+        assert apply_threads(RunOptions(threads=2)) == torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -79,6 +79,7 @@ def test_results_means_equal_the_per_sample_means(default_run):
     assert config["method"]["iterations"] == 2 and config["metrics"]["n_steps"] == 6
     assert {"torch", "torchvision", "python"} <= set(results["versions"])
     assert results["seed"] == 0
+    assert results["threads"] == torch.get_num_threads() >= 1  # float32 numbers depend on it
 
 
 @pytest.mark.slow
