@@ -10,6 +10,7 @@ import warnings
 from typing import Any, Sequence
 
 from benchmark.config import (
+    loadable_methods,
     WANDB_KEYS,
     Overrides,
     RunOptions,
@@ -22,6 +23,7 @@ from benchmark.config import (
 from benchmark.errors import BenchmarkError
 from benchmark.interrupts import RunInterrupted, stop_on_signals
 from benchmark.params import type_name
+from benchmark.variants import base_method
 
 _FLAGS = {
     "model_weights": "--model.weights",
@@ -39,8 +41,12 @@ def _catalogue() -> str:
 
     lines = ["methods:"]
     for name in method_names():
-        doc = (get_method(name).__doc__ or "").strip().splitlines()[0]
+        try:
+            doc = ((get_method(name).__doc__ or "").strip().splitlines() or [""])[0]
+        except BenchmarkError as error:
+            doc = f"[plugin does not load: {error}]"
         lines.append(f"  {name:<20} {doc}")
+    lines.append("  package.module:Class  your own method (an Explainer subclass), imported from this environment")
     lines.append("models:")
     for name in model_names():
         spec = get_model_spec(name)
@@ -74,11 +80,25 @@ def _add_run_options(parser: argparse.ArgumentParser, exclude: str | Sequence[st
                        help="settings file; several merge in order, later wins; the command line wins over all")
 
 
-def _add_method_options(parser: argparse.ArgumentParser) -> None:
-    from methods import method_names
+def named_import_strings(argv: Sequence[str]) -> list[str]:
+    """The methods given as ``package.module:Class`` after ``--method``/``--methods`` in ``argv``
+    (their options must be known before the command line is parsed)."""
+    from methods.registry import is_import_string
 
+    values = []
+    for i, token in enumerate(argv):
+        for flag in ("--method", "--methods"):
+            if token == flag and i + 1 < len(argv):
+                values.append(argv[i + 1])
+            elif token.startswith(flag + "="):
+                values.append(token.split("=", 1)[1])
+    names = [base_method(entry.strip()) for value in values for entry in value.split(",") if entry.strip()]
+    return [name for name in dict.fromkeys(names) if is_import_string(name)]
+
+
+def _add_method_options(parser: argparse.ArgumentParser, extra: Sequence[str] = ()) -> None:
     seen: set[str] = set()
-    for method in method_names():
+    for method in loadable_methods(extra):
         params = [p for p in method_parameters(method) if p.name not in seen]
         if not params:
             continue
@@ -95,7 +115,7 @@ def _add_method_options(parser: argparse.ArgumentParser) -> None:
                            help=f"(default: {p.default})")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(extra_methods: Sequence[str] = ()) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmark",
         description="Evaluate saliency methods (LOTS, the Grad-CAM family) on ImageNet classifiers.",
@@ -112,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_run_options(test, exclude="methods")
-    _add_method_options(test)
+    _add_method_options(test, extra_methods)
     table = commands.add_parser(
         "table",
         help="compare several methods on the same images (the thesis's Table 5.2)",
@@ -125,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_run_options(table, exclude="method")
-    _add_method_options(table)
+    _add_method_options(table, extra_methods)
     from benchmark.explain import EXPLAIN_EXCLUDED
     from benchmark.targets import add_targets_parser
 
@@ -142,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     explain.add_argument("images", nargs="+", metavar="IMAGE", help="image files (any format PIL reads)")
     _add_run_options(explain, exclude=EXPLAIN_EXCLUDED)
-    _add_method_options(explain)
+    _add_method_options(explain, extra_methods)
     add_targets_parser(commands)
     return parser
 
@@ -216,7 +236,17 @@ def interrupted_lines(stop: RunInterrupted) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     quiet_libraries()
-    parser = build_parser()
+    from methods import get_method
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        extra = named_import_strings(argv)
+        for name in extra:
+            get_method(name)  # a bad import string: one error line, before parsing its options
+    except BenchmarkError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    parser = build_parser(extra)
     namespace = parser.parse_args(argv)
     with stop_on_signals():
         return _run_command(namespace)

@@ -11,7 +11,8 @@ A config file uses the command line's names (dashes or underscores)::
     metrics:
       score: max_class
 
-Only registered methods and models can be named; nothing in a file can instantiate a class.
+Only registered methods and models can be named; nothing in a file can instantiate a class
+(an import string ``package.module:Class`` is refused unless the command line names it too).
 A method parameter from a file applies to the selected methods that have it (a thesis
 file can hold LOTS and CAM settings); one that no method has is an error, as is any
 unknown key.
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Sequence
 
 import yaml
 
@@ -162,15 +163,54 @@ def method_parameters(method: str) -> list[Parameter]:
     return dataclass_parameters(get_method(method).config_class)
 
 
-def all_method_parameters() -> dict[str, list[str]]:
-    """Parameter name -> the methods that have it."""
-    from methods import method_names
+def loadable_methods(extra: Sequence[str] = ()) -> list[str]:
+    """Every registered method and plugin that loads (a broken plugin is reported when it is
+    chosen, not on every command), then ``extra`` (which must load)."""
+    from methods import get_method, method_names
 
-    owners: dict[str, list[str]] = {}
+    names = []
     for name in method_names():
+        try:
+            get_method(name)
+        except BenchmarkError:
+            continue
+        names.append(name)
+    for name in extra:
+        get_method(name)
+    return list(dict.fromkeys([*names, *extra]))
+
+
+def all_method_parameters(extra: list[str] = ()) -> dict[str, list[str]]:
+    """Parameter name -> the methods that have it (the registered ones and ``extra``, e.g.
+    methods named by import strings)."""
+    owners: dict[str, list[str]] = {}
+    for name in loadable_methods(extra):
         for p in method_parameters(name):
             owners.setdefault(p.name, []).append(name)
     return owners
+
+
+def _named_methods(layer: "Overrides") -> list[str]:
+    """The methods a layer names (``method`` and the entries of ``methods``), as given."""
+    named = [layer.options.get("method")]
+    methods = layer.options.get("methods")
+    named += methods if isinstance(methods, (list, tuple)) else str(methods or "").split(",")
+    return [base_method(str(entry).strip()) for entry in named if entry and str(entry).strip()]
+
+
+def refuse_code_from_files(layers: list["Overrides"]) -> None:
+    """A file (``--config``, a resumed run's ``config.yaml``) may not name code to import: an
+    import string ``package.module:Class`` must also be given on the command line."""
+    from methods.registry import is_import_string
+
+    typed = {name for layer in layers if layer.source == "command line" for name in _named_methods(layer)}
+    for layer in layers:
+        for name in _named_methods(layer):
+            if is_import_string(name) and name not in typed:
+                raise BenchmarkError(
+                    f"{layer.source}: names code to import ({name}); a settings file cannot run code, so give it "
+                    f"on the command line: --method {name} (or --methods ...,{name})"
+                )
 
 
 @dataclass
@@ -288,6 +328,7 @@ def resolve(layers: list[Overrides], several: bool = False) -> RunConfig:
     """
     from methods import get_method
 
+    refuse_code_from_files(layers)
     options_raw: dict[str, Any] = {}
     for layer in layers:
         options_raw.update(layer.options)
@@ -313,7 +354,7 @@ def resolve(layers: list[Overrides], several: bool = False) -> RunConfig:
     if not spec.available():
         raise BenchmarkError(f"model {options.model!r} is not installed: {spec.description}")
 
-    owners = all_method_parameters()
+    owners = all_method_parameters(selected)
     method_values: dict[str, tuple[Any, str]] = {}
     for layer in layers:
         for key, value in layer.method.items():
@@ -377,6 +418,9 @@ def method_config(method: str, values: dict[str, tuple[Any, str]]):
         for key, (value, _) in values.items()
         if key in params
     }
-    config = cls(**kwargs)
-    config.validate()
+    try:
+        config = cls(**kwargs)
+        config.validate()
+    except (ValueError, TypeError) as error:  # a plugin's own checks: one error line too
+        raise BenchmarkError(f"--method {method}: {error}") from None
     return config

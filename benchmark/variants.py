@@ -3,7 +3,8 @@ LOTS with three targets (the thesis's Table 5.1)::
 
     --methods lots:target=zero,lots:target=class,lots:target=mean
 
-An entry is ``METHOD[:PARAM=VALUE]...``; the entry itself is the row's name in the table and
+An entry is ``METHOD[:PARAM=VALUE]...`` (``METHOD`` may be an import string
+``package.module:Class``); the entry itself is the row's name in the table and
 results, the method's other parameters come from ``--method.<param>`` and config files as
 usual, and the variant's own values win over them.
 """
@@ -18,8 +19,11 @@ SEPARATOR = ":"
 
 
 def split_variant(entry: str) -> tuple[str, dict[str, str]]:
-    """``"lots:target=class"`` -> ``("lots", {"target": "class"})``."""
+    """``"lots:target=class"`` -> ``("lots", {"target": "class"})``; an import string keeps its
+    colon: ``"pkg.mod:Method:sigma=3"`` -> ``("pkg.mod:Method", {"sigma": "3"})``."""
     name, *assignments = entry.split(SEPARATOR)
+    if assignments and "=" not in assignments[0]:  # package.module:Class
+        name = f"{name}{SEPARATOR}{assignments.pop(0)}"
     values: dict[str, str] = {}
     for assignment in assignments:
         key, equals, value = assignment.partition("=")

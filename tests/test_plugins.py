@@ -1,0 +1,164 @@
+"""Methods from outside the benchmark: the example plugin package (examples/) installed into a
+test folder and found by its entry point, the same class by import string, a table mixing it
+with Grad-CAM, and the refusals (a YAML file naming code, a plugin that does not load)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.cli_runs import REPO, run_in_process
+
+PLUGIN = REPO / "examples" / "saliency_plugin_example"
+IMPORT_STRING = "saliency_plugin_example.methods:CentreGaussian"
+FAST = ["--limit", "2", "--metrics.n_steps", "4", "--logger", "none", "--overlay-images", "0"]
+
+
+@pytest.fixture(scope="module")
+def plugin_installed(tmp_path_factory):
+    """``pip install`` of the example plugin into a folder put on ``sys.path`` (as a site folder
+    would be): its entry points are then those of an installed package."""
+    target = tmp_path_factory.mktemp("site")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
+         "--target", str(target), str(PLUGIN)],
+        check=True, capture_output=True, text=True,
+    )
+    sys.path.insert(0, str(target))
+    yield target
+    sys.path.remove(str(target))
+    for name in [m for m in sys.modules if m.startswith("saliency_plugin_example")]:
+        del sys.modules[name]
+
+
+def _per_sample(run_dir: Path) -> list[dict[str, str]]:
+    return list(csv.DictReader((run_dir / "per_sample.csv").open()))
+
+
+def _gaussian_mean(sigma: float, side: int = 224) -> float:
+    """Mean of the min-max normalized centre Gaussian, computed here without torch."""
+    coords = [i / (side - 1) for i in range(side)]
+    values = [math.exp(-((y - 0.5) ** 2 + (x - 0.5) ** 2) / (2 * sigma**2)) for y in coords for x in coords]
+    low, high = min(values), max(values)
+    return sum((v - low) / (high - low) for v in values) / len(values)
+
+
+@pytest.mark.slow
+def test_a_plugin_method_runs_by_entry_point_name_and_by_import_string(plugin_installed, tmp_path):
+    by_name = run_in_process(["test", "--method", "centre_gaussian", "--method.sigma", "0.3", *FAST,
+                              "--metrics.extra", "complexity", "--output", str(tmp_path / "a")])
+    assert by_name.code == 0, by_name.err
+    results = json.loads((by_name.run_dir / "results.json").read_text())
+    assert results["method"] == "centre_gaussian" and results["config"]["method"]["sigma"] == 0.3
+    rows = _per_sample(by_name.run_dir)
+    assert len(rows) == 2
+    for row in rows:
+        # the map ignores the image, so the map of x * M is the same map: Pearson 1
+        assert float(row["coherency"]) == pytest.approx(100.0, abs=1e-4)
+        assert float(row["complexity"]) == pytest.approx(100 * _gaussian_mean(0.3), abs=1e-4)
+
+    by_import = run_in_process(["test", "--method", IMPORT_STRING, "--method.sigma", "0.3", *FAST,
+                                "--metrics.extra", "complexity", "--output", str(tmp_path / "b")])
+    assert by_import.code == 0, by_import.err
+    assert by_import.run_dir.name.startswith("saliency_plugin_example.methods_CentreGaussian_")
+    for a, b in zip(rows, _per_sample(by_import.run_dir)):
+        for key in ("avg_drop", "avg_increase", "coherency", "insertion", "deletion", "complexity"):
+            assert float(a[key]) == float(b[key]), key
+
+
+@pytest.mark.slow
+def test_a_table_mixes_a_plugin_with_a_built_in_method(plugin_installed, tmp_path):
+    run = run_in_process(["table", "--methods", f"gradcam,{IMPORT_STRING}", *FAST, "--output", str(tmp_path)])
+    assert run.code == 0, run.err
+    table_dir = Path([l for l in run.out.splitlines() if l.startswith("table folder: ")][-1][14:])
+    rows = list(csv.reader((table_dir / "table.csv").open()))
+    assert [r[0] for r in rows[1:]] == ["gradcam", IMPORT_STRING]
+    plugin = json.loads((table_dir / "saliency_plugin_example.methods_CentreGaussian" / "results.json").read_text())
+    assert plugin["config"]["method"] == {"name": IMPORT_STRING, "sigma": 0.25}
+
+
+def test_help_lists_the_plugin_and_its_options_and_marks_a_broken_one(plugin_installed, capsys):
+    from benchmark.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["test", "--help"])
+    out = capsys.readouterr().out
+    assert "centre_gaussian" in out and "Centre Gaussian" in out
+    assert "--method.sigma" in out
+    assert "broken_example" in out and "[plugin does not load:" in out
+
+
+def test_a_plugin_that_does_not_resolve_is_one_line_naming_its_package(plugin_installed, capsys):
+    from benchmark.cli import main
+
+    assert main(["test", "--method", "broken_example", "--logger", "none"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: method 'broken_example': the entry point")
+    assert "saliency_plugin_example.not_there:Nothing" in err[0] and "package saliency-plugin-example" in err[0]
+
+
+def test_a_plugin_options_own_check_is_one_error_line(plugin_installed, capsys):
+    from benchmark.cli import main
+
+    assert main(["test", "--method", "centre_gaussian", "--method.sigma", "-1", "--logger", "none"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --method centre_gaussian: --method.sigma must be > 0, got -1.0"
+
+
+@pytest.mark.parametrize(
+    "name,message",
+    [
+        ("no_such_package.methods:Thing", "cannot import no_such_package.methods"),
+        ("tests.helpers:NoSuchClass", "tests.helpers has no attribute 'NoSuchClass'"),
+        ("tests.helpers:LinearModel", "not a subclass of methods.Explainer"),
+    ],
+)
+def test_a_bad_import_string_is_one_error_line(name, message, capsys):
+    from benchmark.cli import main
+
+    assert main(["test", "--method", name, "--logger", "none"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "method: planted_module:Thing\n",
+        "method:\n  name: planted_module:Thing\n  sigma: 0.3\n",
+        "methods: [gradcam, planted_module:Thing]\n",
+        "methods: gradcam,planted_module:Thing:sigma=2\n",
+    ],
+)
+def test_a_yaml_file_naming_code_to_import_is_refused_before_importing_it(content, tmp_path, monkeypatch, capsys):
+    from benchmark.cli import main
+
+    marker = tmp_path / "imported"
+    (tmp_path / "planted_module.py").write_text(f"open({str(marker)!r}, 'w').close()\nThing = object\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    config = tmp_path / "downloaded.yaml"
+    config.write_text(content)
+    command = "table" if content.startswith("methods") else "test"
+    assert main([command, "--config", str(config), "--logger", "none"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"error: --config {config}: names code to import (planted_module:Thing); a settings file cannot run code, "
+        "so give it on the command line: --method planted_module:Thing (or --methods ...,planted_module:Thing)"
+    ]
+    assert not marker.exists(), "the module named in the file was imported"
+
+
+def test_a_yaml_file_may_repeat_what_the_command_line_names(plugin_installed):
+    from benchmark.cli import build_parser, config_from_args
+    from benchmark.config import Overrides, refuse_code_from_files
+
+    stored = Overrides(source="--resume RUN", options={"method": IMPORT_STRING})
+    typed = Overrides(source="command line", options={"method": IMPORT_STRING})
+    refuse_code_from_files([stored, typed])  # the user typed it: allowed (a resumed run)
+    namespace = build_parser([IMPORT_STRING]).parse_args(["test", "--method", IMPORT_STRING, "--method.sigma", "0.5"])
+    assert config_from_args(namespace).method_config.sigma == 0.5
