@@ -5,3 +5,10 @@ orchestration; the data, models, methods and metrics live in their own packages.
 """
 
 __version__ = "0.1.0"
+
+
+def evaluate(*args, **kwargs):
+    """Run the ``test`` pipeline from Python; see :func:`benchmark.api.evaluate`."""
+    from benchmark.api import evaluate as _evaluate
+
+    return _evaluate(*args, **kwargs)

@@ -27,6 +27,8 @@ from benchmark.variants import base_method
 
 _FLAGS = {
     "model_weights": "--model.weights",
+    "model_mean": "--model.mean",
+    "model_std": "--model.std",
     **{f"wandb_{key}": f"--wandb.{key}" for key in WANDB_KEYS},
 }
 
@@ -37,7 +39,7 @@ def _flag(name: str) -> str:
 
 def _catalogue() -> str:
     from methods import get_method, method_names
-    from models import get_model_spec, model_names
+    from models import get_model_spec, model_names, model_prefixes
 
     lines = ["methods:"]
     for name in method_names():
@@ -49,9 +51,16 @@ def _catalogue() -> str:
     lines.append("  package.module:Class  your own method (an Explainer subclass), imported from this environment")
     lines.append("models:")
     for name in model_names():
-        spec = get_model_spec(name)
-        note = "" if spec.available() else "  [not installed]"
-        lines.append(f"  {name:<20} {spec.description}{note}")
+        try:
+            spec = get_model_spec(name)
+            description = spec.description + ("" if spec.available() else "  [not installed]")
+        except BenchmarkError as error:
+            description = f"[plugin does not load: {error}]"
+        lines.append(f"  {name:<20} {description}")
+    for prefix, help in model_prefixes().items():
+        lines.append(f"  {prefix + ':NAME':<20} {help}")
+    lines.append("  package.module:build your own model: a function returning an nn.Module (normalized images -> "
+                 "logits); with --model.mean and --model.std")
     lines.append("")
     lines.append("thesis settings: --config configs/thesis.yaml (test), "
                  "--config configs/thesis_table_5_2.yaml (table), "
@@ -164,6 +173,9 @@ def build_parser(extra_methods: Sequence[str] = ()) -> argparse.ArgumentParser:
     _add_run_options(explain, exclude=EXPLAIN_EXCLUDED)
     _add_method_options(explain, extra_methods)
     add_targets_parser(commands)
+    from benchmark.explanations import add_explanations_parser
+
+    add_explanations_parser(commands)
     return parser
 
 
@@ -258,6 +270,11 @@ def _run_command(namespace: argparse.Namespace) -> int:
             from benchmark.targets import run_targets
 
             run_targets(namespace)
+            return 0
+        if namespace.command == "explanations":
+            from benchmark.explanations import run_explanations
+
+            run_explanations(namespace)
             return 0
         if namespace.command == "explain":
             from benchmark.explain import run_explain

@@ -20,6 +20,7 @@ unknown key.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal, Sequence
@@ -39,9 +40,24 @@ class RunOptions:
     methods: list[str] | None = field(
         default=None, metadata={"help": "methods to compare, comma-separated (e.g. lots,gradcam,random)"}
     )
-    model: str = field(default="efficientnet_lite0", metadata={"help": "classifier to explain"})
+    model: str = field(
+        default="efficientnet_lite0",
+        metadata={"help": "classifier to explain: a name below, timm:NAME, torchvision:NAME or package.module:build"},
+    )
     model_weights: str | None = field(
-        default=None, metadata={"help": "local weights file for --model (a state dict)"}
+        default=None,
+        metadata={"help": "local weights file for --model (a state dict or .safetensors), or none for random "
+                  "weights (smoke tests only: the numbers mean nothing)"},
+    )
+    model_mean: list[float] | None = field(
+        default=None,
+        metadata={"help": "the model's normalization mean R,G,B (default: the model's own; needed for "
+                  "package.module:build)"},
+    )
+    model_std: list[float] | None = field(
+        default=None,
+        metadata={"help": "the model's normalization std R,G,B (default: the model's own; needed for "
+                  "package.module:build)"},
     )
     data: str | None = field(
         default=None,
@@ -117,7 +133,16 @@ class RunOptions:
         if not 0 <= self.seed < 2**32:
             raise BenchmarkError(f"--seed must be between 0 and 2**32 - 1 (4294967295), got {self.seed}")
         check_output_folder(self.output)
-        if self.model_weights is not None and not Path(self.model_weights).expanduser().is_file():
+        from models.registry import RANDOM_WEIGHTS
+
+        for name in ("model_mean", "model_std"):
+            value = getattr(self, name)
+            flag = f"--model.{name[len('model_'):]}"
+            if value is not None and (len(value) != 3 or not all(math.isfinite(v) for v in value)):
+                raise BenchmarkError(f"{flag} must be three finite numbers R,G,B (e.g. 0.485,0.456,0.406), got {value}")
+            if name == "model_std" and value is not None and min(value) <= 0:
+                raise BenchmarkError(f"--model.std must be three numbers > 0 (e.g. 0.229,0.224,0.225), got {value}")
+        if self.model_weights not in (None, RANDOM_WEIGHTS) and not Path(self.model_weights).expanduser().is_file():
             raise BenchmarkError(
                 f"--model.weights {self.model_weights}: file does not exist; pass a state dict saved with torch.save"
             )
@@ -145,6 +170,8 @@ def check_output_folder(path: str, option: str = "--output") -> None:
 
 #: The keys of the ``wandb:`` section of a config file (``--wandb.<key>`` on the command line).
 WANDB_KEYS = ("project", "entity", "group", "tags")
+#: The keys of the ``model:`` section of a config file (``--model``, ``--model.<key>``).
+MODEL_KEYS = ("name", "weights", "mean", "std")
 
 
 def option_parameters() -> list[Parameter]:
@@ -200,8 +227,10 @@ def _named_methods(layer: "Overrides") -> list[str]:
 
 def refuse_code_from_files(layers: list["Overrides"]) -> None:
     """A file (``--config``, a resumed run's ``config.yaml``) may not name code to import: an
-    import string ``package.module:Class`` must also be given on the command line."""
+    import string ``package.module:Class`` (a method, or ``package.module:build`` as the model)
+    must also be given on the command line."""
     from methods.registry import is_import_string
+    from models import is_model_import_string
 
     typed = {name for layer in layers if layer.source == "command line" for name in _named_methods(layer)}
     for layer in layers:
@@ -211,6 +240,14 @@ def refuse_code_from_files(layers: list["Overrides"]) -> None:
                     f"{layer.source}: names code to import ({name}); a settings file cannot run code, so give it "
                     f"on the command line: --method {name} (or --methods ...,{name})"
                 )
+    typed_models = {str(layer.options.get("model")) for layer in layers if layer.source == "command line"}
+    for layer in layers:
+        model = layer.options.get("model")
+        if isinstance(model, str) and is_model_import_string(model.strip()) and model not in typed_models:
+            raise BenchmarkError(
+                f"{layer.source}: names code to import ({model}); a settings file cannot run code, so give it "
+                f"on the command line: --model {model}"
+            )
 
 
 @dataclass
@@ -245,7 +282,7 @@ class RunConfig:
         options.pop("method")
         options.pop("methods")
         options.pop("resume")
-        model = {"name": options.pop("model"), "weights": options.pop("model_weights")}
+        model = {key: options.pop(f"model_{key}" if key != "name" else "model") for key in MODEL_KEYS}
         wandb = {key: options.pop(f"wandb_{key}") for key in WANDB_KEYS}
         method_section = {"name": base_method(method), **asdict(self.method_configs[method])}
         return {"method": method_section, "model": model, **options, "wandb": wandb, "metrics": dict(self.metrics)}
@@ -289,11 +326,12 @@ def read_config_file(path: str) -> Overrides:
             if "name" in section:
                 overrides.options[key] = section.pop("name")
             if key == "model":
-                if "weights" in section:
-                    overrides.options["model_weights"] = section.pop("weights")
+                for model_key in MODEL_KEYS[1:]:
+                    if model_key in section:
+                        overrides.options[f"model_{model_key}"] = section.pop(model_key)
                 if section:
                     raise BenchmarkError(
-                        f"--config {path}: unknown model key(s) {sorted(section)}; use name, weights"
+                        f"--config {path}: unknown model key(s) {sorted(section)}; use {', '.join(MODEL_KEYS)}"
                     )
             else:
                 overrides.method.update(section)
@@ -314,7 +352,8 @@ def read_config_file(path: str) -> Overrides:
         else:
             raise BenchmarkError(
                 f"--config {path}: unknown key {raw_key!r}; valid keys: method, model, metrics, wandb, "
-                + ", ".join(sorted(known - {"method", "model", "model_weights", *(f"wandb_{k}" for k in WANDB_KEYS)}))
+                + ", ".join(sorted(known - {"method", "model", *(f"model_{k}" for k in MODEL_KEYS[1:]),
+                                            *(f"wandb_{k}" for k in WANDB_KEYS)}))
             )
     return overrides
 
@@ -333,9 +372,7 @@ def resolve(layers: list[Overrides], several: bool = False) -> RunConfig:
     for layer in layers:
         options_raw.update(layer.options)
     option_types = {p.name: p for p in option_parameters()}
-    options = RunOptions(
-        **{k: coerce(v, option_types[k].annotation, f"--{k.replace('_', '-')}") for k, v in options_raw.items()}
-    )
+    options = RunOptions(**{k: _option_value(k, v, option_types[k].annotation) for k, v in options_raw.items()})
     options.validate()
     if several:
         if not options.methods:
@@ -348,11 +385,10 @@ def resolve(layers: list[Overrides], several: bool = False) -> RunConfig:
     selected = list(dict.fromkeys(base for base, _ in variants.values()))
     for name in selected:
         get_method(name)  # unknown method: clear error
-    from models import get_model_spec
+    from models import check_model_choice
 
-    spec = get_model_spec(options.model)  # unknown model: clear error
-    if not spec.available():
-        raise BenchmarkError(f"model {options.model!r} is not installed: {spec.description}")
+    # unknown model, not installed, no normalization: clear errors before any model work
+    check_model_choice(options.model, options.model_weights, options.model_mean, options.model_std)
 
     owners = all_method_parameters(selected)
     method_values: dict[str, tuple[Any, str]] = {}
@@ -401,6 +437,15 @@ def resolve(layers: list[Overrides], several: bool = False) -> RunConfig:
         metrics=metrics,
         sources=[layer.source for layer in layers],
     )
+
+
+def _option_value(name: str, value: Any, annotation: Any) -> Any:
+    from models.registry import RANDOM_WEIGHTS
+
+    if name == "model_weights" and isinstance(value, str) and value.strip().lower() == RANDOM_WEIGHTS:
+        return RANDOM_WEIGHTS  # the word for random weights (not "no value", as for other options)
+    flag = "--" + name.replace("_", ".", 1) if name.startswith("model_") else f"--{name.replace('_', '-')}"
+    return coerce(value, annotation, flag)
 
 
 def _names(methods: list[str]) -> list[str]:

@@ -32,6 +32,17 @@ def _cell(value: Any, digits: int = 2) -> str:
     return str(value)
 
 
+#: The cell of a metric that cannot be computed for a method (the reason is printed below the table).
+NOT_COMPUTABLE = "n/a"
+
+
+def metric_cell(results: dict[str, Any], key: str) -> str:
+    """``mean [low, high]`` of metric ``key`` in a ``results.json`` dict, or n/a."""
+    if key in results.get("not_computable", {}):
+        return NOT_COMPUTABLE
+    return interval_cell(results["metrics"][key], results.get("ci95", {}).get(key))
+
+
 def interval_cell(value: Any, interval: Sequence[Any] | None, digits: int = 2) -> str:
     """``mean [low, high]``; just the mean when there is no interval."""
     text = _cell(value, digits)
@@ -49,12 +60,11 @@ def metric_keys(results: dict[str, Any]) -> list[str]:
 def results_row(results: dict[str, Any]) -> list[str]:
     """One table row from a ``results.json`` dict: each metric's mean with its 95% interval."""
     iterations = results.get("extras", {}).get("iterations")
-    intervals = results.get("ci95", {})
     return [
         results["method"],
         results["model"],
         str(results["images"]),
-        *(interval_cell(results["metrics"][key], intervals.get(key)) for key in metric_keys(results)),
+        *(metric_cell(results, key) for key in metric_keys(results)),
         _cell(results["ms_per_map"], 1),
         _cell(iterations, 1),
     ]

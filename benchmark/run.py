@@ -67,12 +67,26 @@ def build_datamodule(config: RunConfig):
     check_images_per_process(o, len(datamodule.samples))
     check_boxes(config, datamodule)
     check_steps(config, datamodule.dataset.crop)
+    notes = [*datamodule.discovery.notes, *check_methods_data(config, datamodule)]
     from pytorch_lightning.utilities import rank_zero_only
 
     if rank_zero_only.rank == 0:
-        for note in datamodule.discovery.notes:
+        for note in notes:
             _say(f"note: {note}")
     return datamodule
+
+
+def check_methods_data(config: RunConfig, datamodule) -> list[str]:
+    """Each method's own check of the images (e.g. saved maps matched to them), before any
+    model work; their notes."""
+    from methods import get_method
+
+    size = (datamodule.dataset.crop, datamodule.dataset.crop)
+    return [
+        f"{entry}: {note}"
+        for entry, method_config in config.method_configs.items()
+        for note in get_method(base_method(entry)).check_data(method_config, datamodule.samples, size)
+    ]
 
 
 def check_steps(config: RunConfig, crop: int) -> None:
@@ -109,7 +123,7 @@ def build_method(config: RunConfig, method: str | None = None, **pipeline):
 
     o = config.options
     method = method or o.method
-    classifier = build_classifier(o.model, o.model_weights)
+    classifier = build_classifier(o.model, o.model_weights, mean=o.model_mean, std=o.model_std)
     return get_method(base_method(method))(
         classifier,
         config.method_configs[method],
@@ -167,7 +181,7 @@ def evaluate(
         evaluated = datamodule.subset(remaining)
     else:
         make = run_dir if run_dir is not None else (
-            lambda: outputs.make_run_dir(o.output, folder_name(method_name), o.model)
+            lambda: outputs.make_run_dir(o.output, folder_name(method_name), folder_name(o.model))
         )
 
         def folder() -> Path:  # rank 0, as the evaluation starts
@@ -204,6 +218,8 @@ def evaluate(
                 "precision": o.precision,
                 "threads": torch.get_num_threads(),
                 "method_info": method.describe(),
+                "model_weights": getattr(method.classifier, "weights_source", o.model_weights),
+            **({"not_computable": dict(method.scorer.not_computable)} if method.scorer.not_computable else {}),
                 "started": started.isoformat(timespec="seconds"),
                 "duration_s": round(time.perf_counter() - clock, 2),
                 **({"resumed_with": len(done)} if done else {}),
@@ -212,7 +228,7 @@ def evaluate(
         outputs.write_per_sample_csv(run_dir / "per_sample.csv", run, results)
         outputs.write_figures(run_dir, run, results)
         if o.save_maps:
-            outputs.write_maps(run_dir / "maps.pt", results)
+            outputs.write_maps(run_dir / "maps.pt", results, run.samples)
         outputs.write_results_json(run_dir / "results.json", content)  # last: marks the run complete
         for sample_id, reason in results.failures:
             _say(f"skipped {run.samples[sample_id].file}: {reason}")
@@ -226,6 +242,8 @@ def evaluate(
 
 def print_notes(evaluation: Evaluation) -> None:
     content = evaluation.content
+    for key, reason in content.get("not_computable", {}).items():
+        print(f"{content['method']}: {key} not computable: {reason}")
     if content["skipped"]:
         print(f"{content['method']}: skipped {content['skipped']} unreadable image(s); see results.json")
     if content["undefined"]:

@@ -22,7 +22,7 @@ from benchmark.interrupts import RunInterrupted
 from benchmark.records import refuse_other_settings, settings_differences
 from benchmark.loggers import log_table, sync_hint
 from benchmark.outputs import make_stamped_dir
-from benchmark.report import INTERVAL_NOTE, interval_cell, markdown_table, metric_header, metric_keys
+from benchmark.report import INTERVAL_NOTE, markdown_table, metric_cell, metric_header, metric_keys
 from benchmark.run import build_datamodule, evaluate, print_notes
 from benchmark.significance import PairTest, legend, marks, not_significant_lines, pair_tests
 from benchmark.variants import folder_name
@@ -42,18 +42,14 @@ def table_rows(contents: list[dict], cell_marks: dict[tuple[str, str], str] | No
     cell_marks = cell_marks or {}
     rows = []
     for content in contents:
-        cells = [
-            interval_cell(content["metrics"][k], content.get("ci95", {}).get(k))
-            + cell_marks.get((content["method"], k), "")
-            for k in keys
-        ]
+        cells = [metric_cell(content, k) + cell_marks.get((content["method"], k), "") for k in keys]
         ms = content["ms_per_map"]
         rows.append([content["method"], str(content["images"]), *cells, "nan" if ms is None else f"{ms:.2f}"])
     return rows
 
 
 def make_table_dir(output: str, model: str) -> Path:
-    return make_stamped_dir(output, f"table_{model}")
+    return make_stamped_dir(output, f"table_{folder_name(model)}")
 
 
 def write_table(

@@ -149,6 +149,16 @@ class Explainer(pl.LightningModule):
         """Method facts for ``results.json`` beyond its config (e.g. the CAM layer used)."""
         return {}
 
+    @classmethod
+    def check_data(cls, config: MethodConfig, samples: list, size: tuple[int, int]) -> list[str]:
+        """Check what the method needs of the run's images (``samples``, cropped to ``size``)
+        before any model work; raise BenchmarkError, or return notes to print. Default: nothing."""
+        return []
+
+    def skip_sample(self, sample_id: int) -> str | None:
+        """A reason to leave this image out (it is counted and named as skipped), or ``None``."""
+        return None
+
     # -- pipeline -------------------------------------------------------------------------
 
     @property
@@ -261,6 +271,7 @@ class Explainer(pl.LightningModule):
         self.failures.extend(failures)
         if self._writer is not None:
             self._writer.write([SampleRecord(sample_id, failed=reason) for sample_id, reason in failures])
+        batch = self._without_skipped(batch)
         images: Tensor = batch["image"]
         if images.shape[0] == 0:
             return
@@ -293,6 +304,25 @@ class Explainer(pl.LightningModule):
             column.update(sample_ids, values[name])
         self._keep(sample_ids, images, maps)
         self._write_records(sample_ids, values, scores)
+
+    def _without_skipped(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """The batch without the images :meth:`skip_sample` leaves out (recorded as skipped)."""
+        reasons = [self.skip_sample(int(i)) for i in batch["sample_id"].tolist()]
+        if not any(reasons):
+            return batch
+        skipped = [(int(i), r) for i, r in zip(batch["sample_id"].tolist(), reasons) if r]
+        self.failures.extend(skipped)
+        if self._writer is not None:
+            self._writer.write([SampleRecord(sample_id, failed=reason) for sample_id, reason in skipped])
+        keep = torch.tensor([r is None for r in reasons])
+        boxes = batch.get("boxes")
+        return {
+            **batch,
+            "image": batch["image"][keep.to(batch["image"].device)],
+            "sample_id": batch["sample_id"][keep.to(batch["sample_id"].device)],
+            "label": batch["label"][keep.to(batch["label"].device)],
+            "boxes": None if boxes is None else [b for b, k in zip(boxes, keep.tolist()) if k],
+        }
 
     def _keep(self, sample_ids: Tensor, images: Tensor, maps: Tensor) -> None:
         for position, sample_id in enumerate(sample_ids.tolist()):

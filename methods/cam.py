@@ -43,6 +43,7 @@ from methods.cam_device import DEVICE_METHODS, device_cam
 from methods.cam_variants import SeededRandomCAM, SmoothGradCAMPlusPlus, sample_seed
 from methods.registry import register_method
 from metrics.functional.image import minmax_normalize
+from models.layers import TokensToGrid, token_layout
 from models.registry import NormalizedClassifier, get_model_spec, resolve_module
 
 TARGET_CLASSES = ("top1", "label")
@@ -72,7 +73,8 @@ class CAMConfig(MethodConfig):
         default=None,
         metadata={
             "help": "module path inside the backbone, e.g. conv_head, layer4.2, features.norm5 "
-            "(default: the model's registered CAM layer, else its last Conv2d)"
+            "(default: the model's registered CAM layer, else a vision transformer's last block's norm1, "
+            "else its last Conv2d)"
         },
     )
     target_class: str = field(default="top1", metadata={"help": _TARGET_CLASS_HELP})
@@ -157,14 +159,26 @@ def last_conv_layer(classifier: nn.Module) -> str:
 
 
 def default_target_layer(classifier: nn.Module) -> str:
-    """The registered CAM layer of the model, else its last ``Conv2d``."""
+    """The registered CAM layer of the model, else (``timm:``, ``torchvision:``, plugins) a vision
+    transformer's last block's ``norm1``/``ln_1`` (grad-cam's documented choice), else its last
+    ``Conv2d``."""
     name = getattr(classifier, "name", "")
     if isinstance(name, str) and name:
         try:
-            return get_model_spec(name).cam_layer
+            registered = get_model_spec(name).cam_layer
         except BenchmarkError:
-            pass
-    return last_conv_layer(classifier)
+            registered = None
+        if registered is not None:
+            return registered
+    layout = token_layout(_backbone(classifier))
+    return layout.cam_layer if layout is not None else last_conv_layer(classifier)
+
+
+def token_reshape(classifier: nn.Module) -> TokensToGrid | None:
+    """grad-cam's ``reshape_transform`` for the model: a vision transformer's tokens to a grid
+    (``[B, prefix + h*w, C] -> [B, C, h, w]``); ``None`` for convolutional networks."""
+    layout = token_layout(_backbone(classifier))
+    return layout.reshape if layout is not None else None
 
 
 def resolve_target_layer(classifier: nn.Module, path: str | None) -> tuple[str, nn.Module]:
@@ -228,7 +242,11 @@ def hooks_attached(cam: Any) -> Iterator[None]:
         for handle in handles:
             handle.remove()
         for inner in cams:
-            inner.activations_and_grads.release()
+            recorder = inner.activations_and_grads
+            # dropped rather than detached in place by grad-cam's clear(), which fails on a
+            # gradient that is a view (a vision transformer's tokens, when detach=False)
+            recorder.activations, recorder.gradients = [], []
+            recorder.release()
             inner.outputs = None  # grad-cam keeps the last outputs, and with them the graph
 
 
@@ -266,7 +284,9 @@ class CAMSpec:
 
     name: str
     class_name: str
-    make: Callable[[nn.Module, list[nn.Module], MethodConfig], Any]
+    #: ``make(model, layers, config, reshape_transform)``; ``reshape_transform`` is ``None`` or
+    #: :class:`~models.layers.TokensToGrid` (vision transformers)
+    make: Callable[[nn.Module, list[nn.Module], MethodConfig, Any], Any]
     config_class: type[MethodConfig] = CAMConfig
     uses_target_layer: bool = True
     doc: str = ""
@@ -289,6 +309,7 @@ class CAMExplainer(Explainer):
             self._target_layers: list[nn.Module] = [module]
         else:
             self.target_layer_path, self._target_layers = None, []
+        self.reshape_transform = token_reshape(classifier) if self.spec.uses_target_layer else None
         self._cam: Any = None
         if getattr(self.config, "backend", "auto") == "device" and self.method_name not in DEVICE_METHODS:
             raise BenchmarkError(
@@ -329,7 +350,7 @@ class CAMExplainer(Explainer):
     def cam_object(self, device: torch.device) -> Any:
         """The grad-cam object, made on first use (its hooks are attached per call)."""
         if self._cam is None:
-            cam = self.spec.make(self.classifier, list(self._target_layers), self.config)
+            cam = self.spec.make(self.classifier, list(self._target_layers), self.config, self.reshape_transform)
             for inner in base_cams(cam):
                 inner.activations_and_grads.release()  # hooks only during explain
                 if inner.uses_gradients:
@@ -360,7 +381,8 @@ class CAMExplainer(Explainer):
         if self.uses_device_backend():
             seeds = [sample_seed(self.seed, i, SeededRandomCAM.seed_stream) for i in self.sample_ids_for(batch)]
             maps = device_cam(self.method_name, self.classifier, self._target_layers[0], images,
-                              torch.as_tensor(classes).reshape(-1), seeds=seeds)
+                              torch.as_tensor(classes).reshape(-1), seeds=seeds,
+                              reshape_transform=self.reshape_transform)
             return minmax_normalize(maps.to(dtype=images.dtype))
         cam = self.cam_object(images.device)
         if hasattr(cam, "sample_seeds"):
@@ -383,15 +405,15 @@ class CAMExplainer(Explainer):
 # -- the methods ------------------------------------------------------------------------------
 
 
-def _plain(attribute: str) -> Callable[[nn.Module, list[nn.Module], MethodConfig], Any]:
-    def make(model: nn.Module, layers: list[nn.Module], config: MethodConfig) -> Any:
-        return grad_cam_class(attribute)(model=model, target_layers=layers)
+def _plain(attribute: str) -> Callable[[nn.Module, list[nn.Module], MethodConfig, Any], Any]:
+    def make(model: nn.Module, layers: list[nn.Module], config: MethodConfig, reshape_transform=None) -> Any:
+        return grad_cam_class(attribute)(model=model, target_layers=layers, reshape_transform=reshape_transform)
 
     return make
 
 
-def _make_scorecam(model, layers, config: BatchedCAMConfig):
-    cam = grad_cam_class("ScoreCAM")(model=model, target_layers=layers)
+def _make_scorecam(model, layers, config: BatchedCAMConfig, reshape_transform=None):
+    cam = grad_cam_class("ScoreCAM")(model=model, target_layers=layers, reshape_transform=reshape_transform)
     cam.batch_size = config.chunk_size  # read by ScoreCAM.get_cam_weights
     return cam
 
@@ -400,13 +422,16 @@ class _RestoringAblationCAM:
     """AblationCAM swaps the target layer for its ablation layer while it runs: make sure the
     model gets its layer back even when the call fails."""
 
-    def __init__(self, model, layers, batch_size: int) -> None:
-        from pytorch_grad_cam.ablation_layer import AblationLayer
+    def __init__(self, model, layers, batch_size: int, reshape_transform=None) -> None:
+        from pytorch_grad_cam.ablation_layer import AblationLayer, AblationLayerVit
 
         self.model = model
-        # a fresh ablation layer (grad-cam's default argument is one instance shared by all)
+        # a fresh ablation layer (grad-cam's default argument is one instance shared by all);
+        # on tokens, grad-cam's ViT variant (documented with its reshape_transform)
+        ablation_layer = AblationLayer() if reshape_transform is None else AblationLayerVit()
         self.base_cam = grad_cam_class("AblationCAM")(
-            model=model, target_layers=layers, ablation_layer=AblationLayer(), batch_size=batch_size
+            model=model, target_layers=layers, reshape_transform=reshape_transform,
+            ablation_layer=ablation_layer, batch_size=batch_size,
         )
 
     def __call__(self, input_tensor, targets):
@@ -419,26 +444,29 @@ class _RestoringAblationCAM:
                 replace_layer_recursive(self.model, self.base_cam.ablation_layer, layer)
 
 
-def _make_ablationcam(model, layers, config: BatchedCAMConfig):
-    return _RestoringAblationCAM(model, layers, config.chunk_size)
+def _make_ablationcam(model, layers, config: BatchedCAMConfig, reshape_transform=None):
+    return _RestoringAblationCAM(model, layers, config.chunk_size, reshape_transform)
 
 
-def _make_fullgrad(model, layers, config):
+def _make_fullgrad(model, layers, config, reshape_transform=None):
     return grad_cam_class("FullGrad")(model=model, target_layers=[])
 
 
-def _make_sess(model, layers, config: BatchedCAMConfig):
+def _make_sess(model, layers, config: BatchedCAMConfig, reshape_transform=None):
     return grad_cam_class("SESS")(
-        model=model, target_layers=layers, base_method=grad_cam_class("GradCAM"), batch_size=config.chunk_size
+        model=model, target_layers=layers, reshape_transform=reshape_transform,
+        base_method=grad_cam_class("GradCAM"), batch_size=config.chunk_size,
     )
 
 
-def _make_random(model, layers, config):
-    return SeededRandomCAM(model, layers)
+def _make_random(model, layers, config, reshape_transform=None):
+    return SeededRandomCAM(model, layers, reshape_transform)
 
 
-def _make_smoothgradcampp(model, layers, config: SmoothGradCAMppConfig):
-    return SmoothGradCAMPlusPlus(model, layers, n_samples=config.n_samples, noise_std=float(config.noise_std))
+def _make_smoothgradcampp(model, layers, config: SmoothGradCAMppConfig, reshape_transform=None):
+    return SmoothGradCAMPlusPlus(
+        model, layers, n_samples=config.n_samples, noise_std=float(config.noise_std), reshape_transform=reshape_transform
+    )
 
 
 CAM_SPECS: tuple[CAMSpec, ...] = (
@@ -589,5 +617,6 @@ __all__ = [
     "SmoothGradCAMppConfig",
     "default_target_layer",
     "resolve_target_layer",
+    "token_reshape",
     *(f"{s.class_name.replace('_', '')}Explainer" for s in CAM_SPECS),
 ]

@@ -21,6 +21,10 @@ With A the layer's activations and G = dy^c/dA:
 * ``layercam``: ``sum_k ReLU(G^k) A^k`` element-wise (Jiang et al. 2021)
 * ``random``: ``sum_k w_k A^k``, ``w ~ U(-1, 1)`` from the sample's own generator (no backward)
 
+On a vision transformer the layer's output is tokens; ``reshape_transform`` (grad-cam's
+argument of the same name, :class:`models.layers.TokensToGrid`) turns the activations and
+their gradients into ``[B, C, h, w]`` before step 1, as grad-cam's hooks do.
+
 ``tests/test_cam_device.py`` checks each against grad-cam's output to 1e-5.
 """
 
@@ -125,19 +129,23 @@ def device_cam(
     images: Tensor,
     classes: Tensor,
     seeds: Sequence[int] | None = None,
+    reshape_transform: Callable[[Tensor], Tensor] | None = None,
 ) -> Tensor:
     """Maps ``[B, H, W]`` (float32, on the images' device) of CAM ``kind`` (see
-    :data:`DEVICE_METHODS`); ``seeds`` = one per image, for ``random``."""
+    :data:`DEVICE_METHODS`); ``seeds`` = one per image, for ``random``; ``reshape_transform``
+    maps the layer's output (and its gradient) to ``[B, C, h, w]`` (vision transformers)."""
+    reshape = reshape_transform if reshape_transform is not None else (lambda tensor: tensor)
     if kind == "random":
         if seeds is None or len(seeds) != images.shape[0]:
             raise ValueError("random needs one seed per image")
         activations, _ = layer_activations(classifier, layer, images, None)
+        activations = reshape(activations)
         weights = torch.from_numpy(random_channel_weights(seeds, activations.shape[1]))
         # float64 as in grad-cam (numpy promotes the float32 activations to the weights' dtype)
         cams = _weighted(weights.to(device=activations.device), activations.double())
     else:
         activations, gradients = layer_activations(classifier, layer, images, classes)
-        cams = DEVICE_CAMS[kind](activations, gradients)
+        cams = DEVICE_CAMS[kind](reshape(activations), reshape(gradients))
     cams = _scale(cams.float().clamp(min=0))
     cams = F.interpolate(cams[:, None], size=images.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
     return _scale(cams.clamp(min=0))

@@ -139,6 +139,15 @@ class SaliencyScorer(torch.nn.Module):
                 for key in self.keys
             }
         )
+        #: Metrics that cannot be computed for the method being scored, with the reason (e.g.
+        #: Coherency for saved maps): their values stay undefined and are not counted as such.
+        self.not_computable: dict[str, str] = {}
+
+    def mark_not_computable(self, key: str, reason: str) -> None:
+        """Declare that ``key`` cannot be computed (ADCC, built on Coherency, follows it)."""
+        self.not_computable[key] = reason
+        if key == "coherency" and "adcc" in self.keys:
+            self.not_computable["adcc"] = f"ADCC combines Coherency, which is not computable: {reason}"
 
     def chunk_size_for(self, device: torch.device) -> int:
         """Images per forward along the curves on ``device``: the option, else the device's
@@ -191,7 +200,10 @@ class SaliencyScorer(torch.nn.Module):
         explanation_prob = probs.gather(1, classes.to(probs.device).unsqueeze(1)).squeeze(1)
         base_prob = base_prob.detach().to(explanation_prob.device)
 
-        maps_of_explanation = torch.as_tensor(explain_fn(explanation, classes)).detach()
+        if "coherency" in self.not_computable:  # the method cannot explain x * M
+            maps_of_explanation = torch.full_like(maps, float("nan"))
+        else:
+            maps_of_explanation = torch.as_tensor(explain_fn(explanation, classes)).detach()
 
         def score_fn(inputs: Tensor) -> Tensor:
             with torch.no_grad():
@@ -258,7 +270,7 @@ class SaliencyScorer(torch.nn.Module):
 
     def undefined_counts(self) -> dict[str, int]:
         """Samples with an undefined value per metric (every rank must call it)."""
-        return {key: self.metrics[key].undefined_count() for key in self.keys}
+        return {key: 0 if key in self.not_computable else self.metrics[key].undefined_count() for key in self.keys}
 
     def reset(self) -> None:
         """Forget every sample."""

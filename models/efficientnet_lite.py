@@ -16,7 +16,7 @@ import timm
 from torch import nn
 
 from benchmark.errors import BenchmarkError
-from models.registry import ModelSpec, register_model
+from models.registry import RANDOM_WEIGHTS, ModelSpec, register_model
 from models.weights import load_matching_state_dict, load_state_dict
 
 
@@ -50,6 +50,8 @@ def map_in_order(source: dict, target_keys: list[str], target_shapes: dict) -> d
 
 def build_efficientnet_lite(variant: int, weights: str | None = None) -> nn.Module:
     net = timm.create_model(f"efficientnet_lite{variant}", pretrained=False)
+    if weights == RANDOM_WEIGHTS:
+        return net
     source_path = weights or packaged_weights_path(variant)
     source = load_state_dict(source_path)
     target = net.state_dict()

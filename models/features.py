@@ -30,10 +30,31 @@ class FeatureExtractor(nn.Module):
             self._module, self._use_input = None, False
         elif layer == "penultimate":
             if classifier_layer is None:
-                classifier_layer = get_model_spec(getattr(classifier, "name", "")).classifier_layer
+                classifier_layer = self._classifier_layer()
             self._module, self._use_input = self._submodule(classifier_layer), True
         else:
             self._module, self._use_input = self._submodule(layer), False
+
+    def _classifier_layer(self) -> str:
+        """The registered classifier layer of the model, else its last ``Linear``."""
+        from benchmark.errors import BenchmarkError
+        from models.layers import last_module_of
+
+        name = getattr(self.classifier, "name", "")
+        try:
+            registered = get_model_spec(name).classifier_layer if isinstance(name, str) and name else None
+        except BenchmarkError:  # a model built outside the registry
+            registered = None
+        if registered is not None:
+            return registered
+        net = self.classifier.net if isinstance(self.classifier, NormalizedClassifier) else self.classifier
+        path = last_module_of(net, nn.Linear)
+        if path is None:
+            raise BenchmarkError(
+                f"{name or 'the model'} has no Linear classifier layer to take the penultimate features from: "
+                "pass --method.features LAYER (a module path)"
+            )
+        return path
 
     def _submodule(self, path: str) -> nn.Module:
         if isinstance(self.classifier, NormalizedClassifier):

@@ -1,16 +1,43 @@
 """A registry of ImageNet classifiers: name -> how to build it, its normalization and its
-default CAM target layer. Resolved by name, as timm does, never by if-chains."""
+default CAM target layer. Resolved by name, as timm does, never by if-chains.
+
+``--model NAME`` is looked up, in this order, among
+
+1. the built-in models (``register_model``);
+2. the entry points of the group ``saliency_benchmark.models`` of the installed packages
+   (``my_net = "my_package.models:build"`` in a plugin's ``pyproject.toml``);
+3. a registered prefix: ``timm:NAME`` (any timm classifier) and ``torchvision:NAME`` (any
+   torchvision classifier), see :func:`register_model_prefix`;
+4. an import string ``package.module:build`` naming a function that returns an ``nn.Module``
+   mapping normalized images to logits (its normalization comes from ``--model.mean`` and
+   ``--model.std``), or a :class:`ModelSpec`.
+
+Import strings come from the command line or from Python only: ``benchmark.config`` refuses a
+settings file that names one, so a downloaded YAML file cannot run anything.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import importlib
+import importlib.metadata
+import re
+import sys
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
 
 from benchmark.errors import BenchmarkError
+
+#: ``--model.weights none``: the architecture with random weights (smoke tests only).
+RANDOM_WEIGHTS = "none"
+#: The entry point group of model plugins.
+ENTRY_POINT_GROUP = "saliency_benchmark.models"
+#: ``package.module:attribute`` (as ``methods.registry.IMPORT_STRING``).
+IMPORT_STRING = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*$")
 
 
 @dataclass(frozen=True)
@@ -19,20 +46,27 @@ class ModelSpec:
 
     ``build(weights)`` returns the backbone (``nn.Module`` taking normalized images) with its
     ImageNet weights loaded; ``weights`` is an optional local file that overrides the default
-    source. ``cam_layer`` and ``classifier_layer`` are module paths inside the backbone.
+    source, or :data:`RANDOM_WEIGHTS` for random weights where ``random_weights`` says the
+    builder can. ``cam_layer`` and ``classifier_layer`` are module paths inside the backbone;
+    ``None`` = found automatically (the CAM layer: a vision transformer's last block's
+    ``norm1``, else the last ``Conv2d``; the classifier: the last ``Linear``). ``mean``/``std``
+    ``None``: the user gives them (``--model.mean``/``--model.std``).
     """
 
     name: str
     build: Callable[[str | None], nn.Module]
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    cam_layer: str
-    classifier_layer: str
+    mean: tuple[float, float, float] | None
+    std: tuple[float, float, float] | None
+    cam_layer: str | None
+    classifier_layer: str | None
     description: str
     available: Callable[[], bool] = field(default=lambda: True)
+    random_weights: bool = True
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
+_PREFIXES: dict[str, tuple[Callable[[str], ModelSpec], str]] = {}
+_RESOLVED: dict[str, ModelSpec] = {}
 
 
 def register_model(spec: ModelSpec) -> ModelSpec:
@@ -42,19 +76,165 @@ def register_model(spec: ModelSpec) -> ModelSpec:
     return spec
 
 
+def register_model_prefix(prefix: str, make_spec: Callable[[str], ModelSpec], help: str) -> None:
+    """``--model PREFIX:NAME`` -> ``make_spec(NAME)`` (a BenchmarkError for an unknown NAME)."""
+    if prefix in _PREFIXES:
+        raise ValueError(f"model prefix {prefix!r} is registered twice")
+    _PREFIXES[prefix] = (make_spec, help)
+
+
+def model_prefixes() -> dict[str, str]:
+    """Registered prefix -> one line of help (for ``--help``)."""
+    return {prefix: help for prefix, (_, help) in _PREFIXES.items()}
+
+
+def _entry_points() -> dict[str, importlib.metadata.EntryPoint]:
+    return {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+
+
 def model_names() -> list[str]:
-    return list(_REGISTRY)
+    """The built-in models, then the installed plugins' entry point names."""
+    return [*_REGISTRY, *(name for name in _entry_points() if name not in _REGISTRY)]
+
+
+def _prefix_of(name: str) -> str | None:
+    prefix, sep, _ = name.partition(":")
+    return prefix if sep and prefix in _PREFIXES else None
+
+
+def is_model_import_string(name: str) -> bool:
+    """Whether ``--model name`` names code to import (``package.module:build``) rather than a
+    registry name or a registered prefix's model (``timm:NAME``, ``torchvision:NAME``). The
+    prefixes are registered when :mod:`models` is imported."""
+    return bool(IMPORT_STRING.match(name)) and _prefix_of(name) is None and name not in _REGISTRY
 
 
 def get_model_spec(name: str) -> ModelSpec:
-    try:
+    """The spec of a built-in name, an entry point name, ``timm:NAME``/``torchvision:NAME`` or an
+    import string ``package.module:build``; anything else is a BenchmarkError with close names."""
+    if name in _REGISTRY:
         return _REGISTRY[name]
-    except KeyError:
-        close = difflib.get_close_matches(name, _REGISTRY, n=3)
+    if name in _RESOLVED:
+        return _RESOLVED[name]
+    plugins = _entry_points()
+    prefix = _prefix_of(name)
+    if name in plugins:
+        spec = _load_entry_point(name, plugins[name])
+    elif prefix is not None:
+        spec = _PREFIXES[prefix][0](name[len(prefix) + 1:])
+    elif is_model_import_string(name):
+        spec = _import(name)
+    else:
+        known = [*_REGISTRY, *plugins]
+        close = difflib.get_close_matches(name, known, n=3)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        forms = ", ".join(f"{p}:NAME" for p in _PREFIXES)
         raise BenchmarkError(
-            f"unknown model {name!r}{hint}; choose one of: {', '.join(_REGISTRY)}"
+            f"unknown model {name!r}{hint}; choose one of: {', '.join(known)}, or {forms + ', ' if forms else ''}"
+            "or your own as package.module:build"
         ) from None
+    _RESOLVED[name] = spec
+    return spec
+
+
+# -- models from outside the benchmark ---------------------------------------------------------
+
+
+def _factory_spec(name: str, obj: object, where: str) -> ModelSpec:
+    """The spec of a plugin's object: a :class:`ModelSpec` (used as it is, under ``name``), or a
+    function ``build() -> nn.Module`` whose normalization the user gives."""
+    if isinstance(obj, ModelSpec):
+        return dataclasses.replace(obj, name=name)
+    if isinstance(obj, nn.Module) or not callable(obj):
+        raise BenchmarkError(
+            f"{where} is {obj!r}, not a function that builds the model: name a function build() that returns an "
+            "nn.Module mapping normalized images to logits (see the README, 'Evaluate your own model')"
+        )
+    doc = ((getattr(obj, "__doc__", None) or "").strip().splitlines() or [""])[0]
+
+    def build(weights: str | None) -> nn.Module:
+        from models.weights import load_matching_state_dict, load_state_dict
+
+        try:
+            net = obj()
+        except BenchmarkError:
+            raise
+        except Exception as error:  # noqa: BLE001 - the user's code: one line naming it
+            raise BenchmarkError(f"--model {name}: building the model failed: {type(error).__name__}: {error}") from None
+        if not isinstance(net, nn.Module):
+            raise BenchmarkError(
+                f"--model {name}: returned {type(net).__name__}, not an nn.Module mapping normalized images to logits"
+            )
+        if weights is not None:
+            load_matching_state_dict(net, load_state_dict(weights), weights)
+        return net
+
+    return ModelSpec(
+        name=name,
+        build=build,
+        mean=None,
+        std=None,
+        cam_layer=None,
+        classifier_layer=None,
+        description=doc or f"your model, built by {name}",
+        random_weights=False,
+    )
+
+
+def _load_entry_point(name: str, ep: importlib.metadata.EntryPoint) -> ModelSpec:
+    package = ep.dist.name if ep.dist is not None else "an installed package"
+    try:
+        obj = ep.load()
+    except Exception as error:  # noqa: BLE001 - any failure of the plugin's import is reported
+        raise BenchmarkError(
+            f"model {name!r}: the entry point {ep.value!r} of package {package} ({ENTRY_POINT_GROUP}) does not "
+            f"resolve: {type(error).__name__}: {error}; reinstall or fix {package}"
+        ) from None
+    return _factory_spec(name, obj, f"model {name!r} (entry point {ep.value!r} of package {package})")
+
+
+def _import(name: str) -> ModelSpec:
+    module_name, _, attribute = name.partition(":")
+    if "" not in sys.path and "." not in sys.path:
+        sys.path.insert(0, "")  # `python -m benchmark` has the current folder; a console script does not
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise BenchmarkError(
+            f"--model {name}: cannot import {module_name} ({error}); install the package or run from the folder "
+            "that holds it"
+        ) from None
+    if not hasattr(module, attribute):
+        raise BenchmarkError(f"--model {name}: {module_name} has no attribute {attribute!r}")
+    return _factory_spec(name, getattr(module, attribute), f"--model {name}")
+
+
+def missing_normalization(name: str) -> str:
+    """The error text of a model whose mean/std the user must give."""
+    return (
+        f"--model {name} needs the normalization its network expects: pass --model.mean R,G,B and "
+        "--model.std R,G,B (three floats each, e.g. --model.mean 0.485,0.456,0.406 --model.std 0.229,0.224,0.225)"
+    )
+
+
+def random_weights_note(name: str) -> str:
+    return f"{name} has random weights (--model.weights {RANDOM_WEIGHTS}): its numbers mean nothing"
+
+
+def check_model_choice(name: str, weights: str | None, mean: Sequence[float] | None, std: Sequence[float] | None) -> ModelSpec:
+    """The spec of ``name`` once the choice is known to be buildable (installed, normalization
+    known, random weights possible): the checks :func:`build_classifier` makes before any work."""
+    spec = get_model_spec(name)
+    if not spec.available():
+        raise BenchmarkError(f"model {name!r} is not installed: {spec.description}")
+    if (spec.mean if mean is None else mean) is None or (spec.std if std is None else std) is None:
+        raise BenchmarkError(missing_normalization(name))
+    if weights == RANDOM_WEIGHTS and not spec.random_weights:
+        raise BenchmarkError(
+            f"--model.weights {RANDOM_WEIGHTS}: {name} builds its own weights; leave --model.weights out or pass "
+            "a state dict FILE"
+        )
+    return spec
 
 
 class NormalizedClassifier(nn.Module):
@@ -104,13 +284,36 @@ def resolve_module(net: nn.Module, path: str, what: str = "layer") -> nn.Module:
     return module
 
 
-def build_classifier(name: str, weights: str | None = None) -> NormalizedClassifier:
-    """Build a registered classifier, in eval mode with frozen weights."""
-    spec = get_model_spec(name)
-    if not spec.available():
-        raise BenchmarkError(f"model {name!r} is not installed: {spec.description}")
+def build_classifier(
+    name: str,
+    weights: str | None = None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+) -> NormalizedClassifier:
+    """Build a classifier (any name :func:`get_model_spec` knows), in eval mode with frozen
+    weights. ``weights``: a local state dict, :data:`RANDOM_WEIGHTS`, or ``None`` for the
+    model's own source; ``mean``/``std`` override the model's normalization (and are needed
+    where it has none). ``weights_source`` on the result says which weights it holds."""
+    spec = check_model_choice(name, weights, mean, std)
     net = spec.build(weights)
-    model = NormalizedClassifier(net, spec.mean, spec.std, name=name)
+    mean = tuple(float(v) for v in (spec.mean if mean is None else mean))
+    std = tuple(float(v) for v in (spec.std if std is None else std))
+    model = NormalizedClassifier(net, mean, std, name=name)
+    model.weights_source = "none (random)" if weights == RANDOM_WEIGHTS else (str(weights) if weights else "default")
     model.eval()
     model.requires_grad_(False)
+    if weights == RANDOM_WEIGHTS:
+        _note(random_weights_note(name))
     return model
+
+
+def _note(message: str) -> None:
+    """One ``note:`` line on stderr, from the first process only (DDP ranks build models too)."""
+    try:
+        from pytorch_lightning.utilities import rank_zero_only
+
+        if rank_zero_only.rank != 0:
+            return
+    except ImportError:  # pragma: no cover - Lightning is a dependency of the benchmark
+        pass
+    print(f"note: {message}", file=sys.stderr, flush=True)

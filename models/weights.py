@@ -1,4 +1,5 @@
-"""Loading state dicts safely (``weights_only=True``), from a file or the torch hub cache."""
+"""Loading state dicts safely (``weights_only=True``, or safetensors), from a file or the
+torch hub cache."""
 
 from __future__ import annotations
 
@@ -11,10 +12,20 @@ from benchmark.errors import BenchmarkError
 
 
 def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Load a state dict without running pickled code; a checkpoint dict is unwrapped."""
+    """Load a state dict without running pickled code; a checkpoint dict is unwrapped. A
+    ``.safetensors`` file (Hugging Face's format, which holds no code) is read with safetensors."""
     path = Path(path)
     if not path.is_file():
         raise BenchmarkError(f"weights file {str(path)!r} does not exist")
+    if path.suffix == ".safetensors":
+        try:
+            from safetensors.torch import load_file
+
+            return load_file(str(path), device="cpu")
+        except Exception as error:  # noqa: BLE001 - a truncated or foreign file
+            raise BenchmarkError(
+                f"weights file {str(path)!r} is not a readable safetensors file ({type(error).__name__})"
+            ) from None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises UnpicklingError, RuntimeError, ... for bad files

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -25,9 +26,11 @@ def plugin_installed(tmp_path_factory):
     """``pip install`` of the example plugin into a folder put on ``sys.path`` (as a site folder
     would be): its entry points are then those of an installed package."""
     target = tmp_path_factory.mktemp("site")
+    source = tmp_path_factory.mktemp("plugin-source") / PLUGIN.name  # the build leaves files beside it
+    shutil.copytree(PLUGIN, source)
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
-         "--target", str(target), str(PLUGIN)],
+         "--target", str(target), str(source)],
         check=True, capture_output=True, text=True,
     )
     sys.path.insert(0, str(target))
@@ -162,3 +165,13 @@ def test_a_yaml_file_may_repeat_what_the_command_line_names(plugin_installed):
     refuse_code_from_files([stored, typed])  # the user typed it: allowed (a resumed run)
     namespace = build_parser([IMPORT_STRING]).parse_args(["test", "--method", IMPORT_STRING, "--method.sigma", "0.5"])
     assert config_from_args(namespace).method_config.sigma == 0.5
+
+
+def test_the_readme_shows_the_example_plugin_the_tests_run():
+    readme = (REPO / "README.md").read_text()
+    example = (PLUGIN / "src" / "saliency_plugin_example" / "methods.py").read_text()
+    assert f"```python\n{example}```" in readme
+    assert len(example.splitlines()) < 30
+    pyproject = (PLUGIN / "pyproject.toml").read_text()
+    assert 'centre_gaussian = "saliency_plugin_example.methods:CentreGaussian"' in pyproject
+    assert 'centre_gaussian = "saliency_plugin_example.methods:CentreGaussian"' in readme

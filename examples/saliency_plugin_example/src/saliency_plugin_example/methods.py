@@ -1,5 +1,3 @@
-"""A centre-biased Gaussian map: a baseline that ignores the image and the model."""
-
 from dataclasses import dataclass, field
 
 import torch
@@ -17,9 +15,8 @@ class CentreGaussianConfig(MethodConfig):
 
 
 class CentreGaussian(Explainer):
-    """Centre Gaussian: ``M(y, x) = exp(-((y - 1/2)^2 + (x - 1/2)^2) / (2 sigma^2))``, min-max
-    normalized (coordinates in [0, 1]); the centre-bias baseline of Judd et al. 2009,
-    "Learning to predict where humans look" (ICCV)."""
+    """Centre Gaussian: M(y, x) = exp(-((y - 1/2)^2 + (x - 1/2)^2) / (2 sigma^2)), min-max normalized
+    (y, x in [0, 1]); the centre-bias baseline of Judd et al. 2009, "Learning to predict where humans look"."""
 
     config_class = CentreGaussianConfig
 

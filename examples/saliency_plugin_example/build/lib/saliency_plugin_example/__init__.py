@@ -1,1 +1,0 @@
-"""An example plugin of the saliency benchmark (see its README, "Evaluate your own method")."""
