@@ -267,10 +267,7 @@ class Explainer(pl.LightningModule):
         self._writer.write(records)
 
     def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        failures = batch.get("failures", [])
-        self.failures.extend(failures)
-        if self._writer is not None:
-            self._writer.write([SampleRecord(sample_id, failed=reason) for sample_id, reason in failures])
+        self._record_failures(batch.get("failures", []))
         batch = self._without_skipped(batch)
         images: Tensor = batch["image"]
         if images.shape[0] == 0:
@@ -305,15 +302,18 @@ class Explainer(pl.LightningModule):
         self._keep(sample_ids, images, maps)
         self._write_records(sample_ids, values, scores)
 
+    def _record_failures(self, failures: list[tuple[int, str]]) -> None:
+        """Images that are not scored, with the reason: kept for results.json and the records."""
+        self.failures.extend(failures)
+        if self._writer is not None:
+            self._writer.write([SampleRecord(sample_id, failed=reason) for sample_id, reason in failures])
+
     def _without_skipped(self, batch: dict[str, Any]) -> dict[str, Any]:
         """The batch without the images :meth:`skip_sample` leaves out (recorded as skipped)."""
         reasons = [self.skip_sample(int(i)) for i in batch["sample_id"].tolist()]
         if not any(reasons):
             return batch
-        skipped = [(int(i), r) for i, r in zip(batch["sample_id"].tolist(), reasons) if r]
-        self.failures.extend(skipped)
-        if self._writer is not None:
-            self._writer.write([SampleRecord(sample_id, failed=reason) for sample_id, reason in skipped])
+        self._record_failures([(int(i), r) for i, r in zip(batch["sample_id"].tolist(), reasons) if r])
         keep = torch.tensor([r is None for r in reasons])
         boxes = batch.get("boxes")
         return {
