@@ -232,22 +232,23 @@ def refuse_code_from_files(layers: list["Overrides"]) -> None:
     from methods.registry import is_import_string
     from models import is_model_import_string
 
-    typed = {name for layer in layers if layer.source == "command line" for name in _named_methods(layer)}
+    def code(layer: Overrides) -> list[tuple[str, str]]:
+        """``(option, import string)`` of every piece of code the layer names."""
+        named = [("--method", name) for name in _named_methods(layer) if is_import_string(name)]
+        model = layer.options.get("model")
+        if isinstance(model, str) and is_model_import_string(model.strip()):
+            named.append(("--model", model.strip()))
+        return named
+
+    typed = {item for layer in layers if layer.source == "command line" for item in code(layer)}
     for layer in layers:
-        for name in _named_methods(layer):
-            if is_import_string(name) and name not in typed:
+        for option, name in code(layer):
+            if (option, name) not in typed:
+                alternative = f" (or --methods ...,{name})" if option == "--method" else ""
                 raise BenchmarkError(
                     f"{layer.source}: names code to import ({name}); a settings file cannot run code, so give it "
-                    f"on the command line: --method {name} (or --methods ...,{name})"
+                    f"on the command line: {option} {name}{alternative}"
                 )
-    typed_models = {str(layer.options.get("model")) for layer in layers if layer.source == "command line"}
-    for layer in layers:
-        model = layer.options.get("model")
-        if isinstance(model, str) and is_model_import_string(model.strip()) and model not in typed_models:
-            raise BenchmarkError(
-                f"{layer.source}: names code to import ({model}); a settings file cannot run code, so give it "
-                f"on the command line: --model {model}"
-            )
 
 
 @dataclass

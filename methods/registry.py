@@ -15,21 +15,17 @@ to import (``benchmark.config`` refuses it), so a downloaded YAML file cannot ru
 from __future__ import annotations
 
 import difflib
-import importlib
 import importlib.metadata
-import re
-import sys
 from typing import TYPE_CHECKING, Callable
 
 from benchmark.errors import BenchmarkError
+from models.plugins import entry_points, import_object, is_import_string, load_entry_point
 
 if TYPE_CHECKING:
     from methods.base import Explainer
 
 #: The entry point group of method plugins.
 ENTRY_POINT_GROUP = "saliency_benchmark.methods"
-#: ``package.module:Attribute`` (dotted module path, one attribute).
-IMPORT_STRING = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*$")
 
 _METHODS: dict[str, type["Explainer"]] = {}
 _RESOLVED: dict[str, type["Explainer"]] = {}
@@ -48,13 +44,8 @@ def register_method(name: str) -> Callable[[type["Explainer"]], type["Explainer"
     return add
 
 
-def is_import_string(name: str) -> bool:
-    """Whether ``name`` is ``package.module:Class`` (code to import) rather than a registry name."""
-    return bool(IMPORT_STRING.match(name))
-
-
 def _entry_points() -> dict[str, importlib.metadata.EntryPoint]:
-    return {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    return entry_points(ENTRY_POINT_GROUP)
 
 
 def method_names() -> list[str]:
@@ -76,34 +67,6 @@ def _checked(obj: object, name: str, where: str) -> type["Explainer"]:
     return obj
 
 
-def _load_entry_point(name: str, ep: importlib.metadata.EntryPoint) -> type["Explainer"]:
-    package = ep.dist.name if ep.dist is not None else "an installed package"
-    try:
-        obj = ep.load()
-    except Exception as error:  # noqa: BLE001 - any failure of the plugin's import is reported
-        raise BenchmarkError(
-            f"method {name!r}: the entry point {ep.value!r} of package {package} ({ENTRY_POINT_GROUP}) does not "
-            f"resolve: {type(error).__name__}: {error}; reinstall or fix {package}"
-        ) from None
-    return _checked(obj, name, f"method {name!r} (entry point {ep.value!r} of package {package})")
-
-
-def _import(name: str) -> type["Explainer"]:
-    module_name, _, attribute = name.partition(":")
-    if "" not in sys.path and "." not in sys.path:
-        sys.path.insert(0, "")  # `python -m benchmark` has the current folder; a console script does not
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise BenchmarkError(
-            f"--method {name}: cannot import {module_name} ({error}); install the package or run from the folder "
-            "that holds it"
-        ) from None
-    if not hasattr(module, attribute):
-        raise BenchmarkError(f"--method {name}: {module_name} has no attribute {attribute!r}")
-    return _checked(getattr(module, attribute), name, f"--method {name}")
-
-
 def get_method(name: str) -> type["Explainer"]:
     """The method class of a built-in name, an entry point name or an import string."""
     if name in _METHODS:
@@ -112,9 +75,10 @@ def get_method(name: str) -> type["Explainer"]:
         return _RESOLVED[name]
     plugins = _entry_points()
     if name in plugins:
-        cls = _load_entry_point(name, plugins[name])
+        obj, where = load_entry_point("method", name, plugins[name])
+        cls = _checked(obj, name, where)
     elif is_import_string(name):
-        cls = _import(name)
+        cls = _checked(import_object("--method", name), name, f"--method {name}")
     else:
         known = [*_METHODS, *plugins]
         close = difflib.get_close_matches(name, known, n=3)

@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import importlib
 import importlib.metadata
-import re
 import sys
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -31,13 +29,12 @@ import torch
 from torch import nn
 
 from benchmark.errors import BenchmarkError
+from models.plugins import entry_points, import_object, is_import_string, load_entry_point
 
 #: ``--model.weights none``: the architecture with random weights (smoke tests only).
 RANDOM_WEIGHTS = "none"
 #: The entry point group of model plugins.
 ENTRY_POINT_GROUP = "saliency_benchmark.models"
-#: ``package.module:attribute`` (as ``methods.registry.IMPORT_STRING``).
-IMPORT_STRING = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*$")
 
 
 @dataclass(frozen=True)
@@ -89,7 +86,7 @@ def model_prefixes() -> dict[str, str]:
 
 
 def _entry_points() -> dict[str, importlib.metadata.EntryPoint]:
-    return {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
+    return entry_points(ENTRY_POINT_GROUP)
 
 
 def model_names() -> list[str]:
@@ -106,7 +103,7 @@ def is_model_import_string(name: str) -> bool:
     """Whether ``--model name`` names code to import (``package.module:build``) rather than a
     registry name or a registered prefix's model (``timm:NAME``, ``torchvision:NAME``). The
     prefixes are registered when :mod:`models` is imported."""
-    return bool(IMPORT_STRING.match(name)) and _prefix_of(name) is None and name not in _REGISTRY
+    return is_import_string(name) and _prefix_of(name) is None and name not in _REGISTRY
 
 
 def get_model_spec(name: str) -> ModelSpec:
@@ -119,11 +116,11 @@ def get_model_spec(name: str) -> ModelSpec:
     plugins = _entry_points()
     prefix = _prefix_of(name)
     if name in plugins:
-        spec = _load_entry_point(name, plugins[name])
+        spec = _factory_spec(name, *load_entry_point("model", name, plugins[name]))
     elif prefix is not None:
         spec = _PREFIXES[prefix][0](name[len(prefix) + 1:])
     elif is_model_import_string(name):
-        spec = _import(name)
+        spec = _factory_spec(name, import_object("--model", name), f"--model {name}")
     else:
         known = [*_REGISTRY, *plugins]
         close = difflib.get_close_matches(name, known, n=3)
@@ -179,34 +176,6 @@ def _factory_spec(name: str, obj: object, where: str) -> ModelSpec:
         description=doc or f"your model, built by {name}",
         random_weights=False,
     )
-
-
-def _load_entry_point(name: str, ep: importlib.metadata.EntryPoint) -> ModelSpec:
-    package = ep.dist.name if ep.dist is not None else "an installed package"
-    try:
-        obj = ep.load()
-    except Exception as error:  # noqa: BLE001 - any failure of the plugin's import is reported
-        raise BenchmarkError(
-            f"model {name!r}: the entry point {ep.value!r} of package {package} ({ENTRY_POINT_GROUP}) does not "
-            f"resolve: {type(error).__name__}: {error}; reinstall or fix {package}"
-        ) from None
-    return _factory_spec(name, obj, f"model {name!r} (entry point {ep.value!r} of package {package})")
-
-
-def _import(name: str) -> ModelSpec:
-    module_name, _, attribute = name.partition(":")
-    if "" not in sys.path and "." not in sys.path:
-        sys.path.insert(0, "")  # `python -m benchmark` has the current folder; a console script does not
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as error:
-        raise BenchmarkError(
-            f"--model {name}: cannot import {module_name} ({error}); install the package or run from the folder "
-            "that holds it"
-        ) from None
-    if not hasattr(module, attribute):
-        raise BenchmarkError(f"--model {name}: {module_name} has no attribute {attribute!r}")
-    return _factory_spec(name, getattr(module, attribute), f"--model {name}")
 
 
 def missing_normalization(name: str) -> str:
