@@ -7,8 +7,11 @@
 
 Runs exactly the pipeline of ``python -m benchmark test`` (same defaults, checks, metrics and
 run folder) on one process. ``method`` is a registered name, an entry point name, an import
-string ``package.module:Class`` or an ``Explainer`` subclass; ``model`` a registered name or a
-model string the command line accepts; the other keyword arguments are the command line's
+string ``package.module:Class``, an ``Explainer`` subclass or instance (its class and config are
+used), or a function / object / class with ``explain(images, classes)`` (see
+:mod:`methods.wrapped`); ``model`` a registered name, a model string the command line accepts,
+or an ``nn.Module`` mapping normalized images to logits (with ``model_mean`` and
+``model_std``, its normalization); the other keyword arguments are the command line's
 options with underscores (``limit=8``, ``batch_size=4``, ``precision="64"``), plus
 ``method_options`` (``--method.<name>``) and ``metrics`` (``--metrics.<name>``). The run folder
 is written under ``output`` when it is given, else in a temporary folder that is removed.
@@ -17,12 +20,13 @@ is written under ``output`` when it is given, else in a temporary folder that is
 from __future__ import annotations
 
 import csv
+import dataclasses
 import tempfile
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from benchmark.errors import BenchmarkError
+from metrics.errors import BenchmarkError
 
 
 @dataclass
@@ -40,16 +44,47 @@ class Evaluated:
     run_dir: Path | None = None
 
 
-def _method_name(method: Any) -> str:
+def _code_name(obj: Any) -> str:
+    """``module:qualname`` of a class or function (of an instance: of its class)."""
+    target = obj if isinstance(obj, type) or callable(obj) and hasattr(obj, "__qualname__") else type(obj)
+    return f"{target.__module__}:{target.__qualname__}"
+
+
+def _method_name(method: Any, method_options: dict[str, Any]) -> str:
+    """The registry name of ``method``; an object given from Python is added to the registry
+    (never imported again); an Explainer instance adds its config to ``method_options``."""
     from methods import Explainer
+    from methods.registry import METHODS
+    from methods.wrapped import can_wrap
 
     if isinstance(method, str):
         return method
-    if isinstance(method, type) and issubclass(method, Explainer):
-        return f"{method.__module__}:{method.__qualname__}"
+    if isinstance(method, Explainer):
+        for name, value in dataclasses.asdict(method.config).items():
+            method_options.setdefault(name, value)
+        method = type(method)
+    if isinstance(method, type) and issubclass(method, Explainer) or can_wrap(method):
+        name = method.method_name if isinstance(method, type) and getattr(method, "method_name", "") else _code_name(method)
+        if name not in METHODS.builtin():
+            METHODS.add(name, method)  # again on each call: a notebook may have redefined it
+        return name
     raise BenchmarkError(
-        f"evaluate(method=...): expected a method name, an import string or an Explainer subclass, "
-        f"got {type(method).__name__}"
+        "evaluate(method=...): expected a method name, an import string, an Explainer subclass or instance, or a "
+        f"function or object with explain(images, classes), got {type(method).__name__}"
+    )
+
+
+def _model_name(model: Any, options: dict[str, Any]) -> str:
+    from torch import nn
+
+    from models import add_model
+
+    if isinstance(model, str):
+        return model
+    if isinstance(model, nn.Module):
+        return add_model(model, options.get("model_mean"), options.get("model_std"), name=_code_name(model))
+    raise BenchmarkError(
+        f"evaluate(model=...): expected a model name, an import string or an nn.Module, got {type(model).__name__}"
     )
 
 
@@ -71,7 +106,7 @@ def _read_per_sample(path: Path) -> list[dict[str, Any]]:
 
 def evaluate(
     method: Any = "lots",
-    model: str = "efficientnet_lite0",
+    model: Any = "efficientnet_lite0",
     data: str | None = None,
     *,
     output: str | None = None,
@@ -90,13 +125,15 @@ def evaluate(
     unknown = sorted(set(options) - known)
     if unknown:
         raise BenchmarkError(f"evaluate(): unknown option(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}")
-    name = _method_name(method)
+    method_options = dict(method_options or {})
+    name = _method_name(method, method_options)
+    model = _model_name(model, options)
     with tempfile.TemporaryDirectory(prefix="saliency-benchmark-") as scratch:
         layer = Overrides(
             source="command line",
             options={"logger": "none", **options, "method": name, "model": model, "data": data,
                      "output": output if output is not None else scratch},
-            method=dict(method_options or {}),
+            method=method_options,
             metrics=dict(metrics or {}),
         )
         config = resolve([layer])

@@ -12,15 +12,15 @@ from typing import Any, Sequence
 from benchmark.config import (
     loadable_methods,
     WANDB_KEYS,
+    CommandOptions,
     Overrides,
     RunOptions,
     metric_parameters,
     method_parameters,
-    option_parameters,
     read_config_file,
     resolve,
 )
-from benchmark.errors import BenchmarkError
+from metrics.errors import BenchmarkError
 from benchmark.interrupts import RunInterrupted, stop_on_signals
 from benchmark.params import type_name
 from benchmark.variants import base_method
@@ -48,7 +48,7 @@ def _catalogue() -> str:
         except BenchmarkError as error:
             doc = f"[plugin does not load: {error}]"
         lines.append(f"  {name:<20} {doc}")
-    lines.append("  package.module:Class  your own method (an Explainer subclass), imported from this environment")
+    lines.append("  package.module:Class  your own method (an Explainer subclass, or a function/object with explain), imported from this environment")
     lines.append("models:")
     for name in model_names():
         try:
@@ -61,6 +61,17 @@ def _catalogue() -> str:
         lines.append(f"  {prefix + ':NAME':<20} {help}")
     lines.append("  package.module:build your own model: a function returning an nn.Module (normalized images -> "
                  "logits); with --model.mean and --model.std")
+    lines.append("metrics (the thesis's five always; more with --metrics.extra NAME,...):")
+    from metrics import metric_class, metric_names
+
+    for name in metric_names():
+        try:
+            description = ((metric_class(name).__doc__ or "").strip().splitlines() or [""])[0]
+        except BenchmarkError as error:
+            description = f"[plugin does not load: {error}]"
+        lines.append(f"  {name:<20} {description}")
+    lines.append("  package.module:Class  your own metric (a metrics.PerSampleMetric declaring needs), imported from this "
+                 "environment")
     lines.append("")
     lines.append("thesis settings: --config configs/thesis.yaml (test), "
                  "--config configs/thesis_table_5_2.yaml (table), "
@@ -69,12 +80,28 @@ def _catalogue() -> str:
     return "\n".join(lines)
 
 
-def _add_run_options(parser: argparse.ArgumentParser, exclude: str | Sequence[str]) -> None:
-    excluded = {exclude} if isinstance(exclude, str) else set(exclude)
+#: The run options of ``test`` and ``table`` (``explain`` and ``targets`` declare theirs in
+#: their modules); every command reads them through :func:`config_from_args`.
+TEST_OPTIONS = CommandOptions("test", exclude=("methods",))
+TABLE_OPTIONS = CommandOptions("table", exclude=("method",))
+
+
+def command_options(command: str) -> CommandOptions:
+    """The run options ``command`` takes (its defaults, its own options)."""
+    if command == "explain":
+        from benchmark.explain import EXPLAIN_OPTIONS
+
+        return EXPLAIN_OPTIONS
+    if command == "targets":
+        from benchmark.targets import TARGETS_OPTIONS
+
+        return TARGETS_OPTIONS
+    return {"test": TEST_OPTIONS, "table": TABLE_OPTIONS}[command]
+
+
+def _add_run_options(parser: argparse.ArgumentParser, command: CommandOptions) -> None:
     group = parser.add_argument_group("run")
-    for p in option_parameters():
-        if p.name in excluded:
-            continue
+    for p in command.parameters():
         default = f" (default: {p.default})" if p.default not in (None, False) else ""
         if p.annotation is bool:
             group.add_argument(_flag(p.name), dest=p.name, action="store_const", const=True,
@@ -92,7 +119,7 @@ def _add_run_options(parser: argparse.ArgumentParser, exclude: str | Sequence[st
 def named_import_strings(argv: Sequence[str]) -> list[str]:
     """The methods given as ``package.module:Class`` after ``--method``/``--methods`` in ``argv``
     (their options must be known before the command line is parsed)."""
-    from methods.registry import is_import_string
+    from metrics.registry import is_import_string
 
     values = []
     for i, token in enumerate(argv):
@@ -140,7 +167,7 @@ def build_parser(extra_methods: Sequence[str] = ()) -> argparse.ArgumentParser:
         epilog=_catalogue(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _add_run_options(test, exclude="methods")
+    _add_run_options(test, TEST_OPTIONS)
     _add_method_options(test, extra_methods)
     table = commands.add_parser(
         "table",
@@ -153,10 +180,10 @@ def build_parser(extra_methods: Sequence[str] = ()) -> argparse.ArgumentParser:
         epilog=_catalogue(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _add_run_options(table, exclude="method")
+    _add_run_options(table, TABLE_OPTIONS)
     _add_method_options(table, extra_methods)
-    from benchmark.explain import EXPLAIN_EXCLUDED
-    from benchmark.targets import add_targets_parser
+    from benchmark.explain import EXPLAIN_OPTIONS
+    from benchmark.targets import TARGETS_OPTIONS, add_targets_parser
 
     explain = commands.add_parser(
         "explain",
@@ -170,9 +197,9 @@ def build_parser(extra_methods: Sequence[str] = ()) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     explain.add_argument("images", nargs="+", metavar="IMAGE", help="image files (any format PIL reads)")
-    _add_run_options(explain, exclude=EXPLAIN_EXCLUDED)
+    _add_run_options(explain, EXPLAIN_OPTIONS)
     _add_method_options(explain, extra_methods)
-    add_targets_parser(commands)
+    _add_run_options(add_targets_parser(commands), TARGETS_OPTIONS)
     from benchmark.explanations import add_explanations_parser
 
     add_explanations_parser(commands)
@@ -180,9 +207,10 @@ def build_parser(extra_methods: Sequence[str] = ()) -> argparse.ArgumentParser:
 
 
 def command_line_layer(namespace: argparse.Namespace) -> Overrides:
+    own = set(command_options(namespace.command).own)
     layer = Overrides(source="command line")
     for key, value in vars(namespace).items():
-        if key in ("command", "config", "images"):
+        if key in ("command", "config") or key in own:
             continue
         if key.startswith("method."):
             layer.method[key[len("method."):]] = value
@@ -214,7 +242,8 @@ def config_from_args(namespace: argparse.Namespace):
     resume = getattr(namespace, "resume", None)
     if resume:
         files.insert(0, resumed_run_layer(resume))
-    return resolve(files + [command_line_layer(namespace)], several=namespace.command == "table")
+    return resolve(files + [command_line_layer(namespace)], several=namespace.command == "table",
+                   command=command_options(namespace.command))
 
 
 def quiet_libraries() -> None:
@@ -269,7 +298,7 @@ def _run_command(namespace: argparse.Namespace) -> int:
         if namespace.command == "targets":
             from benchmark.targets import run_targets
 
-            run_targets(namespace)
+            run_targets(namespace, config_from_args)
             return 0
         if namespace.command == "explanations":
             from benchmark.explanations import run_explanations

@@ -23,11 +23,11 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
 import yaml
 
-from benchmark.errors import BenchmarkError
+from metrics.errors import BenchmarkError
 from benchmark.params import Parameter, coerce, dataclass_parameters, signature_parameters
 from benchmark.variants import base_method, split_variant
 
@@ -116,7 +116,9 @@ class RunOptions:
                   "settings are the defaults, and options that change results must not differ"},
     )
 
-    def validate(self) -> None:
+    def validate(self, output_folder: bool = True) -> None:
+        """Check every value (before any model work); ``output_folder``: whether ``--output`` is
+        the command's folder (``targets`` writes a file and does not take the run's folder)."""
         for name in ("per_class", "limit", "batch_size"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -132,7 +134,8 @@ class RunOptions:
             raise BenchmarkError(f"--log-images must be >= 0, got {self.log_images}")
         if not 0 <= self.seed < 2**32:
             raise BenchmarkError(f"--seed must be between 0 and 2**32 - 1 (4294967295), got {self.seed}")
-        check_output_folder(self.output)
+        if output_folder:
+            check_output_folder(self.output)
         from models.registry import RANDOM_WEIGHTS
 
         for name in ("model_mean", "model_std"):
@@ -176,6 +179,41 @@ MODEL_KEYS = ("name", "weights", "mean", "std")
 
 def option_parameters() -> list[Parameter]:
     return dataclass_parameters(RunOptions)
+
+
+@dataclass(frozen=True)
+class CommandOptions:
+    """The run options (fields of :class:`RunOptions`) one command takes, so that every command
+    parses, layers (``--config`` files, then the command line) and validates them alike.
+
+    The command takes every option but ``exclude``, or with ``only`` just those; ``defaults``
+    and ``help`` replace RunOptions' default and help of an option for this command (``targets``
+    reads 32 images per batch and all images of a class); ``own`` names the argparse
+    destinations of the command's own options (``targets --kind``), which are not run options.
+    """
+
+    name: str
+    exclude: tuple[str, ...] = ()
+    only: tuple[str, ...] | None = None
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    help: Mapping[str, str] = field(default_factory=dict)
+    own: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        known = {p.name for p in option_parameters()}
+        named = {*self.exclude, *(self.only or ()), *self.defaults, *self.help}
+        assert named <= known, f"{self.name}: not run options: {sorted(named - known)}"
+
+    def takes(self, name: str) -> bool:
+        return name not in self.exclude and (self.only is None or name in self.only)
+
+    def parameters(self) -> list[Parameter]:
+        """The options the command takes, with its own defaults and help."""
+        return [
+            Parameter(p.name, p.annotation, self.defaults.get(p.name, p.default), self.help.get(p.name, p.help))
+            for p in option_parameters()
+            if self.takes(p.name)
+        ]
 
 
 def metric_parameters() -> list[Parameter]:
@@ -227,9 +265,9 @@ def _named_methods(layer: "Overrides") -> list[str]:
 
 def refuse_code_from_files(layers: list["Overrides"]) -> None:
     """A file (``--config``, a resumed run's ``config.yaml``) may not name code to import: an
-    import string ``package.module:Class`` (a method, or ``package.module:build`` as the model)
-    must also be given on the command line."""
-    from methods.registry import is_import_string
+    import string ``package.module:Class`` (a method, a metric of ``--metrics.extra``, or
+    ``package.module:build`` as the model) must also be given on the command line."""
+    from metrics.registry import is_import_string
     from models import is_model_import_string
 
     def code(layer: Overrides) -> list[tuple[str, str]]:
@@ -238,6 +276,10 @@ def refuse_code_from_files(layers: list["Overrides"]) -> None:
         model = layer.options.get("model")
         if isinstance(model, str) and is_model_import_string(model.strip()):
             named.append(("--model", model.strip()))
+        extra = layer.metrics.get("extra") or []
+        for name in extra.split(",") if isinstance(extra, str) else extra:
+            if isinstance(name, str) and is_import_string(name.strip()):
+                named.append(("--metrics.extra", name.strip()))
         return named
 
     typed = {item for layer in layers if layer.source == "command line" for item in code(layer)}
@@ -359,22 +401,22 @@ def read_config_file(path: str) -> Overrides:
     return overrides
 
 
-def resolve(layers: list[Overrides], several: bool = False) -> RunConfig:
+def resolve(layers: list[Overrides], several: bool = False, command: CommandOptions | None = None) -> RunConfig:
     """Merge ``layers`` (lowest precedence first) and validate everything.
 
     The run uses the method named by ``method``, or with ``several`` (``table``) the list
     ``methods``. Method parameters from the command line must belong to one of them; from a
-    file, to any registered method.
+    file, to any registered method. ``command``'s own defaults lie under every layer.
     """
     from methods import get_method
 
     refuse_code_from_files(layers)
-    options_raw: dict[str, Any] = {}
+    options_raw: dict[str, Any] = dict(command.defaults) if command is not None else {}
     for layer in layers:
         options_raw.update(layer.options)
     option_types = {p.name: p for p in option_parameters()}
     options = RunOptions(**{k: _option_value(k, v, option_types[k].annotation) for k, v in options_raw.items()})
-    options.validate()
+    options.validate(output_folder=command is None or command.takes("output"))
     if several:
         if not options.methods:
             raise BenchmarkError("table needs --methods, e.g. --methods lots,gradcam,random")

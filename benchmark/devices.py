@@ -16,7 +16,7 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback
 
-from benchmark.errors import BenchmarkError
+from metrics.errors import BenchmarkError
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 

@@ -12,6 +12,12 @@ adversarial image); with several kernel sizes ``map_k<k>.png`` and ``kernel_stri
 maps from fine to coarse, thesis Fig. 5.6; LOTS is run once, only the blur changes).
 ``DIR/explain.json`` holds the settings and every image's summary. Any image file works,
 including objects outside ImageNet; a ``<wnid>_*`` file name gives the label.
+
+The perturbation pictures are for methods that declare ``perturbation_pictures = True`` (LOTS):
+such a method has ``attack(images, classes)`` returning the adversarial images with
+per-sample ``iterations`` and ``final_distance``, and a config with ``kernel_size`` and
+``threshold``; its map is the perturbation map of ``methods.lots.lots_map``. Any other method's
+maps come from its ``explain_maps``. No method is known here by its name or class.
 """
 
 from __future__ import annotations
@@ -25,7 +31,8 @@ from pathlib import Path
 
 import torch
 
-from benchmark.errors import BenchmarkError
+from benchmark.config import CommandOptions
+from metrics.errors import BenchmarkError
 from benchmark.files import write_text_atomic
 
 #: Run options that make no sense for single images.
@@ -33,6 +40,13 @@ EXPLAIN_EXCLUDED = (
     "methods", "data", "per_class", "limit", "classes", "ground_truth", "boxes", "num_workers",
     "save_maps", "overlay_images", "devices", "resume", "precision",
 )
+#: The run options ``explain`` takes (see :class:`benchmark.config.CommandOptions`).
+EXPLAIN_OPTIONS = CommandOptions("explain", exclude=EXPLAIN_EXCLUDED, own=("images",))
+
+
+def perturbation_pictures(method) -> bool:
+    """Whether ``method`` declares the adversarial/perturbation pictures and the kernel strip."""
+    return bool(getattr(method, "perturbation_pictures", False))
 
 
 def parse_kernel_sizes(namespace: argparse.Namespace) -> list[int] | None:
@@ -104,7 +118,6 @@ def run_explain(namespace: argparse.Namespace, config_from_args) -> Path:
     from benchmark.run import build_method
     from datamodules import imagenet_classes
     from methods.lots import lots_map
-    from methods.lots_explainer import LOTS
 
     sizes = parse_kernel_sizes(namespace)
     config = config_from_args(namespace)
@@ -127,8 +140,8 @@ def run_explain(namespace: argparse.Namespace, config_from_args) -> Path:
     torch.manual_seed(o.seed)
 
     method = build_method(config).to(device).eval()
-    is_lots = isinstance(method, LOTS)
-    sizes = sizes or ([method_config.kernel_size] if is_lots else None)
+    pictures = perturbation_pictures(method)
+    sizes = sizes or ([method_config.kernel_size] if pictures else None)
     names = imagenet_classes()
     records = []
     folders = image_folders(files, output)
@@ -141,7 +154,7 @@ def run_explain(namespace: argparse.Namespace, config_from_args) -> Path:
         classes = method.choose_classes({"label": labels[start : start + batch.shape[0]].to(device)}, predicted)
         method.current_sample_ids = ids
         try:
-            if is_lots:
+            if pictures:
                 result = method.attack(batch, classes)
                 maps = {k: lots_map(batch, result.adversarial, k, method_config.threshold) for k in sizes}
                 with torch.no_grad():
@@ -155,7 +168,7 @@ def run_explain(namespace: argparse.Namespace, config_from_args) -> Path:
             folder = folders[index]
             folder.mkdir(parents=True, exist_ok=True)
             image = batch[row].cpu()
-            main_map = maps[sizes[-1] if is_lots else None][row].cpu()
+            main_map = maps[sizes[-1] if pictures else None][row].cpu()
             save_png(to_uint8(image), folder / "original.png")
             save_png(map_to_uint8(main_map), folder / "map.png")
             save_png(overlay_uint8(image, main_map), folder / "overlay.png")
@@ -167,7 +180,7 @@ def run_explain(namespace: argparse.Namespace, config_from_args) -> Path:
                 "explained_class_name": names.names[int(classes[row])],
                 "original_top5": top_k(probabilities[row], 5, names.names, names.wnids),
             }
-            if is_lots:
+            if pictures:
                 adversarial = result.adversarial[row].cpu()
                 save_png(to_uint8(adversarial), folder / "adversarial.png")
                 save_png(magnified_perturbation(image, adversarial), folder / "perturbation_x10.png")
@@ -178,7 +191,7 @@ def run_explain(namespace: argparse.Namespace, config_from_args) -> Path:
                     for k in sizes:
                         save_png(map_to_uint8(maps[k][row].cpu()), folder / f"map_k{k}.png")
                     kernel_strip(image, {k: maps[k][row].cpu() for k in sizes}, folder / "kernel_strip.png",
-                                 title=f"{Path(files[index]).name}: LOTS maps from fine to coarse")
+                                 title=f"{Path(files[index]).name}: {type(method).__name__} maps from fine to coarse")
                     record["kernel_sizes"] = sizes
             write_text_atomic(folder / "predictions.json", json.dumps(record, indent=2) + "\n")
             records.append(record)

@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from benchmark.errors import BenchmarkError
+from metrics.errors import BenchmarkError
 
 
 def add_explanations_parser(commands) -> argparse.ArgumentParser:

@@ -79,7 +79,8 @@ def results_dict(run, results, extra: dict[str, Any]) -> dict[str, Any]:
         },
         "undefined": {k: v for k, v in results.undefined.items() if v},
         "ms_per_map": _mean(columns["ms_per_map"]),
-        "extras": {name: _mean(columns[name]) for name in run.extra_columns},
+        "extras": {c.name: _mean(columns[c.name]) for c in run.extra_columns},
+        "extra_columns": {c.name: c.to_dict() for c in run.extra_columns},
         "map_problems": map_problem_counts(columns["map_problem"]),
         "skipped": len(results.failures),
         "skipped_files": [
@@ -106,10 +107,10 @@ def write_results_json(path: Path, content: dict[str, Any]) -> Path:
 def per_sample_table(run, results) -> tuple[list[str], list[list[Any]]]:
     """The per-sample table (header, rows) of ``per_sample.csv``: ids, file, label, prediction,
     the metrics, ms per map, method extras; ``None`` where a value is missing or undefined."""
-    integer_columns = {"label", "pred_class", "iterations"}
+    integer_columns = {"label", "pred_class", *(c.name for c in run.extra_columns if c.integer)}
     header = [
         "sample_id", "file", "label", "pred_class", "pred_prob", *results.metrics, "ms_per_map", "map_problem",
-        *run.extra_columns,
+        *(c.name for c in run.extra_columns),
     ]
     rows = []
     for row, sample_id in enumerate(results.sample_ids):

@@ -10,7 +10,7 @@ import typing
 from fractions import Fraction
 from typing import Any, Callable, Literal
 
-from benchmark.errors import BenchmarkError
+from metrics.errors import BenchmarkError
 
 _NONE_WORDS = {"none", "null", "~", ""}
 _TRUE_WORDS = {"true", "yes", "1", "on"}

@@ -22,12 +22,13 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
+import pytorch_lightning as pl
 import torch
 import yaml
 
-from benchmark.errors import BenchmarkError
+from metrics.errors import BenchmarkError
 from benchmark.files import atomic_path, write_text_atomic
 
 RECORDS = "records"
@@ -132,6 +133,75 @@ class RecordWriter:
 
     def close(self) -> None:
         self._handle.close()
+
+
+class RunRecorder(pl.Callback):
+    """Keeps a run's per-sample records on disk while it goes, and puts a killed run's back.
+
+    At ``setup`` the run folder is made on rank 0 (``folder`` is its path, or a function making
+    it) and its path sent to the other ranks: the processes of a multi-node run can agree on
+    one folder only once they are connected, which is inside ``trainer.test``. After each
+    batch its :class:`~methods.base.BatchOutcome` is appended to ``records/rank<R>.jsonl`` and
+    the kept maps saved; a resumption's ``resumed`` records are put back into the module (rank
+    0) at the start of the epoch. The module knows none of this.
+    """
+
+    def __init__(self, folder: Path | Callable[[], Path], resumed: dict[int, SampleRecord] | None = None) -> None:
+        self.folder = folder
+        self.resumed = resumed or {}
+        self.run_dir: Path | None = None
+        self._writer: RecordWriter | None = None
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        path = None
+        if trainer.global_rank == 0:
+            path = self.folder() if callable(self.folder) else Path(self.folder)
+            path.mkdir(parents=True, exist_ok=True)
+        self.run_dir = Path(trainer.strategy.broadcast(path, src=0))
+        self._writer = RecordWriter(self.run_dir, trainer.global_rank)
+
+    def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.resumed and trainer.global_rank == 0:
+            restore_records(pl_module, self.run_dir, self.resumed)
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+        if self._writer is None or outputs is None:
+            return
+        self._writer.write([SampleRecord(sample_id, failed=reason) for sample_id, reason in outputs.failures])
+        self._writer.write(
+            [
+                SampleRecord(
+                    sample_id,
+                    columns={name: values[row] for name, values in outputs.columns.items()},
+                    metrics={key: values[row] for key, values in outputs.metrics.items()},
+                    curves={key: curves[row] for key, curves in outputs.curves.items()},
+                )
+                for row, sample_id in enumerate(outputs.sample_ids)
+            ]
+        )
+        for sample_id, (map_, image) in outputs.kept.items():
+            self._writer.save_map(sample_id, map_, image)
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+def restore_records(module, run_dir: Path, records: dict[int, SampleRecord]) -> None:
+    """Put a killed run's records (and its saved maps) back into the explainer ``module``."""
+    scored = [r for _, r in sorted(records.items()) if r.failed is None]
+    ids = [r.sample_id for r in scored]
+    wanted = ids if module.save_maps else ids[: module.keep_maps]
+    saved = read_saved_maps(run_dir, wanted)
+    module.restore(
+        ids,
+        columns={name: [r.columns[name] for r in scored] for name in module.columns},
+        metrics={key: [r.metrics[key] for r in scored] for key in (scored[0].metrics if scored else {})},
+        curves={key: [r.curves[key] for r in scored] for key in (scored[0].curves if scored else {})},
+        failures=[(r.sample_id, r.failed) for r in records.values() if r.failed is not None],
+        kept={sample_id: (s["map"], s["image"]) for sample_id, s in saved.items()},
+    )
 
 
 def read_records(run_dir: Path) -> dict[int, SampleRecord]:

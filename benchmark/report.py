@@ -5,23 +5,14 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
-from metrics.scorer import HIGHER_IS_BETTER, METRIC_KEYS
-
-METRIC_TITLES = {
-    "avg_drop": "Avg Drop",
-    "avg_increase": "Avg Increase",
-    "coherency": "Coherency",
-    "insertion": "Insertion",
-    "deletion": "Deletion",
-    "complexity": "Complexity",
-    "adcc": "ADCC",
-    "pointing_game": "Pointing Game",
-    "energy_pointing_game": "Energy PG",
-}
+from metrics.scorer import METRIC_KEYS, metric_info
 
 
-def metric_header(key: str) -> str:
-    return f"{METRIC_TITLES[key]} {'↑' if HIGHER_IS_BETTER[key] else '↓'}"
+def metric_header(key: str, info: dict[str, Any] | None = None) -> str:
+    """``Title ↑`` (higher is better) or ``Title ↓`` of a metric: from ``info`` (a results.json's
+    ``metric_info`` entry) when given, else from the metric's own class."""
+    info = info or metric_info(key)
+    return f"{info['title']} {'↑' if info['higher_is_better'] else '↓'}"
 
 
 def _cell(value: Any, digits: int = 2) -> str:
@@ -57,24 +48,30 @@ def metric_keys(results: dict[str, Any]) -> list[str]:
     return list(results["metrics"])
 
 
-def results_row(results: dict[str, Any]) -> list[str]:
-    """One table row from a ``results.json`` dict: each metric's mean with its 95% interval."""
-    iterations = results.get("extras", {}).get("iterations")
+def table_extras(results: dict[str, Any]) -> dict[str, str]:
+    """The method extras a ``results.json`` dict puts in the results table: name -> title (the
+    method declares them, e.g. LOTS's ``iterations`` titled "LOTS iters")."""
+    declared = results.get("extra_columns", {})
+    return {name: spec.get("title", name) for name, spec in declared.items() if spec.get("in_table")}
+
+
+def results_row(results: dict[str, Any], extras: Sequence[str] | None = None) -> list[str]:
+    """One table row from a ``results.json`` dict: each metric's mean with its 95% interval,
+    ms per map and the means of the method extras ``extras`` (default: its own table extras)."""
+    extras = list(table_extras(results)) if extras is None else extras
     return [
         results["method"],
         results["model"],
         str(results["images"]),
         *(metric_cell(results, key) for key in metric_keys(results)),
         _cell(results["ms_per_map"], 1),
-        _cell(iterations, 1),
+        *(_cell(results.get("extras", {}).get(name), 1) for name in extras),
     ]
 
 
-def results_header(keys: Sequence[str] = METRIC_KEYS) -> list[str]:
-    return ["method", "model", "images", *(metric_header(k) for k in keys), "ms/map", "LOTS iters"]
+def results_header(keys: Sequence[str] = METRIC_KEYS, extra_titles: Sequence[str] = ()) -> list[str]:
+    return ["method", "model", "images", *(metric_header(k) for k in keys), "ms/map", *extra_titles]
 
-
-RESULTS_HEADER = results_header()
 
 #: Printed under a table whose cells hold intervals.
 INTERVAL_NOTE = "Cells: mean [95% bootstrap interval over images]."

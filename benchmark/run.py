@@ -18,7 +18,7 @@ from benchmark.interrupts import RunInterrupted
 from benchmark.devices import RankZeroMessage, check_images_per_process, trainer_device_arguments
 from benchmark.progress import StderrProgressBar
 from benchmark.variants import base_method, folder_name
-from benchmark.report import INTERVAL_NOTE, markdown_table, metric_keys, results_header, results_row
+from benchmark.report import INTERVAL_NOTE, markdown_table, metric_keys, results_header, results_row, table_extras
 
 
 @dataclass
@@ -28,7 +28,7 @@ class RunContext:
     config: RunConfig
     method: str
     samples: list
-    extra_columns: tuple[str, ...]
+    extra_columns: tuple  # the method's ExtraColumn specs
     class_names: list[str]
 
     def class_name(self, index: int) -> str:
@@ -93,7 +93,7 @@ def check_steps(config: RunConfig, crop: int) -> None:
     """More Insertion/Deletion steps than pixels would only repeat the last point for hours."""
     n_steps = config.metrics.get("n_steps")
     if n_steps is not None and n_steps > crop * crop:
-        from benchmark.errors import BenchmarkError
+        from metrics.errors import BenchmarkError
 
         raise BenchmarkError(
             f"--metrics.n_steps {n_steps}: more steps than the {crop * crop} pixels of the {crop}x{crop} "
@@ -103,11 +103,12 @@ def check_steps(config: RunConfig, crop: int) -> None:
 
 def check_boxes(config: RunConfig, datamodule) -> None:
     """The pointing games need boxes: none at all is an error before any model work."""
-    from metrics.scorer import BOX_METRIC_KEYS, check_extra
+    from metrics.catalog import metric_class
+    from metrics.scorer import check_extra, metric_needs
 
-    wanted = [key for key in check_extra(config.metrics.get("extra")) if key in BOX_METRIC_KEYS]
+    wanted = [key for key in check_extra(config.metrics.get("extra")) if "boxes" in metric_needs(metric_class(key)).values()]
     if wanted and datamodule.boxed_samples == 0:
-        from benchmark.errors import BenchmarkError
+        from metrics.errors import BenchmarkError
 
         raise BenchmarkError(
             f"--metrics.extra {','.join(wanted)} needs bounding boxes, and none of the "
@@ -192,21 +193,27 @@ def evaluate(
 
         evaluated = datamodule
     pl.seed_everything(o.seed, workers=True, verbose=False)
-    method = build_method(config, method_name, run_dir=folder, resumed=done)
+    method = build_method(config, method_name)
+    recorder = records.RunRecorder(folder, resumed=done)
     started = datetime.now(timezone.utc)
     clock = time.perf_counter()
     message = RankZeroMessage(f"{method_name} on {o.model}: {evaluated.describe()}")
-    trainer = make_trainer(config, Path(o.output), callbacks=(message,))
+    trainer = make_trainer(config, Path(o.output), callbacks=(message, recorder))
     try:
         if len(evaluated.samples):
             trainer.test(method, datamodule=evaluated, verbose=False)
         else:  # everything was done before the kill: only the results are missing
-            method.finish_without_images()
+            recorder.run_dir = Path(resume)
+            method.reset_results()
+            records.restore_records(method, recorder.run_dir, done)
+            method.on_test_epoch_end()
         if trainer.global_rank != 0:
             return None
         results = method.results
-        run = RunContext(config, method_name, datamodule.samples, method.extra_columns, imagenet_classes().names)
-        run_dir = method.run_dir
+        run = RunContext(
+            config, method_name, datamodule.samples, method.extra_column_specs(), imagenet_classes().names
+        )
+        run_dir = recorder.run_dir
         content = outputs.results_dict(
             run,
             results,
@@ -218,6 +225,7 @@ def evaluate(
                 "precision": o.precision,
                 "threads": torch.get_num_threads(),
                 "method_info": method.describe(),
+                "metric_info": method.scorer.info(),
                 "model_weights": getattr(method.classifier, "weights_source", o.model_weights),
             **({"not_computable": dict(method.scorer.not_computable)} if method.scorer.not_computable else {}),
                 "started": started.isoformat(timespec="seconds"),
@@ -236,7 +244,7 @@ def evaluate(
         evaluation.logged = loggers.log_evaluation(run, evaluation, table=run_dir.parent.name if table else None)
         return evaluation
     except RunInterrupted as stop:  # the folder a resumption continues from
-        stop.run_dir = method.run_dir
+        stop.run_dir = recorder.run_dir
         raise
 
 
@@ -265,7 +273,9 @@ def run_test(config: RunConfig) -> Path | None:
     evaluation = evaluate(config, config.options.method, datamodule, resume=resume)
     if evaluation is None:
         return None
-    print(markdown_table(results_header(metric_keys(evaluation.content)), [results_row(evaluation.content)]))
+    content = evaluation.content
+    header = results_header(metric_keys(content), list(table_extras(content).values()))
+    print(markdown_table(header, [results_row(content)]))
     print(INTERVAL_NOTE)
     print_notes(evaluation)
     print(f"run folder: {evaluation.run_dir}")

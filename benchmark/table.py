@@ -16,7 +16,7 @@ import yaml
 
 from benchmark import figures
 from benchmark.config import RunConfig
-from benchmark.errors import BenchmarkError
+from metrics.errors import BenchmarkError
 from benchmark.files import atomic_open, write_text_atomic
 from benchmark.interrupts import RunInterrupted
 from benchmark.records import refuse_other_settings, settings_differences

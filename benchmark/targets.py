@@ -11,6 +11,12 @@
 
 The file format is in :mod:`methods.lots_targets`. The features must be those LOTS will use
 (``--features``, default the logits, as ``--method.features``).
+
+The options it shares with ``test`` (``--data``, ``--model``, ``--batch-size``, ``--seed``,
+``--devices``, ``--config FILE.yaml``...) are parsed, layered and checked by the same code
+(:data:`TARGETS_OPTIONS`, ``benchmark.config.resolve``), with the same messages; only its
+defaults differ (32 images per batch, every image of a class). ``--kind``, ``--output FILE.pt``
+and ``--features`` are its own.
 """
 
 from __future__ import annotations
@@ -24,14 +30,33 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
-from benchmark.errors import BenchmarkError
-from methods.distributed import gather_objects
+from benchmark.config import CommandOptions
+from metrics.errors import BenchmarkError
+from metrics.distributed import gather_objects
 from methods.lots_targets import TARGET_KINDS, TargetsFile, write_targets_file
 
 NUM_CLASSES = 1000
 
+#: The run options ``targets`` takes (see :class:`benchmark.config.CommandOptions`).
+TARGETS_OPTIONS = CommandOptions(
+    "targets",
+    only=("model", "model_weights", "model_mean", "model_std", "data", "per_class", "classes", "ground_truth",
+          "batch_size", "num_workers", "seed", "threads", "accelerator", "devices"),
+    defaults={"per_class": None, "batch_size": 32},
+    help={
+        "model": "classifier (the names of test --help, timm:NAME, torchvision:NAME or package.module:build)",
+        "data": "folder of labelled images (any layout of --data); required",
+        "threads": "torch CPU threads per process (default: torch's choice, usually the cores)",
+        "per_class": "first N images per class, by file name (default: all)",
+        "seed": "seed of the class kind's image choice, 0 to 2**32 - 1",
+    },
+    own=("kind", "targets_output", "features"),
+)
+
 
 def add_targets_parser(commands) -> argparse.ArgumentParser:
+    """The ``targets`` subcommand with its own options; the shared run options
+    (:data:`TARGETS_OPTIONS`) are added by ``benchmark.cli``."""
     parser = commands.add_parser(
         "targets",
         help="per-class LOTS target features (class, mean) from a folder of labelled images",
@@ -41,21 +66,11 @@ def add_targets_parser(commands) -> argparse.ArgumentParser:
             "images (mean), in one batched pass (multi-GPU with --devices N)."
         ),
     )
-    parser.add_argument("--data", required=True, metavar="DIR", help="folder of labelled images (any layout of --data)")
     parser.add_argument("--kind", required=True, metavar="KINDS", help="class, mean, or class,mean (both in one pass)")
-    parser.add_argument("--output", required=True, metavar="FILE.pt", help="targets file to write")
-    parser.add_argument("--model", default="efficientnet_lite0", help="classifier (default: efficientnet_lite0)")
-    parser.add_argument("--model.weights", dest="model_weights", default=None, metavar="FILE", help="local weights file")
+    parser.add_argument("--output", dest="targets_output", required=True, metavar="FILE.pt",
+                        help="targets file to write")
     parser.add_argument("--features", default="logits",
                         help="features: logits (default), penultimate or a module name; must match --method.features")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the class kind's image choice (default: 0)")
-    parser.add_argument("--per-class", type=int, default=None, metavar="N", help="first N images per class (default: all)")
-    parser.add_argument("--classes", default=None, help="only these classes (wnids or indices, comma-separated)")
-    parser.add_argument("--ground-truth", default=None, metavar="FILE", help="LOC_val_solution.csv for a flat val folder")
-    parser.add_argument("--batch-size", type=int, default=32, help="images per batch (default: 32)")
-    parser.add_argument("--num-workers", type=int, default=0, help="data loading worker processes (default: 0)")
-    parser.add_argument("--accelerator", default="auto", help="cpu, gpu or auto")
-    parser.add_argument("--devices", default="1", help="number of devices (or 'auto')")
     return parser
 
 
@@ -155,56 +170,54 @@ def _check_output(path: str) -> Path:
     return output
 
 
-def run_targets(namespace: argparse.Namespace) -> Path | None:
-    """The ``targets`` command; returns the written file (on rank 0)."""
+def run_targets(namespace: argparse.Namespace, config_from_args) -> Path | None:
+    """The ``targets`` command; returns the written file (on rank 0). ``config_from_args``
+    resolves the shared run options (``benchmark.cli.config_from_args``)."""
+    from benchmark.devices import apply_threads, parse_devices
     from benchmark.progress import StderrProgressBar
     from datamodules import ImageNetDataModule, imagenet_classes
-    from models import build_classifier, get_model_spec
+    from models import build_classifier
 
     kinds = parse_kinds(namespace.kind)
-    output = _check_output(namespace.output)
-    spec = get_model_spec(namespace.model)
-    if not spec.available():
-        raise BenchmarkError(f"model {namespace.model!r} is not installed: {spec.description}")
-    for name in ("batch_size", "per_class"):
-        value = getattr(namespace, name)
-        if value is not None and value < 1:
-            raise BenchmarkError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    output = _check_output(namespace.targets_output)
+    o = config_from_args(namespace).options  # the same checks and messages as test
+    if o.data is None:
+        raise BenchmarkError("targets needs --data DIR: a folder of labelled images (any layout of --data)")
+    apply_threads(o)
     datamodule = ImageNetDataModule(
-        data=namespace.data,
-        per_class=namespace.per_class,
-        classes=namespace.classes,
-        ground_truth=namespace.ground_truth,
-        batch_size=namespace.batch_size,
-        num_workers=namespace.num_workers,
+        data=o.data,
+        per_class=o.per_class,
+        classes=o.classes,
+        ground_truth=o.ground_truth,
+        batch_size=o.batch_size,
+        num_workers=o.num_workers,
     )
     labelled = sum(s.label >= 0 for s in datamodule.samples)
     if labelled == 0:
         raise BenchmarkError(
-            f"--data {namespace.data}: none of its {len(datamodule.samples)} images has a class; use an "
+            f"--data {o.data}: none of its {len(datamodule.samples)} images has a class; use an "
             "ImageFolder (<wnid>/*) or <wnid>_*.JPEG layout"
         )
-    chosen = choose_class_images(datamodule.samples, namespace.seed)
+    chosen = choose_class_images(datamodule.samples, o.seed)
     if kinds == ["class"]:
         datamodule.restrict(list(chosen.values()))  # only the chosen images are read
-    pl.seed_everything(namespace.seed, workers=True, verbose=False)
-    classifier = build_classifier(namespace.model, namespace.model_weights)
+    pl.seed_everything(o.seed, workers=True, verbose=False)
+    classifier = build_classifier(o.model, o.model_weights, mean=o.model_mean, std=o.model_std)
     from models.features import FeatureExtractor
 
     with torch.no_grad():
         dim = FeatureExtractor(classifier, namespace.features)(torch.zeros(1, 3, 224, 224)).shape[1]
     module = TargetFeatures(classifier, namespace.features, kinds, chosen, dim)
-    devices = namespace.devices
     trainer = pl.Trainer(
-        accelerator=namespace.accelerator,
-        devices=int(devices) if str(devices).isdigit() else devices,
+        accelerator=o.accelerator,
+        devices=parse_devices(o.devices),
         logger=False,
         enable_checkpointing=False,
         enable_model_summary=False,
         default_root_dir=str(output.parent),
         callbacks=[StderrProgressBar()],
     )
-    print(f"targets ({','.join(kinds)}) of {namespace.model} {namespace.features}: {datamodule.describe()}; "
+    print(f"targets ({','.join(kinds)}) of {o.model} {namespace.features}: {datamodule.describe()}; "
           f"{trainer.world_size} process(es)", file=sys.stderr, flush=True)
     trainer.test(module, datamodule=datamodule, verbose=False)
     if trainer.global_rank != 0:
@@ -215,9 +228,9 @@ def run_targets(namespace: argparse.Namespace) -> Path | None:
     for label, sample_id in chosen.items():
         files[label] = next(s.file for s in datamodule.samples if s.sample_id == sample_id)
     content = TargetsFile(
-        path=str(output), model=namespace.model, features=namespace.features, kinds=kinds,
+        path=str(output), model=o.model, features=namespace.features, kinds=kinds,
         targets=result["targets"], counts=result["counts"], files=files,
-        data=datamodule.describe(), seed=namespace.seed,
+        data=datamodule.describe(), seed=o.seed,
     )
     write_targets_file(output, content)
     for sample_id, reason in result["failures"]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from benchmark.errors import BenchmarkError
+from metrics.errors import BenchmarkError
 
 SEPARATOR = ":"
 

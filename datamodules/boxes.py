@@ -22,7 +22,7 @@ from PIL import Image
 from torch import Tensor
 from torchvision import tv_tensors
 
-from benchmark.errors import BenchmarkError
+from metrics.errors import BenchmarkError
 
 from .ground_truth import Box, read_loc_solution
 from .samples import Sample

@@ -8,7 +8,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from benchmark.errors import BenchmarkError
+from metrics.errors import BenchmarkError
 
 from .dataset import ImageDataset, collate_samples
 from .sampler import make_sampler

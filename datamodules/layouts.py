@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmark.errors import BenchmarkError
+from metrics.errors import BenchmarkError
 
 from .builtin import BUILTIN_PHOTOS, BUILTIN_PREFIX
 from .classes import imagenet_classes, is_wnid

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import Dataset
 
-from benchmark.errors import BenchmarkError
+from metrics.errors import BenchmarkError
 
 
 def make_sampler(dataset: Dataset, world_size: int, rank: int) -> UnrepeatedDistributedSampler | None:

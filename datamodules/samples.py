@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import groupby
 
-from benchmark.errors import BenchmarkError
+from metrics.errors import BenchmarkError
 
 from .classes import imagenet_classes
 from .ground_truth import read_loc_solution

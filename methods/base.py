@@ -1,29 +1,28 @@
 """The explainer pipeline shared by every saliency method: predict, explain, score.
 
 A method is a LightningModule that supplies only ``explain(images, classes) -> maps``
-(maps ``[B, H, W]`` in [0, 1] at input resolution). The pipeline here predicts the top-1
-class ``c`` on each image, times ``explain``, scores the maps with the metrics (which never
-know which method made a map) and keeps per-sample records that sync across processes.
+(maps ``[B, H, W]`` in [0, 1] at input resolution). ``test_step`` predicts the top-1 class
+``c`` on each image, times ``explain`` and scores the maps with the metrics (which never know
+which method made a map); nothing else. What it learnt of a batch is returned as a
+:class:`BatchOutcome` for the callbacks (the run's records on disk, progress); the states are
+gathered into :class:`~metrics.results.RunResults` at the end of the epoch.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, fields
-from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar, Sequence
 
 import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 
-from benchmark.errors import BenchmarkError
-from benchmark.records import RecordWriter, SampleRecord, read_saved_maps
-from methods.distributed import gather_objects
 from metrics import SaliencyScorer
-from metrics.functional.bootstrap import bootstrap_ci
+from metrics.errors import BenchmarkError
 from metrics.functional.image import map_problems
 from metrics.per_sample import PerSampleMetric
+from metrics.results import RunResults, gather_results
 
 
 @dataclass
@@ -53,6 +52,42 @@ class Explanation:
         return result if isinstance(result, Explanation) else cls(result)
 
 
+@dataclass(frozen=True)
+class ExtraColumn:
+    """A per-sample extra a method reports (e.g. LOTS's ``iterations``): its ``name`` in
+    ``per_sample.csv`` and ``results.json``, its ``title`` in printed tables, whether its values
+    are ``integer`` (written as such), and whether its mean belongs in the results table
+    (``in_table``). A method lists them in ``extra_columns`` (a plain name means a float column
+    titled by its name, not in the table)."""
+
+    name: str
+    title: str = ""
+    integer: bool = False
+    in_table: bool = False
+
+    @classmethod
+    def of(cls, column: "ExtraColumn | str") -> "ExtraColumn":
+        return column if isinstance(column, ExtraColumn) else cls(column)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"title": self.title or self.name, "integer": self.integer, "in_table": self.in_table}
+
+
+@dataclass
+class BatchOutcome:
+    """What ``test_step`` learnt about one batch, for the callbacks (the run's records): per
+    scored image its ``columns``, ``metrics`` and ``curves`` (lists aligned with ``sample_ids``),
+    the images left out with their reasons (``failures``), and the maps kept for figures or
+    ``--save-maps`` (``kept``: sample id -> ``(map, image or None)``)."""
+
+    sample_ids: list[int] = field(default_factory=list)
+    columns: dict[str, list[float]] = field(default_factory=dict)
+    metrics: dict[str, list[float]] = field(default_factory=dict)
+    curves: dict[str, list[list[float]]] = field(default_factory=dict)
+    failures: list[tuple[int, str]] = field(default_factory=list)
+    kept: dict[int, tuple[Tensor, Tensor | None]] = field(default_factory=dict)
+
+
 class SampleColumn(PerSampleMetric):
     """One column of the per-sample table (prediction, timing, method extras)."""
 
@@ -65,33 +100,17 @@ class SampleColumn(PerSampleMetric):
 BASE_COLUMNS = ("label", "pred_class", "pred_prob", "ms_per_map", "map_problem")
 
 
-@dataclass
-class RunResults:
-    """Everything a test run produced, gathered from all processes (identical on each)."""
-
-    metrics: dict[str, float]
-    undefined: dict[str, int]
-    sample_ids: list[int]
-    columns: dict[str, list[float]]  # per-sample values aligned with sample_ids
-    mean_curves: dict[str, list[float]]
-    failures: list[tuple[int, str]]
-    maps: dict[int, Tensor]  # sample id -> map [H, W] (the first ones, or all with save_maps)
-    images: dict[int, Tensor]  # sample id -> image [3, H, W] for the first `keep_maps` ids
-    #: metric -> (low, high): 95% percentile bootstrap interval of its mean over the images
-    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
-
-
 class Explainer(pl.LightningModule):
     """Base LightningModule: ``test_step`` predicts, explains and scores one batch.
 
     Subclasses set ``config_class`` (a :class:`MethodConfig`), optionally
-    ``extra_columns`` (names of per-sample extras their :class:`Explanation` carries), and
-    implement :meth:`explain`.
+    ``extra_columns`` (the per-sample extras their :class:`Explanation` carries, as
+    :class:`ExtraColumn` or plain names), and implement :meth:`explain`.
     """
 
     method_name: ClassVar[str] = ""
     config_class: ClassVar[type[MethodConfig]] = MethodConfig
-    extra_columns: ClassVar[tuple[str, ...]] = ()
+    extra_columns: ClassVar[tuple[ExtraColumn | str, ...]] = ()
 
     def __init__(
         self,
@@ -102,8 +121,6 @@ class Explainer(pl.LightningModule):
         save_maps: bool = False,
         seed: int = 0,
         show_progress: bool = True,
-        run_dir: Path | Callable[[], Path] | None = None,
-        resumed: dict[int, SampleRecord] | None = None,
     ) -> None:
         super().__init__()
         self.classifier = classifier
@@ -111,7 +128,7 @@ class Explainer(pl.LightningModule):
         self.config.validate()
         self.scorer = scorer if scorer is not None else SaliencyScorer()
         self.columns = nn.ModuleDict(
-            {name: SampleColumn() for name in BASE_COLUMNS + self.extra_columns}
+            {name: SampleColumn() for name in BASE_COLUMNS + self.extra_column_names()}
         )
         self.keep_maps = keep_maps
         self.save_maps = save_maps
@@ -125,13 +142,15 @@ class Explainer(pl.LightningModule):
         #: ``explain`` calls (also the one on ``x * M`` for Coherency), ``None`` otherwise.
         #: Methods with per-sample randomness seed it from ``(seed, sample id)``.
         self.current_sample_ids: Tensor | None = None
-        #: Where per-sample records are written as they are computed (``None``: nowhere); a
-        #: function is called on rank 0 at the start and its path sent to the other ranks.
-        self.run_dir_source = run_dir
-        self.run_dir: Path | None = None
-        #: Records of a killed run being resumed: put back into the states on rank 0.
-        self.resumed = resumed or {}
-        self._writer: RecordWriter | None = None
+
+    @classmethod
+    def extra_column_specs(cls) -> tuple[ExtraColumn, ...]:
+        """The method's per-sample extras with their titles and types."""
+        return tuple(ExtraColumn.of(c) for c in cls.extra_columns)
+
+    @classmethod
+    def extra_column_names(cls) -> tuple[str, ...]:
+        return tuple(c.name for c in cls.extra_column_specs())
 
     # -- the one hook a method supplies -----------------------------------------------------
 
@@ -201,77 +220,50 @@ class Explainer(pl.LightningModule):
         probabilities, classes = logits.softmax(dim=-1).max(dim=-1)
         return classes, probabilities
 
-    def on_test_epoch_start(self) -> None:
+    def on_test_start(self) -> None:
+        self.reset_results()
+
+    def reset_results(self) -> None:
+        """Forget every sample (the start of an evaluation)."""
         self.scorer.reset()
         for column in self.columns.values():
             column.reset()
         self.failures, self._kept_maps, self._kept_images, self.results = [], {}, {}, None
-        if self.run_dir_source is not None:
-            self._open_records()
-        if self.resumed and self.global_rank == 0:
-            self._restore(self.resumed)
 
-    def _open_records(self) -> None:
-        source = self.run_dir_source
-        path = None
-        if self.global_rank == 0:
-            path = source() if callable(source) else Path(source)
-            path.mkdir(parents=True, exist_ok=True)
-        trainer = self._trainer
-        self.run_dir = Path(trainer.strategy.broadcast(path, src=0) if trainer is not None else path)
-        self._writer = RecordWriter(self.run_dir, self.global_rank)
-
-    def _restore(self, records: dict[int, SampleRecord]) -> None:
-        """Put a killed run's per-sample results back into the states (rank 0 only)."""
-        scored = [r for _, r in sorted(records.items()) if r.failed is None]
-        self.failures.extend((r.sample_id, r.failed) for r in records.values() if r.failed is not None)
-        if scored:
-            ids = torch.tensor([r.sample_id for r in scored], dtype=torch.long)
+    def restore(
+        self,
+        sample_ids: Sequence[int],
+        columns: dict[str, list[float]],
+        metrics: dict[str, list[float]],
+        curves: dict[str, list[list[float]]],
+        failures: Sequence[tuple[int, str]] = (),
+        kept: dict[int, tuple[Tensor, Tensor | None]] | None = None,
+    ) -> None:
+        """Put back per-sample results computed earlier (a killed run's records, on one rank):
+        the values of every column, metric and curve aligned with ``sample_ids``, the unscored
+        images and the kept maps (with the images of the first ones)."""
+        self.failures.extend(failures)
+        if sample_ids:
+            ids = torch.tensor(list(sample_ids), dtype=torch.long)
             for name, column in self.columns.items():
-                column.update(ids, torch.tensor([r.columns[name] for r in scored], dtype=torch.float32))
+                column.update(ids, torch.tensor(columns[name], dtype=torch.float32))
             self.scorer.restore(
                 ids,
-                {key: torch.tensor([r.metrics[key] for r in scored], dtype=torch.float32) for key in scored[0].metrics},
-                {key: torch.tensor([r.curves[key] for r in scored], dtype=torch.float32) for key in scored[0].curves},
+                {key: torch.tensor(values, dtype=torch.float32) for key, values in metrics.items()},
+                {key: torch.tensor(values, dtype=torch.float32) for key, values in curves.items()},
             )
-        wanted = [r.sample_id for r in scored] if self.save_maps else [r.sample_id for r in scored][: self.keep_maps]
-        for sample_id, saved in read_saved_maps(self.run_dir, wanted).items():
-            self._kept_maps[sample_id] = saved["map"]
-            if saved["image"] is not None and len(self._kept_images) < self.keep_maps:
-                self._kept_images[sample_id] = saved["image"]
+        for sample_id, (map_, image) in (kept or {}).items():
+            self._kept_maps[sample_id] = map_
+            if image is not None and len(self._kept_images) < self.keep_maps:
+                self._kept_images[sample_id] = image
 
-    def finish_without_images(self) -> None:
-        """The epoch hooks alone, for a resumed run whose images were all done before the kill."""
-        self.on_test_epoch_start()
-        self.on_test_epoch_end()
-        self.on_test_end()
-
-    def on_test_end(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-
-    def _write_records(self, sample_ids: Tensor, values: dict[str, Tensor], scores: dict[str, Tensor]) -> None:
-        if self._writer is None:
-            return
-        curves = {key: c.tolist() for key, c in self.scorer.last_curves.items()}
-        records = [
-            SampleRecord(
-                int(sample_id),
-                columns={name: float(values[name][row]) for name in self.columns},
-                metrics={key: float(scores[key][row]) for key in self.scorer.keys},
-                curves={key: c[row] for key, c in curves.items()},
-            )
-            for row, sample_id in enumerate(sample_ids.tolist())
-        ]
-        self._writer.write(records)
-
-    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        self._record_failures(batch.get("failures", []))
-        batch = self._without_skipped(batch)
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> BatchOutcome:
+        outcome = BatchOutcome(failures=list(batch.get("failures", [])))
+        batch = self._without_skipped(batch, outcome.failures)
+        self.failures.extend(outcome.failures)
         images: Tensor = batch["image"]
         if images.shape[0] == 0:
-            return
+            return outcome
         sample_ids: Tensor = batch["sample_id"]
         classes, base_prob = self.predict_top1(images, sample_ids)
         explained = self.choose_classes(batch, classes)
@@ -299,21 +291,19 @@ class Explainer(pl.LightningModule):
         values = {name: values[name].detach().float().cpu() for name in self.columns}
         for name, column in self.columns.items():
             column.update(sample_ids, values[name])
-        self._keep(sample_ids, images, maps)
-        self._write_records(sample_ids, values, scores)
+        outcome.sample_ids = sample_ids.tolist()
+        outcome.columns = {name: value.tolist() for name, value in values.items()}
+        outcome.metrics = {key: scores[key].tolist() for key in self.scorer.keys}
+        outcome.curves = {key: curve.tolist() for key, curve in self.scorer.last_curves.items()}
+        outcome.kept = self._keep(sample_ids, images, maps)
+        return outcome
 
-    def _record_failures(self, failures: list[tuple[int, str]]) -> None:
-        """Images that are not scored, with the reason: kept for results.json and the records."""
-        self.failures.extend(failures)
-        if self._writer is not None:
-            self._writer.write([SampleRecord(sample_id, failed=reason) for sample_id, reason in failures])
-
-    def _without_skipped(self, batch: dict[str, Any]) -> dict[str, Any]:
-        """The batch without the images :meth:`skip_sample` leaves out (recorded as skipped)."""
+    def _without_skipped(self, batch: dict[str, Any], failures: list[tuple[int, str]]) -> dict[str, Any]:
+        """The batch without the images :meth:`skip_sample` leaves out (added to ``failures``)."""
         reasons = [self.skip_sample(int(i)) for i in batch["sample_id"].tolist()]
         if not any(reasons):
             return batch
-        self._record_failures([(int(i), r) for i, r in zip(batch["sample_id"].tolist(), reasons) if r])
+        failures.extend((int(i), r) for i, r in zip(batch["sample_id"].tolist(), reasons) if r)
         keep = torch.tensor([r is None for r in reasons])
         boxes = batch.get("boxes")
         return {
@@ -324,7 +314,10 @@ class Explainer(pl.LightningModule):
             "boxes": None if boxes is None else [b for b, k in zip(boxes, keep.tolist()) if k],
         }
 
-    def _keep(self, sample_ids: Tensor, images: Tensor, maps: Tensor) -> None:
+    def _keep(self, sample_ids: Tensor, images: Tensor, maps: Tensor) -> dict[int, tuple[Tensor, Tensor | None]]:
+        """Keep the maps (and images) of the first ``keep_maps`` images, every map with
+        ``save_maps``; returns this batch's kept ones."""
+        kept = {}
         for position, sample_id in enumerate(sample_ids.tolist()):
             first = len(self._kept_images) < self.keep_maps
             image = images[position].detach().float().cpu() if first else None
@@ -332,40 +325,12 @@ class Explainer(pl.LightningModule):
                 self._kept_images[sample_id] = image
             if first or self.save_maps:
                 self._kept_maps[sample_id] = maps[position].detach().float().cpu()
-                if self._writer is not None:
-                    self._writer.save_map(sample_id, self._kept_maps[sample_id], image)
+                kept[sample_id] = (self._kept_maps[sample_id], image)
+        return kept
 
     def on_test_epoch_end(self) -> None:
         """Gather everything on every rank (all ranks must take part in the collectives)."""
-        metrics = {key: float(value) for key, value in self.scorer.compute().items()}
-        per_sample = self.scorer.per_sample()
-        undefined = self.scorer.undefined_counts()
-        mean_curves = {k: v.tolist() for k, v in self.scorer.mean_curves().items()}
-        columns = {name: column.per_sample() for name, column in self.columns.items()}
-        sample_ids = columns["label"][0].tolist()
-        table = {name: values.tolist() for name, (_, values) in columns.items()}
-        for key in self.scorer.keys:
-            ids, values = per_sample[key]
-            if ids.tolist() != sample_ids:
-                raise RuntimeError(f"per-sample ids of {key} do not match the sample table")
-            table[key] = values.tolist()
-        failures = sorted(f for part in gather_objects(self.failures) for f in part)
-        kept = gather_objects((self._kept_maps, self._kept_images))
-        maps = {k: v for part, _ in kept for k, v in part.items()}
-        first_ids = sorted({k for _, part in kept for k in part})[: self.keep_maps]
-        images = {k: v for _, part in kept for k, v in part.items() if k in first_ids}
-        if not self.save_maps:
-            maps = {k: maps[k] for k in first_ids}
-        self.results = RunResults(
-            metrics=metrics,
-            undefined=undefined,
-            sample_ids=sample_ids,
-            columns=table,
-            mean_curves=mean_curves,
-            failures=failures,
-            maps=dict(sorted(maps.items())),
-            images=dict(sorted(images.items())),
-            intervals={
-                key: bootstrap_ci(table[key], self.scorer.bootstrap, seed=self.seed) for key in self.scorer.keys
-            },
+        self.results = gather_results(
+            self.scorer, self.columns, self.failures, self._kept_maps, self._kept_images,
+            keep_maps=self.keep_maps, save_maps=self.save_maps, seed=self.seed,
         )

@@ -37,7 +37,7 @@ from pytorch_grad_cam.base_cam import BaseCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import Tensor, nn
 
-from benchmark.errors import BenchmarkError
+from metrics.errors import BenchmarkError
 from methods.base import Explainer, MethodConfig
 from methods.cam_device import DEVICE_METHODS, device_cam
 from methods.cam_variants import SeededRandomCAM, SmoothGradCAMPlusPlus, sample_seed

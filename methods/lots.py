@@ -27,7 +27,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from benchmark.errors import BenchmarkError
+from metrics.errors import BenchmarkError
 from metrics.functional.image import gaussian_blur, minmax_normalize, to_grayscale
 
 FeaturesFn = Callable[[Tensor], Tensor]

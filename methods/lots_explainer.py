@@ -14,8 +14,8 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from benchmark.errors import BenchmarkError
-from methods.base import Explainer, Explanation, MethodConfig
+from metrics.errors import BenchmarkError
+from methods.base import Explainer, Explanation, ExtraColumn, MethodConfig
 from methods.lots import DISTANCES, LotsResult, lots_attack, lots_map
 from methods.lots_targets import load_target_image, read_targets_file
 from methods.registry import register_method
@@ -104,7 +104,11 @@ class LOTS(Explainer):
     """
 
     config_class = LOTSConfig
-    extra_columns = ("iterations", "final_distance")
+    perturbation_pictures = True  # explain: adversarial.png, perturbation_x10.png, kernel strip (attack())
+    extra_columns = (
+        ExtraColumn("iterations", "LOTS iters", integer=True, in_table=True),
+        ExtraColumn("final_distance", "final distance"),
+    )
 
     def __init__(self, classifier, config: LOTSConfig | None = None, **kwargs) -> None:
         super().__init__(classifier, config, **kwargs)

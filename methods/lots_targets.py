@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from benchmark.errors import BenchmarkError
+from metrics.errors import BenchmarkError
 
 TARGETS_FORMAT = "saliency-benchmark/lots-targets/1"
 TARGET_KINDS = ("class", "mean")

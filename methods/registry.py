@@ -1,25 +1,19 @@
-"""Saliency methods resolved by name (``--method lots``), as timm resolves models.
+"""Saliency methods resolved by name (``--method lots``), through the one registry mechanism
+(:class:`metrics.registry.Registry`): built-ins (``register_method``), the entry point group
+``saliency_benchmark.methods``, and import strings ``package.module:Class``.
 
-A name is looked up, in this order, among
-
-1. the built-in methods (``register_method``);
-2. the entry points of the group ``saliency_benchmark.methods`` of the installed packages
-   (``centre_gaussian = "my_package.methods:CentreGaussian"`` in a plugin's ``pyproject.toml``);
-3. an import string ``package.module:Class`` naming an :class:`~methods.base.Explainer`
-   subclass in the current environment (an installed package or the current folder).
-
-Import strings come from the command line or from Python only: a config file may not name code
-to import (``benchmark.config`` refuses it), so a downloaded YAML file cannot run anything.
+What a name resolves to may be an :class:`~methods.base.Explainer` subclass, or anything else
+with an ``explain`` (a plain function ``explain(images, classes[, model])``, an object with
+such an ``explain`` method, or a class building one): those are wrapped into an Explainer by
+:func:`methods.wrapped.wrap_explain`.
 """
 
 from __future__ import annotations
 
-import difflib
-import importlib.metadata
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from benchmark.errors import BenchmarkError
-from models.plugins import entry_points, import_object, is_import_string, load_entry_point
+from metrics.errors import BenchmarkError
+from metrics.registry import Registry
 
 if TYPE_CHECKING:
     from methods.base import Explainer
@@ -27,65 +21,44 @@ if TYPE_CHECKING:
 #: The entry point group of method plugins.
 ENTRY_POINT_GROUP = "saliency_benchmark.methods"
 
-_METHODS: dict[str, type["Explainer"]] = {}
-_RESOLVED: dict[str, type["Explainer"]] = {}
+
+def _accept(obj: Any, name: str, where: str) -> type["Explainer"]:
+    from methods.base import Explainer
+    from methods.wrapped import can_wrap, wrap_explain
+
+    if isinstance(obj, type) and issubclass(obj, Explainer):
+        if not getattr(obj, "method_name", ""):
+            obj.method_name = name
+        return obj
+    if can_wrap(obj):
+        return wrap_explain(obj, name)
+    raise BenchmarkError(
+        f"{where} is {obj!r}, not a subclass of methods.Explainer nor a function or object with explain(images, "
+        "classes): a method is a class with a config dataclass (config_class) and explain(images, classes) -> maps "
+        "(see the README, 'Evaluate your own method')"
+    )
+
+
+METHODS: Registry[type["Explainer"]] = Registry(
+    "method", "--method", ENTRY_POINT_GROUP, _accept, own_form="package.module:Class"
+)
 
 
 def register_method(name: str) -> Callable[[type["Explainer"]], type["Explainer"]]:
     """Class decorator: make an :class:`~methods.base.Explainer` available as ``name``."""
 
     def add(cls: type["Explainer"]) -> type["Explainer"]:
-        if name in _METHODS:
-            raise ValueError(f"method {name!r} is registered twice")
         cls.method_name = name
-        _METHODS[name] = cls
-        return cls
+        return METHODS.register(name, cls)
 
     return add
 
 
-def _entry_points() -> dict[str, importlib.metadata.EntryPoint]:
-    return entry_points(ENTRY_POINT_GROUP)
-
-
 def method_names() -> list[str]:
     """The built-in methods, then the installed plugins' entry point names."""
-    return [*_METHODS, *(name for name in _entry_points() if name not in _METHODS)]
-
-
-def _checked(obj: object, name: str, where: str) -> type["Explainer"]:
-    from methods.base import Explainer
-
-    if not (isinstance(obj, type) and issubclass(obj, Explainer)):
-        raise BenchmarkError(
-            f"{where} is {obj!r}, not a subclass of methods.Explainer: a method is a class with a config "
-            "dataclass (config_class) and explain(images, classes) -> maps (see the README, 'Evaluate your own "
-            "method')"
-        )
-    if not getattr(obj, "method_name", ""):
-        obj.method_name = name
-    return obj
+    return METHODS.names()
 
 
 def get_method(name: str) -> type["Explainer"]:
     """The method class of a built-in name, an entry point name or an import string."""
-    if name in _METHODS:
-        return _METHODS[name]
-    if name in _RESOLVED:
-        return _RESOLVED[name]
-    plugins = _entry_points()
-    if name in plugins:
-        obj, where = load_entry_point("method", name, plugins[name])
-        cls = _checked(obj, name, where)
-    elif is_import_string(name):
-        cls = _checked(import_object("--method", name), name, f"--method {name}")
-    else:
-        known = [*_METHODS, *plugins]
-        close = difflib.get_close_matches(name, known, n=3)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        raise BenchmarkError(
-            f"unknown method {name!r}{hint}; choose one of: {', '.join(known)}, or name your own as "
-            "package.module:Class"
-        ) from None
-    _RESOLVED[name] = cls
-    return cls
+    return METHODS.get(name)

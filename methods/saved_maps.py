@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from benchmark.errors import BenchmarkError
+from metrics.errors import BenchmarkError
 from methods.base import Explainer, MethodConfig
 from methods.registry import register_method
 from metrics.functional.image import minmax_normalize
@@ -236,7 +236,7 @@ class SavedMaps(Explainer):
         self._maps: dict[int, Tensor] = {}
         self._coherency_maps: dict[int, Tensor] = {}
         if self.config.coherency_maps is None:
-            self.scorer.mark_not_computable("coherency", COHERENCY_REASON)
+            self.scorer.mark_unavailable("explain", COHERENCY_REASON)
 
     @classmethod
     def check_data(cls, config: SavedMapsConfig, samples, size: tuple[int, int]) -> list[str]:
@@ -247,6 +247,7 @@ class SavedMaps(Explainer):
         return notes
 
     def on_test_start(self) -> None:
+        super().on_test_start()
         samples = self.trainer.datamodule.samples
         size = tuple(self.trainer.datamodule.dataset.crop for _ in range(2))
         config = self.config

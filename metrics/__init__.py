@@ -7,12 +7,13 @@ from metrics.complexity import ADCC, Complexity
 from metrics.insertion_deletion import Deletion, Insertion
 from metrics.per_sample import PerSampleMetric
 from metrics.pointing_game import EnergyPointingGame, PointingGame
-from metrics.scorer import EXTRA_METRIC_KEYS, HIGHER_IS_BETTER, METRIC_KEYS, SaliencyScorer
+from metrics.catalog import metric_class, metric_names, register_metric
+from metrics.scorer import HIGHER_IS_BETTER, INPUTS, METRIC_KEYS, SaliencyScorer, extra_metric_keys
 
 __all__ = [
     "ADCC",
-    "EXTRA_METRIC_KEYS",
     "HIGHER_IS_BETTER",
+    "INPUTS",
     "METRIC_KEYS",
     "AverageDrop",
     "Complexity",
@@ -24,4 +25,8 @@ __all__ = [
     "Insertion",
     "PerSampleMetric",
     "SaliencyScorer",
+    "extra_metric_keys",
+    "metric_class",
+    "metric_names",
+    "register_metric",
 ]

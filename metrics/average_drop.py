@@ -7,9 +7,11 @@ from typing import Sequence
 from torch import Tensor
 
 from metrics.functional.confidence import average_drop
+from metrics.catalog import register_metric
 from metrics.per_sample import PerSampleMetric
 
 
+@register_metric("avg_drop", "Avg Drop")
 class AverageDrop(PerSampleMetric):
     r"""Average Drop in percent (lower is better).
 
@@ -21,6 +23,7 @@ class AverageDrop(PerSampleMetric):
     """
 
     higher_is_better = False
+    needs = ("base_prob", "explanation_prob")
 
     def update(
         self, sample_ids: Tensor | Sequence[int], base_prob: Tensor, explanation_prob: Tensor

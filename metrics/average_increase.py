@@ -7,9 +7,11 @@ from typing import Sequence
 from torch import Tensor
 
 from metrics.functional.confidence import average_increase
+from metrics.catalog import register_metric
 from metrics.per_sample import PerSampleMetric
 
 
+@register_metric("avg_increase", "Avg Increase")
 class AverageIncrease(PerSampleMetric):
     r"""Average Increase in Confidence in percent (higher is better).
 
@@ -21,6 +23,7 @@ class AverageIncrease(PerSampleMetric):
     """
 
     higher_is_better = True
+    needs = ("base_prob", "explanation_prob")
 
     def update(
         self, sample_ids: Tensor | Sequence[int], base_prob: Tensor, explanation_prob: Tensor

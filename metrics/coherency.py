@@ -7,9 +7,11 @@ from typing import Sequence
 from torch import Tensor
 
 from metrics.functional.coherency import coherency
+from metrics.catalog import register_metric
 from metrics.per_sample import PerSampleMetric
 
 
+@register_metric("coherency", "Coherency")
 class Coherency(PerSampleMetric):
     r"""Coherency in percent (higher is better).
 
@@ -24,6 +26,7 @@ class Coherency(PerSampleMetric):
     """
 
     higher_is_better = True
+    needs = ("maps", "maps_of_explanation")
 
     def update(
         self, sample_ids: Tensor | Sequence[int], maps: Tensor, maps_of_explanation: Tensor

@@ -7,9 +7,11 @@ from typing import Sequence
 from torch import Tensor
 
 from metrics.functional.complexity import adcc, complexity
+from metrics.catalog import register_metric
 from metrics.per_sample import PerSampleMetric
 
 
+@register_metric("complexity", "Complexity")
 class Complexity(PerSampleMetric):
     r"""Complexity in percent (lower is better).
 
@@ -20,12 +22,14 @@ class Complexity(PerSampleMetric):
     """
 
     higher_is_better = False
+    needs = ("maps",)
 
     def update(self, sample_ids: Tensor | Sequence[int], maps: Tensor) -> None:
         """Add the maps ``M[B, H, W]`` of samples ``sample_ids[B]``."""
         self._store(sample_ids, complexity(maps))
 
 
+@register_metric("adcc", "ADCC")
 class ADCC(PerSampleMetric):
     r"""ADCC in percent (higher is better): per image the harmonic mean of Coherency,
     1 - Complexity and 1 - Average Drop (as fractions), averaged over images.
@@ -37,6 +41,7 @@ class ADCC(PerSampleMetric):
     """
 
     higher_is_better = True
+    needs = {"coherency": "coherency", "complexity": "complexity", "average_drop": "avg_drop"}
 
     def update(
         self, sample_ids: Tensor | Sequence[int], coherency: Tensor, complexity: Tensor, average_drop: Tensor

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from metrics.functional.insertion_deletion import curve_auc
+from metrics.catalog import register_metric
 from metrics.per_sample import PerSampleMetric
 
 
@@ -30,6 +31,7 @@ class _CurveMetric(PerSampleMetric):
         return curves[torch.isfinite(values)].double().mean(dim=0).float()
 
 
+@register_metric("insertion", "Insertion")
 class Insertion(_CurveMetric):
     r"""Insertion AUC in percent (higher is better).
 
@@ -43,8 +45,10 @@ class Insertion(_CurveMetric):
     """
 
     higher_is_better = True
+    needs = {"curves": "insertion_curves"}
 
 
+@register_metric("deletion", "Deletion")
 class Deletion(_CurveMetric):
     r"""Deletion AUC in percent (lower is better).
 
@@ -58,3 +62,4 @@ class Deletion(_CurveMetric):
     """
 
     higher_is_better = False
+    needs = {"curves": "deletion_curves"}

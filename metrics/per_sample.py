@@ -4,13 +4,13 @@ mean over processes counts each image exactly once."""
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator, Sequence
+from typing import ClassVar, Iterator, Mapping, Sequence
 
 import torch
 from torch import Tensor
 from torchmetrics import Metric
 
-from benchmark.errors import BenchmarkError
+from metrics.errors import BenchmarkError
 
 #: Sample ids are stored as float32, which holds every integer below 2**24 exactly.
 MAX_SAMPLE_ID = 2**24
@@ -37,6 +37,13 @@ class PerSampleMetric(Metric):
     is_differentiable = False
     full_state_update = False
     higher_is_better: bool | None = None
+    #: The metric's key (``--metrics.extra KEY``, results.json), set when it is registered.
+    key: ClassVar[str] = ""
+    #: Its name in tables (default: the key).
+    title: ClassVar[str] = ""
+    #: The inputs ``update(sample_ids, **inputs)`` takes: names of ``metrics.scorer.INPUTS`` or
+    #: of other metrics (their per-sample values of the batch), or ``{parameter: input}``.
+    needs: ClassVar[tuple[str, ...] | Mapping[str, str]] = ()
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -85,6 +92,15 @@ class PerSampleMetric(Metric):
                 )
             flat = tensor.reshape(-1).to(device=self.device, dtype=torch.float32)
             getattr(self, name).append(flat)
+
+    def update_undefined(self, sample_ids: Tensor | Sequence[int], count: int) -> None:
+        """Undefined (NaN) values for ``count`` samples: the metric cannot be computed for the
+        method being scored (e.g. Coherency of maps computed elsewhere)."""
+        if self._extra_states:
+            raise ValueError(f"{type(self).__name__} keeps per-sample {self._extra_states}: it cannot be left undefined")
+        self._store(sample_ids, torch.full((count,), float("nan")))
+        self._update_count += 1
+        self._computed = None
 
     def restore(self, sample_ids: Tensor | Sequence[int], values: Tensor, **extra: Tensor) -> None:
         """Put back values computed earlier (the records of a resumed run), as an update."""

@@ -7,9 +7,11 @@ from typing import Sequence
 from torch import Tensor
 
 from metrics.functional.localization import Boxes, energy_pointing_game, pointing_game
+from metrics.catalog import register_metric
 from metrics.per_sample import PerSampleMetric
 
 
+@register_metric("pointing_game", "Pointing Game")
 class PointingGame(PerSampleMetric):
     r"""Pointing Game accuracy in percent (higher is better).
 
@@ -22,6 +24,7 @@ class PointingGame(PerSampleMetric):
     """
 
     higher_is_better = True
+    needs = ("maps", "boxes")
 
     def __init__(self, tolerance: float = 15, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -32,6 +35,7 @@ class PointingGame(PerSampleMetric):
         self._store(sample_ids, pointing_game(maps, boxes, self.tolerance))
 
 
+@register_metric("energy_pointing_game", "Energy PG")
 class EnergyPointingGame(PerSampleMetric):
     r"""Energy-based pointing game in percent (higher is better).
 
@@ -43,6 +47,7 @@ class EnergyPointingGame(PerSampleMetric):
     """
 
     higher_is_better = True
+    needs = ("maps", "boxes")
 
     def update(self, sample_ids: Tensor | Sequence[int], maps: Tensor, boxes: Boxes) -> None:
         """Add ``maps[B, H, W]`` with each sample's boxes (``[K, 4]`` tensors or ``None``)."""

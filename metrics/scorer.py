@@ -1,20 +1,26 @@
-"""The five thesis metrics (and, on request, Complexity, ADCC and the pointing games) behind
-one object that also runs the forward passes they need."""
+"""The five thesis metrics (and, on request, any registered metric: Complexity, ADCC, the
+pointing games, plugins) behind one object that also computes the inputs they need.
+
+Each metric declares what it needs (:attr:`~metrics.per_sample.PerSampleMetric.needs`); per
+batch the scorer computes each needed input once (:class:`BatchInputs`: one forward of
+``x * M`` for every metric that uses its probabilities, one call of the method on ``x * M``,
+one set of Insertion/Deletion curves) and hands it to every metric that asked for it.
+"""
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+import difflib
+import inspect
+from functools import cached_property
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
 from torch import Tensor
 
-from metrics.average_drop import AverageDrop
-from metrics.average_increase import AverageIncrease
-from metrics.coherency import Coherency
-from metrics.complexity import ADCC, Complexity
+from metrics.catalog import builtin_metric_keys, metric_class, metric_names
+from metrics.errors import BenchmarkError
 from metrics.functional.bootstrap import DEFAULT_RESAMPLES
 from metrics.functional.image import MAP_NON_FINITE, map_problems
-from metrics.functional.localization import Boxes
 from metrics.functional.insertion_deletion import (
     check_blur,
     check_chunk_size,
@@ -22,34 +28,106 @@ from metrics.functional.insertion_deletion import (
     check_score,
     insertion_deletion_curves,
 )
-from metrics.insertion_deletion import Deletion, Insertion
+from metrics.functional.localization import Boxes
 from metrics.per_sample import PerSampleMetric
-from metrics.pointing_game import EnergyPointingGame, PointingGame
-from benchmark.errors import BenchmarkError
+from metrics.registry import is_import_string
 
 #: The thesis's five metrics, always computed, in the order of every dict this module returns.
 METRIC_KEYS = ("avg_drop", "avg_increase", "coherency", "insertion", "deletion")
-#: Metrics beyond the thesis, computed when named in ``extra`` (``--metrics.extra``).
-EXTRA_METRIC_KEYS = ("complexity", "adcc", "pointing_game", "energy_pointing_game")
-#: Extras that need bounding boxes.
-BOX_METRIC_KEYS = ("pointing_game", "energy_pointing_game")
 
-_CLASSES: dict[str, type[PerSampleMetric]] = {
-    "avg_drop": AverageDrop,
-    "avg_increase": AverageIncrease,
-    "coherency": Coherency,
-    "insertion": Insertion,
-    "deletion": Deletion,
-    "complexity": Complexity,
-    "adcc": ADCC,
-    "pointing_game": PointingGame,
-    "energy_pointing_game": EnergyPointingGame,
+#: What a metric may need (``needs``), computed at most once per batch by :class:`BatchInputs`.
+INPUTS = {
+    "maps": "the maps M [B, H, W] in [0, 1]",
+    "images": "the images x [B, 3, H, W] in [0, 1] pixel space",
+    "classes": "the top-1 classes c [B] on x",
+    "base_prob": "softmax probability of c on x [B]",
+    "explanation_prob": "softmax probability of c on x * M [B] (one forward of x * M)",
+    "explanation_probs": "softmax probabilities on x * M [B, classes]",
+    "maps_of_explanation": "the method's maps of x * M for c [B, H, W] (the method again)",
+    "insertion_curves": "Insertion curves [B, S + 1]",
+    "deletion_curves": "Deletion curves [B, S + 1]",
+    "boxes": "per image a [K, 4] tensor of boxes in map pixels, or None",
+    "classifier": "the classifier: pixel-space images -> logits",
+    "explain": "the method again: explain(images, classes) -> maps [B, H, W]",
 }
+#: Inputs that call the method again: unavailable for maps computed elsewhere.
+METHOD_INPUTS = ("maps_of_explanation", "explain")
+
+
+def metric_needs(cls: type[PerSampleMetric]) -> dict[str, str]:
+    """``{parameter: input}`` of a metric class."""
+    needs = cls.needs
+    return dict(needs) if isinstance(needs, Mapping) else {name: name for name in needs}
+
+
+def extra_metric_keys() -> tuple[str, ...]:
+    """The built-in metrics beyond the thesis's five (``--metrics.extra``), in their order."""
+    return tuple(key for key in builtin_metric_keys() if key not in METRIC_KEYS)
+
+
+def check_extra(extra: Sequence[str] | None) -> tuple[str, ...]:
+    """The metric keys beyond the thesis's: the chosen ones (built-in keys, plugin names or
+    import strings) and the metrics they need (ADCC brings Complexity), each after what it
+    needs, built-ins in their canonical order first; an unknown name is an error."""
+    names = [str(name).strip() for name in (extra or []) if str(name).strip()]
+    builtin = extra_metric_keys()
+    plugins = [name for name in metric_names() if name not in METRIC_KEYS + builtin]
+    for name in names:
+        if name in METRIC_KEYS:
+            raise BenchmarkError(f"--metrics.extra: {name} is always computed; leave it out")
+        if name not in builtin and name not in plugins and not is_import_string(name):
+            close = difflib.get_close_matches(name, [*builtin, *plugins], n=3)
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise BenchmarkError(
+                f"--metrics.extra: unknown metric {name!r}{hint}; choose from: {', '.join([*builtin, *plugins])}, "
+                "or your own as package.module:Class"
+            )
+        try:
+            metric_class(name)
+        except BenchmarkError as error:
+            raise BenchmarkError(f"--metrics.extra: {error}") from None
+    chosen: list[str] = []
+
+    def add(key: str) -> None:
+        if key in chosen or key in METRIC_KEYS:
+            return
+        for needed in metric_needs(metric_class(key)).values():
+            if needed not in INPUTS:
+                add(needed)
+        chosen.append(key)
+
+    ordered = [key for key in builtin if key in names] + [n for n in dict.fromkeys(names) if n not in builtin]
+    for key in ordered:
+        add(key)
+    canonical = [key for key in builtin if key in chosen]
+    return tuple(canonical + [key for key in chosen if key not in canonical])
+
+
+def metric_info(key: str) -> dict[str, Any]:
+    """Title and direction of a metric, as ``results.json`` records them."""
+    cls = metric_class(key)
+    return {"title": cls.title or key, "higher_is_better": bool(cls.higher_is_better)}
+
+
+def higher_is_better(key: str) -> bool:
+    return bool(metric_class(key).higher_is_better)
+
+
+class _HigherIsBetter(Mapping):
+    """``HIGHER_IS_BETTER[key]`` for every registered metric (plugins included)."""
+
+    def __getitem__(self, key: str) -> bool:
+        return higher_is_better(key)
+
+    def __iter__(self):
+        return iter(METRIC_KEYS + extra_metric_keys())
+
+    def __len__(self) -> int:
+        return len(METRIC_KEYS) + len(extra_metric_keys())
+
 
 #: Whether a higher value of each metric is better.
-HIGHER_IS_BETTER: dict[str, bool] = {
-    key: bool(_CLASSES[key].higher_is_better) for key in METRIC_KEYS + EXTRA_METRIC_KEYS
-}
+HIGHER_IS_BETTER: Mapping[str, bool] = _HigherIsBetter()
 
 
 #: Images per forward along the Insertion/Deletion curves when ``--metrics.chunk_size`` is not
@@ -66,24 +144,82 @@ def _option(name: str, check, *values):
         raise BenchmarkError(f"--metrics.{name}: {error}") from None
 
 
-def check_extra(extra: Sequence[str] | None) -> tuple[str, ...]:
-    """The extra metric keys in canonical order (ADCC brings Complexity); unknown: error."""
-    names = [str(name).strip() for name in (extra or []) if str(name).strip()]
-    unknown = [name for name in names if name not in EXTRA_METRIC_KEYS]
-    if unknown:
-        raise BenchmarkError(
-            f"--metrics.extra: unknown metric(s) {', '.join(unknown)}; choose from: {', '.join(EXTRA_METRIC_KEYS)}"
-        )
-    chosen = set(names) | ({"complexity"} if "adcc" in names else set())
-    return tuple(key for key in EXTRA_METRIC_KEYS if key in chosen)
-
-
 def _softmax(logits: Tensor) -> Tensor:
     return logits.softmax(dim=-1, dtype=torch.promote_types(logits.dtype, torch.float32))
 
 
+def _module_name(key: str) -> str:
+    return key.replace(".", "_dot_").replace(":", "_colon_")
+
+
+class BatchInputs:
+    """The inputs of one batch's metrics (:data:`INPUTS`), each computed once, when first asked.
+
+    ``images``, ``maps``, ``classes`` and ``base_prob`` are given; the forward of ``x * M``, the
+    method on ``x * M`` and the Insertion/Deletion curves are computed on first use and shared.
+    """
+
+    def __init__(self, scorer: "SaliencyScorer", classifier, explain_fn, images, maps, classes, base_prob, boxes):
+        self._scorer = scorer
+        self.classifier = classifier
+        self.explain = explain_fn
+        self.images = images
+        self.maps = maps
+        self.classes = classes
+        self.base_prob = base_prob.detach().to(images.device)
+        self.boxes = list(boxes) if boxes is not None else [None] * maps.shape[0]
+
+    @cached_property
+    def explanation(self) -> Tensor:
+        """``x * M``."""
+        return self.images.detach() * self.maps.unsqueeze(1)
+
+    @cached_property
+    def explanation_probs(self) -> Tensor:
+        with torch.no_grad():
+            return _softmax(self.classifier(self.explanation))
+
+    @cached_property
+    def explanation_prob(self) -> Tensor:
+        probs = self.explanation_probs
+        return probs.gather(1, self.classes.to(probs.device).unsqueeze(1)).squeeze(1)
+
+    @cached_property
+    def maps_of_explanation(self) -> Tensor:
+        return torch.as_tensor(self.explain(self.explanation, self.classes)).detach().to(self.maps.device)
+
+    @cached_property
+    def _curves(self) -> tuple[Tensor, Tensor]:
+        scorer = self._scorer
+
+        def score_fn(inputs: Tensor) -> Tensor:
+            with torch.no_grad():
+                return _softmax(self.classifier(inputs))
+
+        return insertion_deletion_curves(
+            score_fn,
+            self.images,
+            self.maps,
+            self.classes,
+            n_steps=scorer.n_steps,
+            chunk_size=scorer.chunk_size_for(self.images.device),
+            blur_kernel=scorer.blur_kernel,
+            blur_sigma=scorer.blur_sigma,
+            score=scorer.score,
+        )
+
+    @property
+    def insertion_curves(self) -> Tensor:
+        return self._curves[0]
+
+    @property
+    def deletion_curves(self) -> Tensor:
+        return self._curves[1]
+
+
 class SaliencyScorer(torch.nn.Module):
-    """Average Drop, Average Increase, Coherency, Insertion and Deletion of saliency maps.
+    """Average Drop, Average Increase, Coherency, Insertion and Deletion of saliency maps, and
+    the extra metrics asked for.
 
     The metrics are submodules (``self.metrics[key]``), so moving the scorer (e.g. by
     Lightning) moves their states. ``update()`` needs the classifier and the explanation
@@ -97,9 +233,11 @@ class SaliencyScorer(torch.nn.Module):
             device's default (:data:`DEFAULT_CHUNK_SIZE`, measured in ``perf/README.md``).
         blur_kernel, blur_sigma: the Gaussian blur of the Insertion/Deletion baseline (odd
             kernel; sigma 0 = OpenCV's rule for the kernel).
-        extra: metrics beyond the thesis: ``complexity``, ``adcc`` (adds complexity),
-            ``pointing_game``, ``energy_pointing_game`` (these two need bounding boxes).
-        tolerance: the pointing game's tolerance in pixels of the 224x224 map (TorchRay: 15).
+        extra: metrics beyond the thesis: built-in keys (``complexity``, ``adcc`` (adds
+            complexity), ``pointing_game``, ``energy_pointing_game`` (these two need bounding
+            boxes)), plugin names or import strings (:func:`check_extra`).
+        tolerance: the pointing game's tolerance in pixels of the 224x224 map (TorchRay: 15);
+            given to every metric whose constructor takes ``tolerance``.
         bootstrap: resamples of the 95% bootstrap interval of every metric mean.
 
     Raises:
@@ -131,23 +269,54 @@ class SaliencyScorer(torch.nn.Module):
             raise BenchmarkError(f"--metrics.bootstrap must be a number of resamples >= 1, got {bootstrap!r}")
         self.tolerance = tolerance
         self.bootstrap = bootstrap
-        #: The metric keys of this scorer: the thesis's five, then the extras.
+        #: The metric keys of this scorer: the thesis's five, then the extras (each after the
+        #: metrics it needs).
         self.keys: tuple[str, ...] = METRIC_KEYS + self.extra
-        self.metrics = torch.nn.ModuleDict(
-            {
-                key: PointingGame(tolerance=tolerance) if key == "pointing_game" else _CLASSES[key]()
-                for key in self.keys
-            }
+        options = {"tolerance": tolerance}
+        # A ModuleDict (so the states move with the scorer) under names without "." and ":"
+        # (an import string's key); ``self.metrics`` gives them by key.
+        self._metric_modules = torch.nn.ModuleDict(
+            {_module_name(key): self._build(key, options) for key in self.keys}
         )
+        #: ``{parameter: input}`` of each metric.
+        self.needs: dict[str, dict[str, str]] = {key: metric_needs(type(self.metrics[key])) for key in self.keys}
         #: Metrics that cannot be computed for the method being scored, with the reason (e.g.
         #: Coherency for saved maps): their values stay undefined and are not counted as such.
         self.not_computable: dict[str, str] = {}
+        #: Inputs that cannot be computed for the method being scored (see :meth:`mark_unavailable`).
+        self.unavailable: dict[str, str] = {}
 
-    def mark_not_computable(self, key: str, reason: str) -> None:
-        """Declare that ``key`` cannot be computed (ADCC, built on Coherency, follows it)."""
-        self.not_computable[key] = reason
-        if key == "coherency" and "adcc" in self.keys:
-            self.not_computable["adcc"] = f"ADCC combines Coherency, which is not computable: {reason}"
+    @property
+    def metrics(self) -> dict[str, PerSampleMetric]:
+        """The metric objects by key."""
+        return {key: self._metric_modules[_module_name(key)] for key in self.keys}
+
+    @staticmethod
+    def _build(key: str, options: dict[str, Any]) -> PerSampleMetric:
+        cls = metric_class(key)
+        accepted = inspect.signature(cls.__init__).parameters
+        return cls(**{name: value for name, value in options.items() if name in accepted})
+
+    def mark_unavailable(self, input_name: str, reason: str) -> None:
+        """Declare that an input cannot be computed (e.g. ``explain``, the method again, for maps
+        computed elsewhere): every metric needing it, directly or through another metric, is
+        not computable with ``reason``."""
+        self.unavailable[input_name] = reason
+        if input_name == "explain":
+            self.unavailable["maps_of_explanation"] = reason
+        for key in self.keys:
+            needed = list(self.needs[key].values())
+            missing = [n for n in needed if n in self.unavailable]
+            if missing and key not in self.not_computable:
+                self.not_computable[key] = reason
+                continue
+            through = [n for n in needed if n in self.not_computable]
+            if through and key not in self.not_computable:
+                first = through[0]
+                self.not_computable[key] = (
+                    f"{self.metrics[key].title or key} combines {self.metrics[first].title or first}, which is not "
+                    f"computable: {self.not_computable[first]}"
+                )
 
     def chunk_size_for(self, device: torch.device) -> int:
         """Images per forward along the curves on ``device``: the option, else the device's
@@ -158,8 +327,12 @@ class SaliencyScorer(torch.nn.Module):
 
     @property
     def needs_boxes(self) -> bool:
-        """Whether an extra metric needs bounding boxes."""
-        return any(key in BOX_METRIC_KEYS for key in self.keys)
+        """Whether a metric needs bounding boxes."""
+        return any("boxes" in needs.values() for needs in self.needs.values())
+
+    @property
+    def box_metric_keys(self) -> tuple[str, ...]:
+        return tuple(key for key in self.keys if "boxes" in self.needs[key].values())
 
     def update(
         self,
@@ -193,50 +366,33 @@ class SaliencyScorer(torch.nn.Module):
         if non_finite.any():
             maps = torch.where(non_finite[:, None, None], torch.zeros_like(maps), maps)
         classes = classes.to(device=images.device, dtype=torch.long)
-        explanation = images.detach() * maps.unsqueeze(1)
-
-        with torch.no_grad():
-            probs = _softmax(classifier(explanation))
-        explanation_prob = probs.gather(1, classes.to(probs.device).unsqueeze(1)).squeeze(1)
-        base_prob = base_prob.detach().to(explanation_prob.device)
-
-        if "coherency" in self.not_computable:  # the method cannot explain x * M
-            maps_of_explanation = torch.full_like(maps, float("nan"))
-        else:
-            maps_of_explanation = torch.as_tensor(explain_fn(explanation, classes)).detach()
-
-        def score_fn(inputs: Tensor) -> Tensor:
-            with torch.no_grad():
-                return _softmax(classifier(inputs))
-
-        insertion, deletion = insertion_deletion_curves(
-            score_fn,
-            images,
-            maps,
-            classes,
-            n_steps=self.n_steps,
-            chunk_size=self.chunk_size_for(images.device),
-            blur_kernel=self.blur_kernel,
-            blur_sigma=self.blur_sigma,
-            score=self.score,
-        )
-
-        self.metrics["avg_drop"].update(sample_ids, base_prob, explanation_prob)
-        self.metrics["avg_increase"].update(sample_ids, base_prob, explanation_prob)
-        self.metrics["coherency"].update(sample_ids, maps, maps_of_explanation.to(maps.device))
-        self.metrics["insertion"].update(sample_ids, insertion)
-        self.metrics["deletion"].update(sample_ids, deletion)
-        self._update_extra(sample_ids, maps, boxes)
+        inputs = BatchInputs(self, classifier, explain_fn, images, maps, classes, base_prob, boxes)
+        # In the order of the keys: the forward of x * M (Average Drop), the method on x * M
+        # (Coherency), then the curves (Insertion), as the thesis metrics always were.
+        values: dict[str, Tensor] = {}
+        self.last_curves: dict[str, Tensor] = {}
+        for key in self.keys:
+            metric = self.metrics[key]
+            if key in self.not_computable:
+                metric.update_undefined(sample_ids, batch)
+            else:
+                arguments = {
+                    parameter: values[name] if name in values else getattr(inputs, name)
+                    for parameter, name in self.needs[key].items()
+                }
+                metric.update(sample_ids, **arguments)
+                if "curves" in arguments:
+                    #: The batch's curves ``[B, S + 1]`` of each curve metric (for the records).
+                    self.last_curves[key] = arguments["curves"].detach().cpu()
+            values[key] = metric.values[-1]
         if non_finite.any():
             for key in self.keys:
                 self.metrics[key].values[-1][non_finite.to(self.metrics[key].values[-1].device)] = float("nan")
-        #: The batch's Insertion and Deletion curves ``[B, S + 1]`` (for the run's records).
-        self.last_curves = {"insertion": insertion.detach().cpu(), "deletion": deletion.detach().cpu()}
         return {key: self.metrics[key].values[-1].detach().cpu() for key in self.keys}
 
     def restore(self, sample_ids: Tensor, values: dict[str, Tensor], curves: dict[str, Tensor]) -> None:
         """Put back per-sample values computed earlier (a resumed run's records): ``values[key]
-        [N]`` for every metric key, ``curves["insertion"|"deletion"][N, S + 1]``."""
+        [N]`` for every metric key, ``curves[key][N, S + 1]`` for the curve metrics."""
         missing = [key for key in self.keys if key not in values]
         if missing:
             raise BenchmarkError(f"the records lack the metric(s) {', '.join(missing)}; start a new run")
@@ -244,25 +400,13 @@ class SaliencyScorer(torch.nn.Module):
             extra = {"curves": curves[key]} if key in curves else {}
             self.metrics[key].restore(sample_ids, values[key], **extra)
 
-    def _update_extra(self, sample_ids, maps: Tensor, boxes: Boxes | None) -> None:
-        if "complexity" in self.keys:
-            self.metrics["complexity"].update(sample_ids, maps)
-        if "adcc" in self.keys:
-            latest = {key: self.metrics[key].values[-1] for key in ("coherency", "complexity", "avg_drop")}
-            self.metrics["adcc"].update(sample_ids, latest["coherency"], latest["complexity"], latest["avg_drop"])
-        if self.needs_boxes:
-            boxes = list(boxes) if boxes is not None else [None] * maps.shape[0]
-            for key in BOX_METRIC_KEYS:
-                if key in self.keys:
-                    self.metrics[key].update(sample_ids, maps, boxes)
-
     def compute(self) -> dict[str, float]:
         """Mean of each metric over all samples (and processes: every rank must call it)."""
         return {key: float(self.metrics[key].compute()) for key in self.keys}
 
     def mean_curves(self) -> dict[str, Tensor]:
-        """Mean Insertion and Deletion curves ``[S + 1]`` (every rank must call it)."""
-        return {key: self.metrics[key].mean_curve() for key in ("insertion", "deletion")}
+        """Mean curves ``[S + 1]`` of the curve metrics (every rank must call it)."""
+        return {key: self.metrics[key].mean_curve() for key in self.keys if hasattr(self.metrics[key], "mean_curve")}
 
     def per_sample(self) -> dict[str, tuple[Tensor, Tensor]]:
         """``(ids, values)`` of each metric, sorted by id (every rank must call it)."""
@@ -271,6 +415,10 @@ class SaliencyScorer(torch.nn.Module):
     def undefined_counts(self) -> dict[str, int]:
         """Samples with an undefined value per metric (every rank must call it)."""
         return {key: 0 if key in self.not_computable else self.metrics[key].undefined_count() for key in self.keys}
+
+    def info(self) -> dict[str, dict[str, Any]]:
+        """Title and direction of each metric (for results.json and tables)."""
+        return {key: metric_info(key) for key in self.keys}
 
     def reset(self) -> None:
         """Forget every sample."""

@@ -3,9 +3,11 @@ the built-in ones, plugins (entry point group ``saliency_benchmark.models``), ``
 ``torchvision:NAME`` and ``package.module:build``."""
 
 from models.registry import (
+    MODELS,
     RANDOM_WEIGHTS,
     ModelSpec,
     NormalizedClassifier,
+    add_model,
     build_classifier,
     check_model_choice,
     get_model_spec,
@@ -21,9 +23,11 @@ from models import torchvision_backbones as _torchvision_backbones  # noqa: F401
 from models import timm_models as _timm_models  # noqa: F401  (registers the timm: prefix)
 
 __all__ = [
+    "MODELS",
     "RANDOM_WEIGHTS",
     "ModelSpec",
     "NormalizedClassifier",
+    "add_model",
     "build_classifier",
     "check_model_choice",
     "get_model_spec",

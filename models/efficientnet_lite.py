@@ -15,7 +15,7 @@ import importlib.util
 import timm
 from torch import nn
 
-from benchmark.errors import BenchmarkError
+from metrics.errors import BenchmarkError
 from models.registry import RANDOM_WEIGHTS, ModelSpec, register_model
 from models.weights import load_matching_state_dict, load_state_dict
 

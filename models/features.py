@@ -37,7 +37,7 @@ class FeatureExtractor(nn.Module):
 
     def _classifier_layer(self) -> str:
         """The registered classifier layer of the model, else its last ``Linear``."""
-        from benchmark.errors import BenchmarkError
+        from metrics.errors import BenchmarkError
         from models.layers import last_module_of
 
         name = getattr(self.classifier, "name", "")

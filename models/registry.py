@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import importlib.metadata
 import sys
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -28,8 +27,8 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from benchmark.errors import BenchmarkError
-from models.plugins import entry_points, import_object, is_import_string, load_entry_point
+from metrics.errors import BenchmarkError
+from metrics.registry import Registry
 
 #: ``--model.weights none``: the architecture with random weights (smoke tests only).
 RANDOM_WEIGHTS = "none"
@@ -61,77 +60,77 @@ class ModelSpec:
     random_weights: bool = True
 
 
-_REGISTRY: dict[str, ModelSpec] = {}
-_PREFIXES: dict[str, tuple[Callable[[str], ModelSpec], str]] = {}
-_RESOLVED: dict[str, ModelSpec] = {}
+def _accept(obj: object, name: str, where: str) -> "ModelSpec":
+    return _factory_spec(name, obj, where)
+
+
+#: The models: built-ins (:func:`register_model`), prefixes (``timm:``, ``torchvision:``), the
+#: entry point group ``saliency_benchmark.models``, import strings ``package.module:build`` and
+#: ``nn.Module`` objects handed over from Python (:func:`add_model`).
+MODELS: Registry[ModelSpec] = Registry("model", "--model", ENTRY_POINT_GROUP, _accept, own_form="package.module:build")
 
 
 def register_model(spec: ModelSpec) -> ModelSpec:
-    if spec.name in _REGISTRY:
-        raise ValueError(f"model {spec.name!r} is registered twice")
-    _REGISTRY[spec.name] = spec
-    return spec
+    return MODELS.register(spec.name, spec)
 
 
 def register_model_prefix(prefix: str, make_spec: Callable[[str], ModelSpec], help: str) -> None:
     """``--model PREFIX:NAME`` -> ``make_spec(NAME)`` (a BenchmarkError for an unknown NAME)."""
-    if prefix in _PREFIXES:
-        raise ValueError(f"model prefix {prefix!r} is registered twice")
-    _PREFIXES[prefix] = (make_spec, help)
+    MODELS.register_prefix(prefix, make_spec, help)
 
 
 def model_prefixes() -> dict[str, str]:
     """Registered prefix -> one line of help (for ``--help``)."""
-    return {prefix: help for prefix, (_, help) in _PREFIXES.items()}
-
-
-def _entry_points() -> dict[str, importlib.metadata.EntryPoint]:
-    return entry_points(ENTRY_POINT_GROUP)
+    return MODELS.prefixes()
 
 
 def model_names() -> list[str]:
     """The built-in models, then the installed plugins' entry point names."""
-    return [*_REGISTRY, *(name for name in _entry_points() if name not in _REGISTRY)]
-
-
-def _prefix_of(name: str) -> str | None:
-    prefix, sep, _ = name.partition(":")
-    return prefix if sep and prefix in _PREFIXES else None
+    return MODELS.names()
 
 
 def is_model_import_string(name: str) -> bool:
     """Whether ``--model name`` names code to import (``package.module:build``) rather than a
     registry name or a registered prefix's model (``timm:NAME``, ``torchvision:NAME``). The
     prefixes are registered when :mod:`models` is imported."""
-    return is_import_string(name) and _prefix_of(name) is None and name not in _REGISTRY
+    return MODELS.names_code(name)
 
 
 def get_model_spec(name: str) -> ModelSpec:
     """The spec of a built-in name, an entry point name, ``timm:NAME``/``torchvision:NAME`` or an
     import string ``package.module:build``; anything else is a BenchmarkError with close names."""
-    if name in _REGISTRY:
-        return _REGISTRY[name]
-    if name in _RESOLVED:
-        return _RESOLVED[name]
-    plugins = _entry_points()
-    prefix = _prefix_of(name)
-    if name in plugins:
-        spec = _factory_spec(name, *load_entry_point("model", name, plugins[name]))
-    elif prefix is not None:
-        spec = _PREFIXES[prefix][0](name[len(prefix) + 1:])
-    elif is_model_import_string(name):
-        spec = _factory_spec(name, import_object("--model", name), f"--model {name}")
-    else:
-        known = [*_REGISTRY, *plugins]
-        close = difflib.get_close_matches(name, known, n=3)
-        hint = f" (did you mean {', '.join(close)}?)" if close else ""
-        forms = ", ".join(f"{p}:NAME" for p in _PREFIXES)
-        raise BenchmarkError(
-            f"unknown model {name!r}{hint}; choose one of: {', '.join(known)}, or {forms + ', ' if forms else ''}"
-            "or your own as package.module:build"
-        ) from None
-    _RESOLVED[name] = spec
-    return spec
+    return MODELS.get(name)
+
+
+def add_model(net: nn.Module, mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+              name: str | None = None) -> str:
+    """Make an ``nn.Module`` built in Python (normalized images -> logits) resolvable as a model;
+    returns its name (default: ``<module>:<class>`` of the network). Its ``mean``/``std`` are
+    the normalization it expects (else ``--model.mean``/``--model.std`` give them)."""
+    if not isinstance(net, nn.Module):
+        raise BenchmarkError(f"expected an nn.Module mapping normalized images to logits, got {type(net).__name__}")
+    name = name or f"{type(net).__module__}:{type(net).__qualname__}"
+    description = ((type(net).__doc__ or "").strip().splitlines() or [f"your model {type(net).__name__}"])[0]
+    spec = ModelSpec(
+        name=name,
+        build=lambda weights: _with_weights(net, weights),
+        mean=None if mean is None else tuple(float(v) for v in mean),
+        std=None if std is None else tuple(float(v) for v in std),
+        cam_layer=None,
+        classifier_layer=None,
+        description=description,
+        random_weights=False,
+    )
+    MODELS.add(name, spec)
+    return name
+
+
+def _with_weights(net: nn.Module, weights: str | None) -> nn.Module:
+    if weights is not None:
+        from models.weights import load_matching_state_dict, load_state_dict
+
+        load_matching_state_dict(net, load_state_dict(weights), weights)
+    return net
 
 
 # -- models from outside the benchmark ---------------------------------------------------------
@@ -141,7 +140,7 @@ def _factory_spec(name: str, obj: object, where: str) -> ModelSpec:
     """The spec of a plugin's object: a :class:`ModelSpec` (used as it is, under ``name``), or a
     function ``build() -> nn.Module`` whose normalization the user gives."""
     if isinstance(obj, ModelSpec):
-        return dataclasses.replace(obj, name=name)
+        return obj if obj.name == name else dataclasses.replace(obj, name=name)
     if isinstance(obj, nn.Module) or not callable(obj):
         raise BenchmarkError(
             f"{where} is {obj!r}, not a function that builds the model: name a function build() that returns an "
@@ -150,8 +149,6 @@ def _factory_spec(name: str, obj: object, where: str) -> ModelSpec:
     doc = ((getattr(obj, "__doc__", None) or "").strip().splitlines() or [""])[0]
 
     def build(weights: str | None) -> nn.Module:
-        from models.weights import load_matching_state_dict, load_state_dict
-
         try:
             net = obj()
         except BenchmarkError:
@@ -162,9 +159,7 @@ def _factory_spec(name: str, obj: object, where: str) -> ModelSpec:
             raise BenchmarkError(
                 f"--model {name}: returned {type(net).__name__}, not an nn.Module mapping normalized images to logits"
             )
-        if weights is not None:
-            load_matching_state_dict(net, load_state_dict(weights), weights)
-        return net
+        return _with_weights(net, weights)
 
     return ModelSpec(
         name=name,

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from torch import nn
 
-from benchmark.errors import BenchmarkError
+from metrics.errors import BenchmarkError
 from models.registry import RANDOM_WEIGHTS, ModelSpec, register_model_prefix
 from models.weights import hub_checkpoint, load_state_dict
 

@@ -24,7 +24,7 @@ from torchvision.models import (
     WeightsEnum,
 )
 
-from benchmark.errors import BenchmarkError
+from metrics.errors import BenchmarkError
 from models.registry import RANDOM_WEIGHTS, ModelSpec, register_model, register_model_prefix
 from models.weights import hub_checkpoint, load_matching_state_dict, load_state_dict
 

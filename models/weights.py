@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from benchmark.errors import BenchmarkError
+from metrics.errors import BenchmarkError
 
 
 def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:

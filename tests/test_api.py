@@ -8,7 +8,7 @@ import json
 import pytest
 
 from benchmark import evaluate
-from benchmark.errors import BenchmarkError
+from metrics.errors import BenchmarkError
 from methods import Explainer, MethodConfig
 from tests.cli_runs import run_in_process
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from benchmark.cli import main
-from benchmark.errors import BenchmarkError
+from metrics.errors import BenchmarkError
 from datamodules import ImageNetDataModule
 from datamodules.loading import ImageLoadError, load_rgb
 from tests.bad_inputs import make_bad_folder, write_huge_jpeg

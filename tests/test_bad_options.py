@@ -87,7 +87,7 @@ CASES = [
     (["--metrics.blur_kernel", "10"], "blur kernel must be an odd integer >= 1"),
     (["--metrics.blur_sigma", "-1"], "blur sigma must be > 0"),
     (["--metrics.blur_sigma", "nan"], "blur sigma must be > 0"),
-    (["--metrics.extra", "nosuch"], "--metrics.extra: unknown metric(s) nosuch"),
+    (["--metrics.extra", "nosuch"], "--metrics.extra: unknown metric 'nosuch'"),
     (["--metrics.extra", "pointing_game"], "--metrics.extra pointing_game needs bounding boxes"),
     (["--metrics.tolerance", "-1"], "--metrics.tolerance must be a number of pixels >= 0"),
     (["--metrics.tolerance", "nan"], "--metrics.tolerance must be a number of pixels >= 0"),

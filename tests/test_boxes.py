@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from benchmark.errors import BenchmarkError
+from metrics.errors import BenchmarkError
 from datamodules import ImageDataset, ImageNetDataModule, Sample, collate_samples
 from metrics.functional.localization import boxes_mask
 

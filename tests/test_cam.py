@@ -15,7 +15,7 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 from torch.utils.data import DataLoader
 
-from benchmark.errors import BenchmarkError
+from metrics.errors import BenchmarkError
 from methods import get_method, method_names
 from methods.cam_device import DEVICE_METHODS
 from methods.cam import CAM_METHODS, CAMConfig, FullGradConfig, SmoothGradCAMppConfig

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from benchmark.errors import BenchmarkError
+from metrics.errors import BenchmarkError
 from methods.cam import CAM_METHODS, CAMConfig, SmoothGradCAMppConfig
 from methods.cam_device import DEVICE_METHODS
 from tests.test_cam import _images, _tiny, _top1, _wrap

@@ -13,7 +13,7 @@ from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
-from benchmark.errors import BenchmarkError
+from metrics.errors import BenchmarkError
 from datamodules import ImageNetDataModule
 from methods import get_method
 from methods.cam import CAM_METHODS, CAMConfig

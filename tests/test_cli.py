@@ -150,7 +150,7 @@ def test_a_corrupt_image_is_named_counted_and_skipped(tmp_path, capsys):
         (["--method.tau", "abc"], "--method.tau: 'abc' is not a valid float"),
         (["--metrics.score", "best"], "score"),
         (["--limit", "0"], "--limit must be >= 1"),
-        (["--metrics.extra", "pointing"], "unknown metric(s) pointing"),
+        (["--metrics.extra", "pointing"], "unknown metric 'pointing' (did you mean pointing_game"),
         (["--metrics.extra", "complexity,pointing_game"], "needs bounding boxes"),
         (["--boxes", "/no/boxes.csv", "--metrics.extra", "pointing_game"], "--boxes /no/boxes.csv: file does not exist"),
     ],

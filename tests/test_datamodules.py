@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from benchmark.errors import BenchmarkError
+from metrics.errors import BenchmarkError
 from datamodules import (
     ImageDataset,
     ImageLoadError,

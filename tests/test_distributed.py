@@ -12,7 +12,7 @@ import torch
 
 from benchmark.cli import build_parser, config_from_args
 from benchmark.devices import trainer_device_arguments, uses_ddp
-from benchmark.errors import BenchmarkError
+from metrics.errors import BenchmarkError
 from tests.cli_runs import SEVEN_IMAGES_GRADCAM, isolated_env, run_subprocess
 
 

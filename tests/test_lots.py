@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.errors import BenchmarkError
+from metrics.errors import BenchmarkError
 from methods.lots import lots_attack, lots_attack_reference, lots_map
 from methods.lots_explainer import LOTSConfig
 from tests.helpers import LinearModel

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from benchmark.cli import build_parser, config_from_args, main
-from benchmark.errors import BenchmarkError
+from metrics.errors import BenchmarkError
 from datamodules import load_rgb, make_transform
 from methods.lots import lots_map
 from methods.lots_explainer import LOTS, LOTSConfig

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.errors import BenchmarkError
+from metrics.errors import BenchmarkError
 from metrics import AverageDrop, AverageIncrease, Coherency, Deletion, Insertion
 from metrics.functional import average_drop, average_increase, coherency, pearson
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.errors import BenchmarkError
+from metrics.errors import BenchmarkError
 from metrics import SaliencyScorer
 from metrics.functional.complexity import adcc, complexity
 from metrics.functional.localization import energy_pointing_game, pointing_game

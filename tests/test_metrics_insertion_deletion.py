@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.errors import BenchmarkError
+from metrics.errors import BenchmarkError
 from metrics import Deletion, Insertion
 from metrics.functional import (
     curve_auc,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.errors import BenchmarkError
+from metrics.errors import BenchmarkError
 from metrics import HIGHER_IS_BETTER, METRIC_KEYS, SaliencyScorer
 from metrics.functional import (
     average_drop,

@@ -8,7 +8,7 @@ import pickle
 import pytest
 import torch
 
-from benchmark.errors import BenchmarkError
+from metrics.errors import BenchmarkError
 from datamodules import ImageNetDataModule
 from models import build_classifier, get_model_spec, model_names
 from models.efficientnet_lite import map_in_order

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from benchmark.errors import BenchmarkError
+from metrics.errors import BenchmarkError
 from benchmark.outputs import map_problem_counts
 from methods.base import Explainer
 from metrics import SaliencyScorer

@@ -17,7 +17,7 @@ import torch
 import torchvision
 from torch import nn
 
-from benchmark.errors import BenchmarkError
+from metrics.errors import BenchmarkError
 from models import build_classifier, get_model_spec
 from tests.cli_runs import run_in_process
 

@@ -175,3 +175,47 @@ def test_the_readme_shows_the_example_plugin_the_tests_run():
     pyproject = (PLUGIN / "pyproject.toml").read_text()
     assert 'centre_gaussian = "saliency_plugin_example.methods:CentreGaussian"' in pyproject
     assert 'centre_gaussian = "saliency_plugin_example.methods:CentreGaussian"' in readme
+
+
+def _gini(values: list[float]) -> float:
+    ordered = sorted(abs(v) for v in values)
+    n = len(ordered)
+    return 100 * sum((2 * i - n - 1) * a for i, a in enumerate(ordered, start=1)) / (n * sum(ordered))
+
+
+def test_the_plugin_metric_matches_the_gini_index_by_hand(plugin_installed):
+    import torch
+
+    from saliency_plugin_example.metrics import sparseness
+
+    maps = torch.tensor([[[0.0, 0.0], [0.0, 1.0]], [[0.5, 0.5], [0.5, 0.5]], [[0.1, 0.2], [0.3, 0.4]]])
+    # one bright pixel of four: (2*4 - 5) * 1 / (4 * 1) = 0.75; constant: 0; by the formula for the third
+    assert sparseness(maps).tolist() == pytest.approx([75.0, 0.0, _gini([0.1, 0.2, 0.3, 0.4])], abs=1e-5)
+
+
+@pytest.mark.slow
+def test_a_plugin_metric_and_a_plugin_model_run_by_their_entry_point_names(plugin_installed, tmp_path):
+    run = run_in_process(["test", "--method", "centre_gaussian", "--model", "tiny_cnn", "--model.mean", "0.5,0.5,0.5",
+                          "--model.std", "0.25,0.25,0.25", "--metrics.extra", "sparseness", *FAST,
+                          "--output", str(tmp_path)])
+    assert run.code == 0, run.err
+    header = run.out.splitlines()[0]
+    assert "Sparseness ↑" in header
+    results = json.loads((run.run_dir / "results.json").read_text())
+    assert results["model"] == "tiny_cnn" and results["config"]["model"]["mean"] == [0.5, 0.5, 0.5]
+    assert results["metric_info"]["sparseness"] == {"title": "Sparseness", "higher_is_better": True}
+    side = 224
+    coords = [i / (side - 1) for i in range(side)]
+    gaussian = [math.exp(-((y - 0.5) ** 2 + (x - 0.5) ** 2) / (2 * 0.25**2)) for y in coords for x in coords]
+    low, high = min(gaussian), max(gaussian)
+    expected = _gini([(v - low) / (high - low) for v in gaussian])
+    for row in _per_sample(run.run_dir):
+        assert float(row["sparseness"]) == pytest.approx(expected, abs=1e-3)
+
+
+def test_the_readme_metric_is_the_example_plugins():
+    readme = (REPO / "README.md").read_text()
+    block = readme.split("```python\nclass Sparseness(PerSampleMetric):\n", 1)[1].split("```", 1)[0]
+    source = (PLUGIN / "src" / "saliency_plugin_example" / "metrics.py").read_text()
+    assert all(line in source for line in block.splitlines())
+    assert 'sparseness = "saliency_plugin_example.metrics:Sparseness"' in (PLUGIN / "pyproject.toml").read_text()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.errors import BenchmarkError
+from metrics.errors import BenchmarkError
 from benchmark.records import SampleRecord, read_records, settings_differences
 from tests.cli_runs import REPO, isolated_env, run_in_process, run_subprocess
 

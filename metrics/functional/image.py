@@ -7,7 +7,7 @@ import torch
 from torch import Tensor
 from torchvision.transforms.v2.functional import gaussian_blur as _tv_gaussian_blur
 
-from benchmark.errors import BenchmarkError
+from metrics.errors import BenchmarkError
 
 #: ITU-R BT.601 luma weights, as ``cv2.cvtColor(..., COLOR_RGB2GRAY)`` and PIL's "L" use.
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)

@@ -21,7 +21,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from benchmark.errors import BenchmarkError
+from metrics.errors import BenchmarkError
 from metrics.functional.image import gaussian_blur
 
 #: The values of the ``score`` option.

@@ -18,3 +18,13 @@ def gather_objects(obj: Any) -> list[Any]:
     gathered: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(gathered, obj)
     return gathered
+
+
+def gather_objects_to_rank_zero(obj: Any) -> list[Any]:
+    """Every rank's ``obj`` in rank order on rank 0, ``[]`` on the others (``[obj]`` in one
+    process): for large objects only rank 0 needs (saved maps). All ranks must call it."""
+    if not is_distributed():
+        return [obj]
+    gathered: list[Any] | None = [None] * dist.get_world_size() if dist.get_rank() == 0 else None
+    dist.gather_object(obj, gathered, dst=0)
+    return gathered if gathered is not None else []

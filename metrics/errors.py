@@ -1,4 +1,8 @@
-"""The one exception type for problems a user can fix."""
+"""The one exception type for problems a user can fix, shared by every package.
+
+It lives in ``metrics``, the bottom layer of the import contract (``.importlinter``): every
+other package may import it, and ``metrics`` imports none of them.
+"""
 
 
 class BenchmarkError(Exception):
