@@ -117,7 +117,7 @@ def evaluate(
     """Evaluate ``method`` on ``model`` over ``data`` (default: the built-in photos); see the
     module docstring. Raises :class:`BenchmarkError` for a bad option, as the command line does."""
     from benchmark.config import Overrides, RunOptions, resolve
-    from benchmark.devices import apply_threads
+    from benchmark.devices import apply_run_settings
     from benchmark.run import build_datamodule
     from benchmark.run import evaluate as evaluate_run
 
@@ -137,7 +137,7 @@ def evaluate(
             metrics=dict(metrics or {}),
         )
         config = resolve([layer])
-        apply_threads(config.options)
+        apply_run_settings(config.options)
         evaluation = evaluate_run(config, name, build_datamodule(config))
         content = evaluation.content
         per_sample = _read_per_sample(evaluation.run_dir / "per_sample.csv")

@@ -311,9 +311,9 @@ def _run_command(namespace: argparse.Namespace) -> int:
             run_explain(namespace, config_from_args)
             return 0
         config = config_from_args(namespace)
-        from benchmark.devices import apply_threads
+        from benchmark.devices import apply_run_settings
 
-        apply_threads(config.options)
+        apply_run_settings(config.options)
         if namespace.command == "test":
             from benchmark.run import run_test
 

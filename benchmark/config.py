@@ -20,6 +20,7 @@ unknown key.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -76,8 +77,13 @@ class RunOptions:
         metadata={"help": "bounding boxes for --metrics.extra pointing_game/energy_pointing_game: a CSV in "
                   "the LOC_val_solution.csv layout, ImageId = file stem"},
     )
-    batch_size: int = field(default=8, metadata={"help": "images per batch"})
-    num_workers: int = field(default=0, metadata={"help": "data loading worker processes"})
+    batch_size: int | None = field(
+        default=None, metadata={"help": "images per batch (default: 8 on the CPU, 32 on a GPU; float32 LOTS and CAM "
+                                "numbers depend on it, float64 ones do not)"}
+    )
+    num_workers: int | None = field(
+        default=None, metadata={"help": "data loading worker processes (default: 0 on the CPU, 4 per GPU process)"}
+    )
     output: str = field(default="runs", metadata={"help": "folder that receives the run folder"})
     seed: int = field(default=0, metadata={"help": "random seed, 0 to 2**32 - 1"})
     threads: int | None = field(
@@ -110,6 +116,11 @@ class RunOptions:
         metadata={"help": "32 (float32), 64 (float64: LOTS maps independent of batch size and processes; "
                   "slower) or bf16 (bfloat16 autocast on GPU; changes the numbers, see perf/README.md)"},
     )
+    allow_tf32: bool = field(
+        default=False,
+        metadata={"help": "let CUDA float32 convolutions and matmuls use TF32 (faster on Ampere and later, ~1e-3 "
+                  "relative error; off: --precision 32 is float32); results.json records it"},
+    )
     resume: str | None = field(
         default=None,
         metadata={"help": "finish a killed run: its run folder (test) or table folder (table); the run's "
@@ -123,7 +134,7 @@ class RunOptions:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise BenchmarkError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
-        if self.num_workers < 0:
+        if self.num_workers is not None and self.num_workers < 0:
             raise BenchmarkError(f"--num-workers must be >= 0, got {self.num_workers}")
         if self.overlay_images < 0:
             raise BenchmarkError(f"--overlay-images must be >= 0, got {self.overlay_images}")
@@ -416,7 +427,10 @@ def resolve(layers: list[Overrides], several: bool = False, command: CommandOpti
         options_raw.update(layer.options)
     option_types = {p.name: p for p in option_parameters()}
     options = RunOptions(**{k: _option_value(k, v, option_types[k].annotation) for k, v in options_raw.items()})
+    from benchmark.devices import device_defaults
+
     options.validate(output_folder=command is None or command.takes("output"))
+    options = dataclasses.replace(options, **device_defaults(options))
     if several:
         if not options.methods:
             raise BenchmarkError("table needs --methods, e.g. --methods lots,gradcam,random")

@@ -9,6 +9,7 @@ torchmetrics, and only rank 0 writes the run folder and logs (``benchmark.run``)
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import timedelta
 from typing import Any
@@ -42,11 +43,90 @@ def parse_devices(value: str) -> int | str | list[int]:
     return count
 
 
+def _cuda_count() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def uses_cuda(accelerator: str) -> bool:
+    """Whether ``--accelerator`` runs on CUDA GPUs (``auto``: when one is visible)."""
+    return accelerator in ("gpu", "cuda") or (accelerator == "auto" and _cuda_count() > 0)
+
+
+#: Defaults that depend on where the run executes (``None`` in the options = this default).
+#: Batch: 8 images on the CPU (the thesis's, and the golden runs'); 32 on a GPU, where 2 x 500
+#: LOTS passes at batch 8 are bound by kernel launches, not arithmetic (EfficientNet-Lite0 at
+#: batch 32 holds its LOTS backward in ~3 GB). Workers: 0 on the CPU (decoding in another
+#: process only competes for the same cores); 4 per process on a GPU, so JPEG decoding overlaps
+#: the GPU's work. To be measured on a GPU by perf/gpu_check.sh.
+DEVICE_DEFAULTS = {"cpu": {"batch_size": 8, "num_workers": 0}, "cuda": {"batch_size": 32, "num_workers": 4}}
+
+
+def device_defaults(options: Any) -> dict[str, int]:
+    """The per-device defaults of ``options`` (those it leaves at ``None``)."""
+    defaults = dict(DEVICE_DEFAULTS["cuda" if uses_cuda(options.accelerator) else "cpu"])
+    if "num_workers" in defaults and defaults["num_workers"]:
+        per_process = (os.cpu_count() or 1) // max(device_count(resolved_devices(options)) or 1, 1)
+        defaults["num_workers"] = max(0, min(defaults["num_workers"], per_process - 1))
+    return {name: value for name, value in defaults.items() if getattr(options, name, 0) is None}
+
+
+def resolved_devices(options: Any) -> int | list[int]:
+    """``--devices`` with ``auto`` resolved: every visible GPU when the run uses CUDA, else one
+    process (so the DDP timeout and the images-per-process check apply to ``auto`` too)."""
+    devices = parse_devices(options.devices)
+    if devices == "auto":
+        return max(_cuda_count(), 1) if uses_cuda(options.accelerator) else 1
+    return devices
+
+
 def device_count(devices: int | str | list[int]) -> int | None:
     """Processes per node that ``devices`` asks for (``None`` for ``auto``)."""
     if isinstance(devices, list):
         return len(devices)
     return devices if isinstance(devices, int) else None
+
+
+#: Environment variables in which launchers say how many processes they started.
+LAUNCHER_WORLD_SIZE = (
+    ("WORLD_SIZE", "torchrun"),
+    ("SLURM_NTASKS", "srun"),
+    ("OMPI_COMM_WORLD_SIZE", "mpirun"),
+    ("PMI_SIZE", "mpirun"),
+)
+
+
+def launched_processes() -> tuple[int, str] | None:
+    """``(processes, "VARIABLE=N (launcher)")`` when an external launcher started several
+    processes (torchrun, srun, mpirun), else ``None``. An interactive SLURM allocation
+    (``salloc``, job name bash/interactive) is one process, as Lightning reads it."""
+    for variable, launcher in LAUNCHER_WORLD_SIZE:
+        value = os.environ.get(variable, "")
+        if not value.strip().isdigit() or int(value) <= 1:
+            continue
+        if variable == "SLURM_NTASKS" and os.environ.get("SLURM_JOB_NAME") in ("bash", "interactive"):
+            continue
+        return int(value), f"{variable}={value} ({launcher})"
+    return None
+
+
+def check_launcher(options: Any) -> None:
+    """Several launched processes must be the devices x nodes of the run: else each process
+    would evaluate every image alone (N duplicate jobs racing for one run folder)."""
+    launched = launched_processes()
+    if launched is None:
+        return
+    processes, source = launched
+    asked = (device_count(resolved_devices(options)) or 1) * options.num_nodes
+    if asked != processes:
+        per_node = processes // options.num_nodes if processes % options.num_nodes == 0 else None
+        fix = (f"pass --devices {per_node}" + (f" --num-nodes {options.num_nodes}" if options.num_nodes > 1 else "")
+               if per_node else "pass --devices and --num-nodes whose product is that number")
+        raise BenchmarkError(
+            f"the launcher started {processes} processes ({source}), but --devices {options.devices} x --num-nodes "
+            f"{options.num_nodes} is {asked}: {fix} (one process per device)"
+        )
 
 
 def validate_device_options(options: Any) -> None:
@@ -55,7 +135,7 @@ def validate_device_options(options: Any) -> None:
         raise BenchmarkError(
             f"--accelerator {options.accelerator!r} is unknown; choose one of: {', '.join(ACCELERATORS)}"
         )
-    parse_devices(options.devices)
+    devices = parse_devices(options.devices)
     if options.num_nodes < 1:
         raise BenchmarkError(f"--num-nodes must be >= 1, got {options.num_nodes}")
     if options.ddp_timeout < 1:
@@ -68,11 +148,21 @@ def validate_device_options(options: Any) -> None:
                 f"--accelerator {options.accelerator}: no CUDA GPU is visible to PyTorch; "
                 "use --accelerator cpu (or auto)"
             )
+    if uses_cuda(options.accelerator) and devices != "auto":
+        visible = _cuda_count()
+        wanted = devices if isinstance(devices, int) else max(devices) + 1
+        if wanted > visible:
+            raise BenchmarkError(
+                f"--devices {options.devices}: {'only ' if visible else ''}{visible} GPU(s) are visible to PyTorch "
+                f"(CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); ask for at most {visible}"
+                + (" or use indices below it" if isinstance(devices, list) else "")
+            )
+    check_launcher(options)
 
 
 def check_images_per_process(options: Any, images: int) -> None:
     """Every process needs an image (see ``datamodules.sampler``): say so before launching."""
-    count = device_count(parse_devices(options.devices))
+    count = device_count(resolved_devices(options))
     if count is not None and images < count * options.num_nodes:
         raise BenchmarkError(
             f"only {images} images for {count * options.num_nodes} processes "
@@ -81,9 +171,13 @@ def check_images_per_process(options: Any, images: int) -> None:
 
 
 def uses_ddp(options: Any) -> bool:
-    """Whether the run needs DDP: asked for, several nodes, or several devices per node."""
-    count = device_count(parse_devices(options.devices))
-    return options.strategy == "ddp" or options.num_nodes > 1 or (count is not None and count > 1)
+    """Whether the run needs DDP: asked for, several nodes, several devices per node (``auto``
+    resolved), or several processes started by a launcher."""
+    count = device_count(resolved_devices(options))
+    return (
+        options.strategy == "ddp" or options.num_nodes > 1 or (count is not None and count > 1)
+        or launched_processes() is not None
+    )
 
 
 def apply_threads(options: Any) -> int:
@@ -94,6 +188,39 @@ def apply_threads(options: Any) -> int:
     if options.threads is not None:
         torch.set_num_threads(options.threads)
     return torch.get_num_threads()
+
+
+def apply_numerics(options: Any) -> dict[str, bool]:
+    """The GPU numerics of a run, set before any model work and returned for results.json:
+    TF32 for float32 convolutions and matmuls only with ``--allow-tf32`` (PyTorch lets cuDNN use
+    it by default, so "float32" would not be float32), and cuDNN's deterministic algorithms
+    without autotuning (the same numbers on every run of the same settings; cuDNN's autotuner
+    may pick another algorithm, with other rounding, on each run)."""
+    import torch
+
+    allow = bool(getattr(options, "allow_tf32", False))
+    torch.backends.cuda.matmul.allow_tf32 = allow
+    torch.backends.cudnn.allow_tf32 = allow
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    return {"tf32": allow, "cudnn_deterministic": True}
+
+
+def numerics_in_force() -> dict[str, bool]:
+    """TF32 and cuDNN determinism as torch has them now (what the run used)."""
+    import torch
+
+    return {
+        "tf32": bool(torch.backends.cudnn.allow_tf32 or torch.backends.cuda.matmul.allow_tf32),
+        "cudnn_deterministic": bool(torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark),
+    }
+
+
+def apply_run_settings(options: Any) -> int:
+    """``--threads`` (:func:`apply_threads`) and the GPU numerics (:func:`apply_numerics`);
+    returns the CPU thread count in force."""
+    apply_numerics(options)
+    return apply_threads(options)
 
 
 #: ``--precision`` -> Lightning's precision plugin (64: model and batches in float64).
@@ -113,7 +240,7 @@ def trainer_device_arguments(options: Any) -> dict[str, Any]:
         strategy = DDPStrategy(timeout=timedelta(seconds=options.ddp_timeout))
     return {
         "accelerator": options.accelerator,
-        "devices": parse_devices(options.devices),
+        "devices": resolved_devices(options),
         "num_nodes": options.num_nodes,
         "strategy": strategy,
         "precision": LIGHTNING_PRECISION[options.precision],
@@ -131,7 +258,21 @@ class RankZeroMessage(Callback):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if trainer.is_global_zero:
             world = trainer.world_size
-            where = f"device {pl_module.device} x {world} process(es)"
+            where = f"device {trainer.strategy.root_device} x {world} process(es)"
             if trainer.num_nodes > 1:
                 where += f" on {trainer.num_nodes} nodes"
             print(f"{self.message}; {where}", file=sys.stderr, flush=True)
+
+
+def device_facts(trainer: pl.Trainer) -> dict[str, Any]:
+    """Where the run executed, for results.json and W&B: the strategy's root device (the module
+    is back on the CPU after ``trainer.test``), the process count and, on CUDA, the GPU's name
+    and the GPUs per node."""
+    import torch
+
+    device = trainer.strategy.root_device
+    facts: dict[str, Any] = {"device": str(device), "processes": trainer.world_size}
+    if device.type == "cuda":
+        facts["gpu"] = torch.cuda.get_device_name(device)
+        facts["gpus_per_node"] = trainer.num_devices
+    return facts

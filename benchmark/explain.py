@@ -122,9 +122,9 @@ def run_explain(namespace: argparse.Namespace, config_from_args) -> Path:
     sizes = parse_kernel_sizes(namespace)
     config = config_from_args(namespace)
     o = config.options
-    from benchmark.devices import apply_threads
+    from benchmark.devices import apply_run_settings
 
-    apply_threads(o)
+    apply_run_settings(o)
     method_config = config.method_config
     if sizes:
         for size in sizes:

@@ -37,10 +37,12 @@ CONFIG = "config.yaml"
 RESULTS = "results.json"
 SAMPLES = "samples.json"
 
-#: Settings that may change between a run and its resumption: where and how it runs, how it is
-#: logged and pictured. Everything else changes numbers and is refused.
+#: Settings that may change between a run and its resumption: the number of processes (each
+#: record says how many computed it), where the run folder is, how it is logged and pictured.
+#: Everything else may change numbers and is refused: the accelerator (CPU float32 and GPU
+#: results in one run), the precision, TF32, the threads, the seed.
 RESUMABLE_CHANGES = {
-    "output", "logger", "num_workers", "overlay_images", "log_images", "accelerator", "devices",
+    "output", "logger", "num_workers", "overlay_images", "log_images", "devices",
     "num_nodes", "strategy", "ddp_timeout", "wandb.project", "wandb.entity", "wandb.group", "wandb.tags",
 }
 
@@ -72,6 +74,8 @@ class SampleRecord:
     metrics: dict[str, float] = field(default_factory=dict)
     curves: dict[str, list[float]] = field(default_factory=dict)
     failed: str | None = None
+    #: How many processes the run had when this image was computed (a resumed run may differ).
+    processes: int | None = None
 
     def to_json(self) -> str:
         if self.failed is not None:
@@ -82,6 +86,7 @@ class SampleRecord:
                 "columns": dict(zip(self.columns, _encode(self.columns.values()))),
                 "metrics": dict(zip(self.metrics, _encode(self.metrics.values()))),
                 "curves": {k: _encode(v) for k, v in self.curves.items()},
+                **({"processes": self.processes} if self.processes is not None else {}),
             }
         )
 
@@ -95,6 +100,7 @@ class SampleRecord:
             columns={k: _decode(v) for k, v in data["columns"].items()},
             metrics={k: _decode(v) for k, v in data["metrics"].items()},
             curves={k: [_decode(x) for x in v] for k, v in data["curves"].items()},
+            processes=data.get("processes"),
         )
 
 
@@ -150,6 +156,7 @@ class RunRecorder(pl.Callback):
         self.folder = folder
         self.resumed = resumed or {}
         self.run_dir: Path | None = None
+        self.processes: int | None = None
         self._writer: RecordWriter | None = None
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
@@ -159,6 +166,7 @@ class RunRecorder(pl.Callback):
             path.mkdir(parents=True, exist_ok=True)
         self.run_dir = Path(trainer.strategy.broadcast(path, src=0))
         self._writer = RecordWriter(self.run_dir, trainer.global_rank)
+        self.processes = trainer.world_size
 
     def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.resumed and trainer.global_rank == 0:
@@ -175,6 +183,7 @@ class RunRecorder(pl.Callback):
                     columns={name: values[row] for name, values in outputs.columns.items()},
                     metrics={key: values[row] for key, values in outputs.metrics.items()},
                     curves={key: curves[row] for key, curves in outputs.curves.items()},
+                    processes=self.processes,
                 )
                 for row, sample_id in enumerate(outputs.sample_ids)
             ]
@@ -224,6 +233,16 @@ def read_records(run_dir: Path) -> dict[int, SampleRecord]:
                 ) from None
             records.setdefault(record.sample_id, record)
     return records
+
+
+def images_by_processes(run_dir: Path) -> dict[str, int]:
+    """How many scored images of a run folder were computed with how many processes."""
+    counts: dict[str, int] = {}
+    for record in read_records(run_dir).values():
+        if record.failed is None:
+            key = str(record.processes) if record.processes is not None else "unrecorded"
+            counts[key] = counts.get(key, 0) + 1
+    return counts
 
 
 def recorded_images(run_dir: Path) -> tuple[int, int | None]:

@@ -15,7 +15,10 @@ import torch
 from benchmark import loggers, outputs, records
 from benchmark.config import RunConfig
 from benchmark.interrupts import RunInterrupted
-from benchmark.devices import RankZeroMessage, check_images_per_process, trainer_device_arguments
+from benchmark.devices import (
+    RankZeroMessage, apply_numerics, check_images_per_process, device_facts, numerics_in_force,
+    trainer_device_arguments, uses_cuda,
+)
 from benchmark.progress import StderrProgressBar
 from benchmark.variants import base_method, folder_name
 from benchmark.report import INTERVAL_NOTE, markdown_table, metric_keys, results_header, results_row, table_extras
@@ -50,11 +53,11 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def build_datamodule(config: RunConfig):
+def datamodule_of(o):
+    """The datamodule of the run options ``o`` (the images, their selection and batching)."""
     from datamodules import ImageNetDataModule
 
-    o = config.options
-    datamodule = ImageNetDataModule(
+    return ImageNetDataModule(
         data=o.data,
         per_class=o.per_class,
         limit=o.limit,
@@ -63,7 +66,13 @@ def build_datamodule(config: RunConfig):
         batch_size=o.batch_size,
         num_workers=o.num_workers,
         boxes=o.boxes,
+        pin_memory=uses_cuda(o.accelerator),
     )
+
+
+def build_datamodule(config: RunConfig):
+    o = config.options
+    datamodule = datamodule_of(o)
     check_images_per_process(o, len(datamodule.samples))
     check_boxes(config, datamodule)
     check_steps(config, datamodule.dataset.crop)
@@ -192,6 +201,7 @@ def evaluate(
             return path
 
         evaluated = datamodule
+    apply_numerics(o)  # TF32 and cuDNN as the options say, whoever called (cli, evaluate(), a table)
     pl.seed_everything(o.seed, workers=True, verbose=False)
     method = build_method(config, method_name)
     recorder = records.RunRecorder(folder, resumed=done)
@@ -220,8 +230,8 @@ def evaluate(
             {
                 "data": datamodule.describe(),
                 "data_notes": list(datamodule.discovery.notes),
-                "device": str(method.device),
-                "processes": trainer.world_size,
+                **device_facts(trainer),
+                **numerics_in_force(),
                 "precision": o.precision,
                 "threads": torch.get_num_threads(),
                 "method_info": method.describe(),
@@ -230,7 +240,8 @@ def evaluate(
             **({"not_computable": dict(method.scorer.not_computable)} if method.scorer.not_computable else {}),
                 "started": started.isoformat(timespec="seconds"),
                 "duration_s": round(time.perf_counter() - clock, 2),
-                **({"resumed_with": len(done)} if done else {}),
+                **({"resumed_with": len(done), "images_by_processes": records.images_by_processes(run_dir)}
+                   if done else {}),
             },
         )
         outputs.write_per_sample_csv(run_dir / "per_sample.csv", run, results)

@@ -173,9 +173,10 @@ def _check_output(path: str) -> Path:
 def run_targets(namespace: argparse.Namespace, config_from_args) -> Path | None:
     """The ``targets`` command; returns the written file (on rank 0). ``config_from_args``
     resolves the shared run options (``benchmark.cli.config_from_args``)."""
-    from benchmark.devices import apply_threads, parse_devices
+    from benchmark.devices import apply_run_settings, parse_devices
     from benchmark.progress import StderrProgressBar
-    from datamodules import ImageNetDataModule, imagenet_classes
+    from benchmark.run import datamodule_of
+    from datamodules import imagenet_classes
     from models import build_classifier
 
     kinds = parse_kinds(namespace.kind)
@@ -183,15 +184,8 @@ def run_targets(namespace: argparse.Namespace, config_from_args) -> Path | None:
     o = config_from_args(namespace).options  # the same checks and messages as test
     if o.data is None:
         raise BenchmarkError("targets needs --data DIR: a folder of labelled images (any layout of --data)")
-    apply_threads(o)
-    datamodule = ImageNetDataModule(
-        data=o.data,
-        per_class=o.per_class,
-        classes=o.classes,
-        ground_truth=o.ground_truth,
-        batch_size=o.batch_size,
-        num_workers=o.num_workers,
-    )
+    apply_run_settings(o)
+    datamodule = datamodule_of(o)
     labelled = sum(s.label >= 0 for s in datamodule.samples)
     if labelled == 0:
         raise BenchmarkError(

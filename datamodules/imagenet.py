@@ -30,6 +30,8 @@ class ImageNetDataModule(pl.LightningDataModule):
         num_workers: data-loader worker processes (0 = load in the main process).
         boxes: a CSV of bounding boxes in the ``LOC_val_solution.csv`` layout, matched by file
             stem (a flat ``ILSVRC2012_val_*`` folder has them from its ground truth already).
+        pin_memory: page-locked batches for fast copies to a GPU (only for a GPU run: it
+            creates a CUDA context).
     """
 
     def __init__(
@@ -42,6 +44,7 @@ class ImageNetDataModule(pl.LightningDataModule):
         batch_size: int = 8,
         num_workers: int = 0,
         boxes: str | None = None,
+        pin_memory: bool = False,
     ) -> None:
         super().__init__()
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -52,6 +55,7 @@ class ImageNetDataModule(pl.LightningDataModule):
         self.data = data
         self.batch_size = batch_size
         self.num_workers = num_workers
+        self.pin_memory = pin_memory
         self.discovery = discover(data, per_class, limit, classes, ground_truth)
         self.layout: str = self.discovery.layout
         self.samples: list[Sample] = self.discovery.samples
@@ -99,7 +103,7 @@ class ImageNetDataModule(pl.LightningDataModule):
             sampler=make_sampler(self.dataset, world_size, rank),
             num_workers=self.num_workers,
             collate_fn=collate_samples,
-            pin_memory=torch.cuda.is_available(),
+            pin_memory=self.pin_memory,
             persistent_workers=False,
         )
 

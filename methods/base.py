@@ -95,6 +95,10 @@ class SampleColumn(PerSampleMetric):
         self._store(sample_ids, values)
 
 
+#: Devices whose first backward pays a one-time start-up (cuDNN/cuBLAS handles, autograd's
+#: device threads) that must not go into the first batch's ``ms_per_map``.
+WARM_UP_DEVICES = ("cuda",)
+
 #: Per-sample columns every method records, besides the metrics and the method's extras
 #: (``map_problem``: 0 usable, 1 constant, 2 NaN/Inf; see ``metrics.functional.map_problems``).
 BASE_COLUMNS = ("label", "pred_class", "pred_prob", "ms_per_map", "map_problem")
@@ -197,7 +201,16 @@ class Explainer(pl.LightningModule):
             )
         return explanation
 
+    def warm_up(self, images: Tensor) -> None:
+        """One untimed forward and backward of the classifier on the first image."""
+        with torch.inference_mode(False), torch.enable_grad():
+            inputs = images[:1].detach().clone().requires_grad_(True)
+            self.classifier(inputs).sum().backward()
+        self._warmed_up = True
+
     def _timed_explain(self, images: Tensor, classes: Tensor) -> tuple[Explanation, float]:
+        if images.device.type in WARM_UP_DEVICES and not getattr(self, "_warmed_up", False):
+            self.warm_up(images)
         if images.is_cuda:
             torch.cuda.synchronize(images.device)
         start = time.perf_counter()

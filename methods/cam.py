@@ -290,6 +290,10 @@ class CAMSpec:
     config_class: type[MethodConfig] = CAMConfig
     uses_target_layer: bool = True
     doc: str = ""
+    #: Images per call of the grad-cam object (``None``: the whole batch). Score-CAM builds the
+    #: masked copies ``[B, C, 3, H, W]`` of the whole batch at once (ResNet-50, C = 2048, B = 8:
+    #: ~10 GB), so it is called one image at a time (~1.2 GB); its forwards are batched inside.
+    images_per_call: int | None = None
 
 
 class CAMExplainer(Explainer):
@@ -392,10 +396,13 @@ class CAMExplainer(Explainer):
         # grad-cam turns the hooked tensors into numpy arrays, which have no bfloat16: under
         # --precision bf16 its methods run in float32 (the scorer's forwards stay in bf16).
         no_autocast = torch.autocast(images.device.type, enabled=False)
+        step = self.spec.images_per_call or batch
         with torch.inference_mode(False), torch.enable_grad(), no_autocast:
             inputs = images.detach().clone()  # a normal tensor even if images is an inference tensor
             with hooks_attached(cam), grad_cam_bars_silenced():
-                result = cam(inputs, targets)
+                result = np.concatenate(
+                    [cam(inputs[start:start + step], targets[start:start + step]) for start in range(0, batch, step)]
+                )
         maps = torch.from_numpy(np.ascontiguousarray(result, dtype=np.float32))
         if tuple(maps.shape) != (batch, *images.shape[-2:]):
             raise RuntimeError(f"{self.method_name}: grad-cam returned maps of shape {tuple(maps.shape)}")
@@ -513,7 +520,7 @@ CAM_SPECS: tuple[CAMSpec, ...] = (
     Fu et al. 2020, "Axiom-based Grad-CAM: Towards Accurate Visualization and Explanation of
     CNNs" (BMVC).
     """),
-    CAMSpec("scorecam", "ScoreCAM", _make_scorecam, BatchedCAMConfig, doc="""Score-CAM: channels weighted by the softmax of the class score of the image masked by each channel.
+    CAMSpec("scorecam", "ScoreCAM", _make_scorecam, BatchedCAMConfig, images_per_call=1, doc="""Score-CAM: channels weighted by the softmax of the class score of the image masked by each channel.
 
     ``H^k = minmax(upsample(A^k))``, ``s_k = y^c(x * H^k)``, ``w = softmax_k(s)``,
     ``M = ReLU(sum_k w_k A^k)``; one forward pass per channel (``chunk_size`` at a time).

@@ -37,6 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from metrics.functional.image import at_least_float32, full_precision
+
 
 def _weighted(weights: Tensor, activations: Tensor) -> Tensor:
     return (weights[:, :, None, None] * activations).sum(dim=1)
@@ -101,6 +103,10 @@ def layer_activations(
     kept: dict[str, Tensor] = {}
 
     def keep(module: nn.Module, args, output: Tensor) -> Tensor:
+        if classes is not None:
+            # The graph starts here: the backward stops at the layer, so nothing before it is kept
+            # for autograd (the input does not require grad).
+            output = output.detach().requires_grad_(True)
         kept["a"] = output
         return output.clone()
 
@@ -113,7 +119,6 @@ def layer_activations(
                     classifier(inputs)
                 return kept["a"].detach(), None
             with torch.enable_grad():
-                inputs.requires_grad_(True)  # frozen weights: the graph must start at the input
                 logits = classifier(inputs)
                 score = logits.gather(1, classes.to(logits.device).long().view(-1, 1)).sum()
                 (gradient,) = torch.autograd.grad(score, kept["a"])
@@ -134,6 +139,11 @@ def device_cam(
     """Maps ``[B, H, W]`` (float32, on the images' device) of CAM ``kind`` (see
     :data:`DEVICE_METHODS`); ``seeds`` = one per image, for ``random``; ``reshape_transform``
     maps the layer's output (and its gradient) to ``[B, C, h, w]`` (vision transformers)."""
+    with full_precision(images):  # as the grad-cam backend (numpy has no bfloat16): float32 maps under bf16
+        return _device_cam(kind, classifier, layer, images, classes, seeds, reshape_transform)
+
+
+def _device_cam(kind, classifier, layer, images, classes, seeds, reshape_transform) -> Tensor:
     reshape = reshape_transform if reshape_transform is not None else (lambda tensor: tensor)
     if kind == "random":
         if seeds is None or len(seeds) != images.shape[0]:
@@ -145,7 +155,7 @@ def device_cam(
         cams = _weighted(weights.to(device=activations.device), activations.double())
     else:
         activations, gradients = layer_activations(classifier, layer, images, classes)
-        cams = DEVICE_CAMS[kind](reshape(activations), reshape(gradients))
+        cams = DEVICE_CAMS[kind](at_least_float32(reshape(activations)), at_least_float32(reshape(gradients)))
     cams = _scale(cams.float().clamp(min=0))
     cams = F.interpolate(cams[:, None], size=images.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
     return _scale(cams.clamp(min=0))

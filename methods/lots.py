@@ -108,10 +108,15 @@ def lots_attack(
             features_fn, current, targets if everyone else targets[active], distance
         )
         converged = dist <= tau
-        final[active[converged]] = dist[converged]
-        keep = ~converged
-        stepped = (current[keep] - _scaled_step(gradient[keep], alpha)).clamp_(0, 1)
-        active = active[keep]
+        # One device-to-host sync per iteration: boolean-mask indexing (five syncs) only in the
+        # iterations where a sample converged; otherwise integer indexing, which needs none.
+        if bool(converged.any()):
+            final[active[converged]] = dist[converged]
+            keep = ~converged
+            stepped = (current[keep] - _scaled_step(gradient[keep], alpha)).clamp_(0, 1)
+            active = active[keep]
+        else:
+            stepped = (current - _scaled_step(gradient, alpha)).clamp_(0, 1)
         adversarial[active] = stepped
         used[active] += 1
         if progress is not None:

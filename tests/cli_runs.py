@@ -74,11 +74,15 @@ def wandb_env(root: Path) -> dict[str, str]:
     }
 
 
-def run_subprocess(args: list[str], env: dict[str, str], timeout: float) -> CliRun:
-    """``python -m benchmark ARGS`` in a new session; on timeout the whole process group
-    (Lightning's DDP children too) is killed with SIGKILL, since Lightning catches SIGTERM."""
+#: ``python -m torch.distributed.run`` (torchrun) starting two local processes.
+TORCHRUN_TWO = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+
+
+def run_subprocess(args: list[str], env: dict[str, str], timeout: float, launcher: list[str] = ()) -> CliRun:
+    """``python [LAUNCHER] -m benchmark ARGS`` in a new session; on timeout the whole process
+    group (Lightning's DDP children too) is killed with SIGKILL, since Lightning catches SIGTERM."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "benchmark", *args],
+        [sys.executable, *launcher, "-m", "benchmark", *args],
         cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )
     try:

@@ -444,3 +444,28 @@ def test_random_cam_through_the_pipeline_is_the_same_for_batch_sizes_1_and_4():
     torch.testing.assert_close(maps[1], maps[4], rtol=0, atol=1e-5)
     # the x * M maps are seeded alike (a constant map leaves Coherency undefined: NaN)
     np.testing.assert_allclose(coherency[1], coherency[4], atol=1e-3, equal_nan=True)
+
+
+def test_scorecam_is_called_one_image_at_a_time_with_the_batchs_maps(monkeypatch):
+    """grad-cam's Score-CAM builds the masked copies [B, C, 3, H, W] of the whole batch at once
+    (ResNet-50 at batch 8: ~10 GB): the wrapper calls it per image; the maps are the batch call's."""
+    import dataclasses
+
+    from methods import cam as cam_module
+
+    model = _tiny(seed=3)
+    images, classes = _images(batch=3), torch.tensor([0, 1, 2])
+    method = get_method("scorecam")(model, get_method("scorecam").config_class(target_layer="features.2"))
+    seen = []
+    grad_cam_object = method.cam_object(images.device)
+    original = type(grad_cam_object).__call__
+    monkeypatch.setattr(type(grad_cam_object), "__call__",
+                        lambda self, inputs, targets: seen.append(inputs.shape[0]) or original(self, inputs, targets))
+    assert cam_module.CAM_METHODS["scorecam"].spec.images_per_call == 1
+    per_image = method.explain(images, classes)
+    assert seen == [1, 1, 1]
+    monkeypatch.setattr(type(method), "spec", dataclasses.replace(method.spec, images_per_call=None))
+    seen.clear()
+    whole = method.explain(images, classes)
+    assert seen == [3]
+    torch.testing.assert_close(per_image, whole, atol=1e-6, rtol=0)

@@ -110,3 +110,115 @@ def test_fewer_images_than_processes_fails_before_launching(tmp_path, capsys):
     assert code == 2 and len(err) == 1
     assert err[0] == "error: only 2 images for 3 processes (--devices 3 x --num-nodes 1); use more images or fewer devices"
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "env,devices,expected",
+    [
+        ({"WORLD_SIZE": "2"}, "1", "the launcher started 2 processes (WORLD_SIZE=2 (torchrun)), but --devices 1 x "
+                                   "--num-nodes 1 is 1: pass --devices 2"),
+        ({"SLURM_NTASKS": "4", "SLURM_JOB_NAME": "eval"}, "2", "the launcher started 4 processes (SLURM_NTASKS=4 "
+                                                               "(srun)), but --devices 2 x --num-nodes 1 is 2"),
+        ({"OMPI_COMM_WORLD_SIZE": "3"}, "1", "OMPI_COMM_WORLD_SIZE=3 (mpirun)"),
+    ],
+)
+def test_a_launcher_with_more_processes_than_devices_is_refused(env, devices, expected, monkeypatch):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(BenchmarkError, match=expected.replace("(", r"\(").replace(")", r"\)")):
+        _options("--devices", devices, "--accelerator", "cpu")
+
+
+def test_a_launcher_matching_the_devices_uses_ddp_and_an_interactive_allocation_is_one_process(monkeypatch):
+    from pytorch_lightning.strategies import DDPStrategy
+
+    monkeypatch.setenv("SLURM_NTASKS", "4")
+    monkeypatch.setenv("SLURM_JOB_NAME", "bash")  # salloc's shell: one process, as Lightning reads it
+    assert not uses_ddp(_options("--accelerator", "cpu"))
+    monkeypatch.setenv("SLURM_JOB_NAME", "eval")
+    options = _options("--devices", "2", "--num-nodes", "2", "--accelerator", "cpu")
+    assert uses_ddp(options) and isinstance(trainer_device_arguments(options)["strategy"], DDPStrategy)
+    monkeypatch.delenv("SLURM_NTASKS")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert uses_ddp(_options("--devices", "2", "--accelerator", "cpu"))
+
+
+def test_devices_auto_is_resolved_so_the_checks_apply(monkeypatch):
+    from benchmark import devices
+
+    monkeypatch.setattr(devices, "_cuda_count", lambda: 0)
+    assert trainer_device_arguments(_options("--devices", "auto"))["devices"] == 1
+    monkeypatch.setattr(devices, "_cuda_count", lambda: 4)
+    arguments = trainer_device_arguments(_options("--devices", "auto", "--accelerator", "cpu"))
+    assert arguments["devices"] == 1  # auto on the CPU is one process
+    with pytest.raises(BenchmarkError, match="only 2 images for 4 processes"):
+        devices.check_images_per_process(_options("--devices", "auto"), 2)
+
+
+def test_more_gpus_than_visible_is_one_line(monkeypatch):
+    from benchmark import devices
+
+    monkeypatch.setattr(devices, "_cuda_count", lambda: 2)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    with pytest.raises(BenchmarkError, match=r"--devices 4: only 2 GPU\(s\) are visible .*CUDA_VISIBLE_DEVICES=0,1.*at most 2"):
+        _options("--devices", "4")
+    with pytest.raises(BenchmarkError, match="or use indices below it"):
+        _options("--devices", "0,3")
+
+
+def test_the_recorded_device_is_the_strategys_root_device(monkeypatch):
+    """After trainer.test Lightning has moved the module back to the CPU: the record must come
+    from the strategy (here a mocked CUDA root device)."""
+    from types import SimpleNamespace
+
+    from benchmark.devices import device_facts
+
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device: f"Mock GPU {device.index}")
+    trainer = SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device("cuda", 1)), world_size=8,
+                              num_devices=4)
+    assert device_facts(trainer) == {"device": "cuda:1", "processes": 8, "gpu": "Mock GPU 1", "gpus_per_node": 4}
+    cpu = SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device("cpu")), world_size=1, num_devices=1)
+    assert device_facts(cpu) == {"device": "cpu", "processes": 1}
+
+
+@pytest.mark.slow
+def test_torchrun_with_one_device_is_refused_and_with_two_equals_one_process(one_process_run, tmp_path):
+    from tests.cli_runs import TORCHRUN_TWO
+
+    refused = run_subprocess([*SEVEN_IMAGES_GRADCAM, "--devices", "1", "--accelerator", "cpu", "--logger", "none",
+                              "--output", str(tmp_path / "refused")], env=isolated_env(tmp_path), timeout=200,
+                             launcher=TORCHRUN_TWO)
+    assert refused.code != 0
+    assert "error: the launcher started 2 processes (WORLD_SIZE=2 (torchrun)), but --devices 1" in refused.err
+    assert not (tmp_path / "refused").exists()
+
+    launched = run_subprocess([*SEVEN_IMAGES_GRADCAM, "--devices", "2", "--accelerator", "cpu", "--logger", "none",
+                               "--ddp-timeout", "60", "--output", str(tmp_path / "runs")],
+                              env=isolated_env(tmp_path), timeout=400, launcher=TORCHRUN_TWO)
+    assert launched.code == 0, launched.err[-3000:]
+    two = json.loads((launched.run_dir / "results.json").read_text())
+    one = json.loads((one_process_run.run_dir / "results.json").read_text())
+    assert two["processes"] == 2 and two["images"] == one["images"] == 7
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == [launched.run_dir.name]  # one folder, not two
+    for a, b in zip(_rows(one_process_run.run_dir), _rows(launched.run_dir)):
+        assert a["sample_id"] == b["sample_id"]
+        for key in ("avg_drop", "avg_increase", "coherency", "insertion", "deletion"):
+            assert float(b[key]) == pytest.approx(float(a[key]), rel=1e-6, abs=1e-6), (a["sample_id"], key)
+
+
+def test_batch_size_and_workers_default_per_device(monkeypatch):
+    from benchmark import devices
+
+    monkeypatch.setattr(devices, "_cuda_count", lambda: 0)
+    cpu = _options()
+    assert (cpu.batch_size, cpu.num_workers) == (8, 0)
+    monkeypatch.setattr(devices, "_cuda_count", lambda: 2)
+    monkeypatch.setattr(devices.os, "cpu_count", lambda: 16)
+    gpu = _options("--devices", "2")
+    assert (gpu.batch_size, gpu.num_workers) == (32, 4)
+    assert _options("--devices", "2", "--batch-size", "8", "--num-workers", "0").batch_size == 8
+    assert _options("--accelerator", "cpu").batch_size == 8  # a GPU machine told to use its CPU
+    from benchmark.run import datamodule_of
+
+    assert datamodule_of(_options("--accelerator", "cpu", "--limit", "1")).pin_memory is False
+    assert datamodule_of(_options("--devices", "2", "--limit", "2")).pin_memory is True

@@ -132,3 +132,48 @@ def test_map_of_no_perturbation_is_all_zeros():
     images = torch.rand(2, 3, 16, 16)
     saliency = lots_map(images, images.clone(), kernel_size=3)
     assert torch.equal(saliency, torch.zeros(2, 16, 16))
+
+
+def _masked_every_iteration(features_fn, images, targets, iterations, tau, alpha):
+    """The loop before the sync-free change: boolean-mask indexing in every iteration."""
+    from methods.lots import _loss_and_gradient, _scaled_step
+
+    adversarial = images.detach().clone()
+    used = torch.zeros(images.shape[0], dtype=torch.long)
+    active = torch.arange(images.shape[0])
+    for _ in range(iterations):
+        if active.numel() == 0:
+            break
+        dist, gradient = _loss_and_gradient(features_fn, adversarial[active], targets[active], "euclidean")
+        keep = ~(dist <= tau)
+        stepped = (adversarial[active][keep] - _scaled_step(gradient[keep], alpha)).clamp_(0, 1)
+        active = active[keep]
+        adversarial[active] = stepped
+        used[active] += 1
+    return adversarial, used
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_the_sync_free_loop_gives_the_masked_loops_images(dtype):
+    model, _, images = _linear_case(dtype)
+    target = torch.zeros(3, 2, dtype=dtype)
+    tau = float(model(images).norm(dim=1).min()) * 0.6
+    got = lots_attack(model, images, target, iterations=200, tau=tau, alpha=0.004)
+    expected, used = _masked_every_iteration(model, images, target, 200, tau, 0.004)
+    assert torch.equal(got.adversarial, expected) and torch.equal(got.iterations, used)
+    assert len(set(used.tolist())) > 1
+
+
+def test_no_mask_indexing_while_nothing_converges():
+    """Boolean-mask indexing runs aten::nonzero (a device-to-host sync on a GPU); while no sample
+    converges the loop must not run it."""
+    from torch.profiler import ProfilerActivity, profile
+
+    model, _, images = _linear_case()
+    with profile(activities=[ProfilerActivity.CPU]) as never:
+        lots_attack(model, images, torch.zeros(3, 2, dtype=torch.float64), iterations=5, tau=0.0, alpha=0.004)
+    assert not [e for e in never.events() if e.name == "aten::nonzero"]
+    tau = float(model(images).norm(dim=1).min()) * 1.01  # one sample converges at once
+    with profile(activities=[ProfilerActivity.CPU]) as some:
+        lots_attack(model, images, torch.zeros(3, 2, dtype=torch.float64), iterations=5, tau=tau, alpha=0.004)
+    assert [e for e in some.events() if e.name == "aten::nonzero"], "the profiler should see the masked path"

@@ -174,3 +174,28 @@ def test_precision_64_makes_lots_maps_independent_of_the_batch_size(tmp_path):
     assert contents[0]["precision"] == "64"
     for key, value in contents[0]["metrics"].items():
         assert contents[1]["metrics"][key] == pytest.approx(value, abs=1e-6), key
+
+
+def test_the_first_batch_on_a_gpu_is_timed_after_an_untimed_warm_up(monkeypatch):
+    """CUDA's first backward pays a one-time start-up: one untimed forward and backward comes
+    before the first timed explain, once per run (simulated on the CPU)."""
+    from methods import base
+
+    calls = []
+
+    class Recorder(base.Explainer):
+        def explain(self, images, classes):
+            calls.append(("explain", images.shape[0]))
+            return images.mean(1)
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 4, 3))
+    model.register_forward_hook(lambda m, a, out: calls.append(("forward", a[0].shape[0], a[0].requires_grad)))
+    method = Recorder(model, keep_maps=0, show_progress=False)
+    images = torch.rand(2, 3, 4, 4)
+    method._timed_explain(images, torch.tensor([0, 1]))
+    assert calls == [("explain", 2)]  # on the CPU: no warm-up
+    monkeypatch.setattr(base, "WARM_UP_DEVICES", ("cpu",))
+    calls.clear()
+    method._timed_explain(images, torch.tensor([0, 1]))
+    method._timed_explain(images, torch.tensor([0, 1]))
+    assert calls == [("forward", 1, True), ("explain", 2), ("explain", 2)]

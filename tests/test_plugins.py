@@ -95,6 +95,8 @@ def test_help_lists_the_plugin_and_its_options_and_marks_a_broken_one(plugin_ins
     assert "centre_gaussian" in out and "Centre Gaussian" in out
     assert "--method.sigma" in out
     assert "broken_example" in out and "[plugin does not load:" in out
+    assert "tiny_cnn" in out and "Tiny CNN" in out  # the plugin's model
+    assert "sparseness" in out and "Sparseness (higher is better)" in out  # and its metric
 
 
 def test_a_plugin_that_does_not_resolve_is_one_line_naming_its_package(plugin_installed, capsys):

@@ -121,6 +121,45 @@ def test_settings_differences_ignore_only_where_and_how_a_run_is_logged():
     assert settings_differences(stored, current) == ["batch_size: 8 -> 4"]
 
 
+@pytest.mark.parametrize(
+    "option,message",
+    [
+        (["--accelerator", "cpu"], "accelerator: 'auto' -> 'cpu'"),
+        (["--precision", "64"], "precision: '32' -> '64'"),
+        (["--allow-tf32"], "allow_tf32: False -> True"),
+        (["--threads", "1"], "threads: None -> 1"),
+    ],
+)
+def test_resuming_on_another_accelerator_precision_or_tf32_is_refused(option, message, tmp_path, capsys):
+    """One run must not mix CPU float32 with GPU (or TF32, or float64) results; only the number of
+    processes may change (each record says how many computed it)."""
+    from benchmark.cli import build_parser, config_from_args, main
+    from benchmark.records import samples_fingerprint, start_run_folder
+    from datamodules import ImageNetDataModule
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    config = config_from_args(build_parser().parse_args(["test", "--method", "gradcam", "--limit", "2"]))
+    start_run_folder(run_dir, config.to_dict(), samples_fingerprint(ImageNetDataModule(limit=2).samples))
+    assert main(["test", "--resume", str(run_dir), *option, "--logger", "none"]) == 2
+    err = capsys.readouterr().err
+    assert "the settings differ from the run's" in err and message in err, err
+    stored = config.to_dict()
+    assert settings_differences(stored, {**stored, "devices": "2", "num_nodes": 2, "strategy": "ddp"}) == []
+
+
+def test_each_record_says_how_many_processes_computed_it(tmp_path):
+    from benchmark.records import RecordWriter, images_by_processes
+
+    writer = RecordWriter(tmp_path, 0)
+    writer.write([SampleRecord(0, {"a": 1.0}, {"m": 2.0}, {}, processes=2), SampleRecord(1, {"a": 1.0}, {"m": 2.0}, {},
+                  processes=1), SampleRecord(2, failed="unreadable"), SampleRecord(3, {"a": 1.0}, {"m": 2.0}, {})])
+    writer.close()
+    records = read_records(tmp_path)
+    assert [records[i].processes for i in range(4)] == [2, 1, None, None]
+    assert images_by_processes(tmp_path) == {"2": 1, "1": 1, "unrecorded": 1}
+
+
 def test_a_torn_last_line_is_ignored_and_a_torn_middle_line_is_an_error(tmp_path):
     folder = tmp_path / "records"
     folder.mkdir()

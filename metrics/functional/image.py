@@ -1,5 +1,8 @@
 """Image operations shared by the LOTS map (SPEC section 5) and the Insertion/Deletion
-baseline (SPEC section 7). All work on batches and in any floating dtype."""
+baseline (SPEC section 7). All work on batches, in float32 or float64: a bfloat16/float16
+input is computed in float32, and autocast (``--precision bf16``) is switched off inside, so
+that maps and baselines are never quantized to 8 bits of mantissa whatever the precision of
+the model's forward."""
 
 from __future__ import annotations
 
@@ -8,6 +11,16 @@ from torch import Tensor
 from torchvision.transforms.v2.functional import gaussian_blur as _tv_gaussian_blur
 
 from metrics.errors import BenchmarkError
+
+
+def at_least_float32(tensor: Tensor) -> Tensor:
+    """``tensor`` in float32 when it is a half type (bfloat16, float16), else unchanged."""
+    return tensor.float() if tensor.dtype in (torch.bfloat16, torch.float16) else tensor
+
+
+def full_precision(tensor: Tensor):
+    """A context without autocast on ``tensor``'s device (for map post-processing)."""
+    return torch.autocast(device_type=tensor.device.type, enabled=False)
 
 #: ITU-R BT.601 luma weights, as ``cv2.cvtColor(..., COLOR_RGB2GRAY)`` and PIL's "L" use.
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)
@@ -37,8 +50,9 @@ def gaussian_blur(images: Tensor, kernel_size: int, sigma: float | None = None) 
         )
     sigma = opencv_sigma(kernel_size) if sigma is None else float(sigma)
     shape = images.shape
-    flat = images.reshape(-1, 1, height, width)
-    blurred = _tv_gaussian_blur(flat, [kernel_size, kernel_size], [sigma, sigma])
+    flat = at_least_float32(images).reshape(-1, 1, height, width)
+    with full_precision(flat):
+        blurred = _tv_gaussian_blur(flat, [kernel_size, kernel_size], [sigma, sigma])
     return blurred.reshape(shape)
 
 
@@ -46,13 +60,15 @@ def to_grayscale(images: Tensor) -> Tensor:
     """``images[..., 3, H, W]`` -> ``[..., H, W]`` with gray = 0.299 R + 0.587 G + 0.114 B."""
     if images.shape[-3] != 3:
         raise ValueError(f"expected RGB images [..., 3, H, W], got shape {tuple(images.shape)}")
+    images = at_least_float32(images)
     weights = torch.tensor(GRAY_WEIGHTS, dtype=images.dtype, device=images.device)
-    return torch.einsum("...chw,c->...hw", images, weights)
+    with full_precision(images):
+        return torch.einsum("...chw,c->...hw", images, weights)
 
 
 def minmax_normalize(maps: Tensor) -> Tensor:
     """Scale each map ``[..., H, W]`` to [0, 1]; a constant map becomes all zeros (no NaN)."""
-    flat = maps.flatten(-2)
+    flat = at_least_float32(maps).flatten(-2)
     low = flat.amin(dim=-1, keepdim=True)
     span = flat.amax(dim=-1, keepdim=True) - low
     scaled = torch.where(span > 0, (flat - low) / torch.where(span > 0, span, 1), 0)
