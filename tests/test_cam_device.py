@@ -101,3 +101,19 @@ def test_device_backend_for_a_method_without_one_is_refused():
         CAM_METHODS["smoothgradcampp"](_tiny(), SmoothGradCAMppConfig(backend="device"))
     with pytest.raises(BenchmarkError, match="--method.backend 'gpu' is unknown"):
         CAMConfig(backend="gpu").validate()
+
+
+def test_the_backward_of_a_device_cam_stops_at_the_target_layer():
+    """The graph starts at the layer's output: nothing before the layer is kept for autograd (the
+    input does not require grad), so the backward never reaches the layers before it."""
+    from methods.cam_device import layer_activations
+
+    model = _tiny()
+    reached = []
+    model.net.features[0].register_full_backward_hook(lambda m, gi, go: reached.append("first conv"))
+    seen_inputs = []
+    model.net.features[0].register_forward_hook(lambda m, a, out: seen_inputs.append(a[0].requires_grad))
+    images = torch.rand(2, 3, 32, 32)
+    activations, gradients = layer_activations(model, model.net.features[2], images, torch.tensor([0, 1]))
+    assert reached == [] and seen_inputs == [False]
+    assert gradients is not None and gradients.shape == activations.shape and gradients.abs().sum() > 0
