@@ -116,6 +116,11 @@ class RunOptions:
         metadata={"help": "32 (float32), 64 (float64: LOTS maps independent of batch size and processes; "
                   "slower) or bf16 (bfloat16 autocast on GPU; changes the numbers, see perf/README.md)"},
     )
+    execution: Literal["eager", "channels_last"] = field(
+        default="eager",
+        metadata={"help": "how the model's passes run: eager (NCHW) or channels_last (~1.9x faster forwards on "
+                  "this project's CPU; float32 numbers differ by rounding); results.json records it"},
+    )
     allow_tf32: bool = field(
         default=False,
         metadata={"help": "let CUDA float32 convolutions and matmuls use TF32 (faster on Ampere and later, ~1e-3 "

@@ -133,7 +133,8 @@ def build_method(config: RunConfig, method: str | None = None, **pipeline):
 
     o = config.options
     method = method or o.method
-    classifier = build_classifier(o.model, o.model_weights, mean=o.model_mean, std=o.model_std)
+    classifier = build_classifier(o.model, o.model_weights, mean=o.model_mean, std=o.model_std,
+                                  execution=o.execution)
     return get_method(base_method(method))(
         classifier,
         config.method_configs[method],
@@ -234,6 +235,7 @@ def evaluate(
                 **numerics_in_force(),
                 "precision": o.precision,
                 "threads": torch.get_num_threads(),
+                "execution": o.execution,
                 "method_info": method.describe(),
                 "metric_info": method.scorer.info(),
                 "model_weights": getattr(method.classifier, "weights_source", o.model_weights),

@@ -253,17 +253,22 @@ def build_classifier(
     weights: str | None = None,
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
+    execution: str = "eager",
 ) -> NormalizedClassifier:
     """Build a classifier (any name :func:`get_model_spec` knows), in eval mode with frozen
     weights. ``weights``: a local state dict, :data:`RANDOM_WEIGHTS`, or ``None`` for the
     model's own source; ``mean``/``std`` override the model's normalization (and are needed
-    where it has none). ``weights_source`` on the result says which weights it holds."""
+    where it has none); ``execution``: see :mod:`models.execution`. ``weights_source`` on the
+    result says which weights it holds, ``execution`` how it runs."""
+    from models.execution import apply_execution
+
     spec = check_model_choice(name, weights, mean, std)
-    net = spec.build(weights)
+    net = apply_execution(spec.build(weights), execution)
     mean = tuple(float(v) for v in (spec.mean if mean is None else mean))
     std = tuple(float(v) for v in (spec.std if std is None else std))
     model = NormalizedClassifier(net, mean, std, name=name)
     model.weights_source = "none (random)" if weights == RANDOM_WEIGHTS else (str(weights) if weights else "default")
+    model.execution = execution
     model.eval()
     model.requires_grad_(False)
     if weights == RANDOM_WEIGHTS:

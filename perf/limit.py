@@ -1,5 +1,7 @@
 """The model's own limit: forward and forward+backward (to the input) time per image, over
-batch sizes, and the best of each — the denominator of every ratio ``python -m perf`` prints."""
+batch sizes and over the executions the benchmark can use (``models.execution``: eager NCHW,
+channels_last), and the best of each — the denominator of every ratio ``python -m perf``
+prints. The limit is the fastest execution's, so a case run the slow way shows it."""
 
 from __future__ import annotations
 
@@ -38,6 +40,28 @@ class ModelLimit:
 def _batch(images: Tensor, size: int) -> Tensor:
     repeats = -(-size // images.shape[0])
     return images.repeat(repeats, 1, 1, 1)[:size].contiguous()
+
+
+def fastest(limits: dict[str, ModelLimit]) -> ModelLimit:
+    """Per batch size the fastest of the executions' times (the honest limit)."""
+    best = ModelLimit()
+    for limit in limits.values():
+        for size, ms in limit.forward_ms.items():
+            best.forward_ms[size] = min(best.forward_ms.get(size, ms), ms)
+        for size, ms in limit.forward_backward_ms.items():
+            best.forward_backward_ms[size] = min(best.forward_backward_ms.get(size, ms), ms)
+    return best
+
+
+def measure_limits(model_name: str, images: Tensor, batch_sizes: list[int], executions, repeats: int = 5):
+    """``{execution: ModelLimit}`` of ``model_name`` built for each execution."""
+    from models import build_classifier
+
+    return {
+        execution: measure_limit(build_classifier(model_name, execution=execution).to(images.device), images,
+                                 batch_sizes, repeats)
+        for execution in executions
+    }
 
 
 def measure_limit(model: nn.Module, images: Tensor, batch_sizes: list[int], repeats: int = 5) -> ModelLimit:

@@ -74,3 +74,28 @@ def test_the_side_scripts_print_their_tables(capsys):
     assert chunks.main(["--images", "2", "--n-steps", "2", "--chunk-sizes", "2,16", "--repeats", "1"]) == 0
     out = capsys.readouterr().out
     assert "| 16 (default) |" in out and "| 2 |" in out
+
+
+def test_the_limit_is_the_fastest_execution_per_batch_size():
+    from perf.limit import fastest
+
+    eager = ModelLimit(forward_ms={1: 20.0, 8: 18.0}, forward_backward_ms={1: 50.0, 8: 45.0})
+    channels_last = ModelLimit(forward_ms={1: 22.0, 8: 10.0}, forward_backward_ms={1: 48.0, 8: 30.0})
+    best = fastest({"eager": eager, "channels_last": channels_last})
+    assert best.forward_ms == {1: 20.0, 8: 10.0} and best.forward_backward_ms == {1: 48.0, 8: 30.0}
+    assert best.best_forward == (8, 10.0) and best.backward_ms == 20.0
+
+
+def test_the_gpu_check_says_so_and_exits_0_without_a_gpu(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.cli_runs import REPO
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU: run perf/gpu_check.sh itself")
+    done = subprocess.run(["bash", str(REPO / "perf" / "gpu_check.sh"), str(tmp_path / "out.md")],
+                          env={"PYTHON": sys.executable, "PATH": "/usr/bin:/bin"}, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0 and "no CUDA GPU is visible" in done.stdout
+    assert not (tmp_path / "out.md").exists()
