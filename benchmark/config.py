@@ -116,10 +116,11 @@ class RunOptions:
         metadata={"help": "32 (float32), 64 (float64: LOTS maps independent of batch size and processes; "
                   "slower) or bf16 (bfloat16 autocast on GPU; changes the numbers, see perf/README.md)"},
     )
-    execution: Literal["eager", "channels_last"] = field(
-        default="eager",
-        metadata={"help": "how the model's passes run: eager (NCHW) or channels_last (~1.9x faster forwards on "
-                  "this project's CPU; float32 numbers differ by rounding); results.json records it"},
+    execution: Literal["auto", "eager", "channels_last"] = field(
+        default="auto",
+        metadata={"help": "how the model's passes run: eager (NCHW, the path before 2026-12) or channels_last "
+                  "(~1.9x faster forwards on a CPU; float32 numbers differ by rounding); auto = the device's "
+                  "default (channels_last); results.json records the one used"},
     )
     allow_tf32: bool = field(
         default=False,

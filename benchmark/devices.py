@@ -60,16 +60,23 @@ def uses_cuda(accelerator: str) -> bool:
 #: batch 32 holds its LOTS backward in ~3 GB). Workers: 0 on the CPU (decoding in another
 #: process only competes for the same cores); 4 per process on a GPU, so JPEG decoding overlaps
 #: the GPU's work. To be measured on a GPU by perf/gpu_check.sh.
-DEVICE_DEFAULTS = {"cpu": {"batch_size": 8, "num_workers": 0}, "cuda": {"batch_size": 32, "num_workers": 4}}
+#: Execution (``models.execution``): channels_last on both, fixed (not tuned at run time, so runs
+#: stay reproducible). CPU, measured (perf/README.md): EfficientNet-Lite0 forward 21.1 -> 11.3
+#: ms/image at batch 16, a LOTS iteration at batch 8 410 -> 321 ms. CUDA: cuDNN's tensor-core
+#: convolutions want NHWC; to be confirmed by perf/gpu_check.sh.
+DEVICE_DEFAULTS = {
+    "cpu": {"batch_size": 8, "num_workers": 0, "execution": "channels_last"},
+    "cuda": {"batch_size": 32, "num_workers": 4, "execution": "channels_last"},
+}
 
 
 def device_defaults(options: Any) -> dict[str, int]:
-    """The per-device defaults of ``options`` (those it leaves at ``None``)."""
+    """The per-device defaults of ``options`` (those it leaves at ``None`` or ``auto``)."""
     defaults = dict(DEVICE_DEFAULTS["cuda" if uses_cuda(options.accelerator) else "cpu"])
     if "num_workers" in defaults and defaults["num_workers"]:
         per_process = (os.cpu_count() or 1) // max(device_count(resolved_devices(options)) or 1, 1)
         defaults["num_workers"] = max(0, min(defaults["num_workers"], per_process - 1))
-    return {name: value for name, value in defaults.items() if getattr(options, name, 0) is None}
+    return {name: value for name, value in defaults.items() if getattr(options, name, 0) in (None, "auto")}
 
 
 def resolved_devices(options: Any) -> int | list[int]:

@@ -196,7 +196,8 @@ def run_targets(namespace: argparse.Namespace, config_from_args) -> Path | None:
     if kinds == ["class"]:
         datamodule.restrict(list(chosen.values()))  # only the chosen images are read
     pl.seed_everything(o.seed, workers=True, verbose=False)
-    classifier = build_classifier(o.model, o.model_weights, mean=o.model_mean, std=o.model_std)
+    classifier = build_classifier(o.model, o.model_weights, mean=o.model_mean, std=o.model_std,
+                                  execution=o.execution)
     from models.features import FeatureExtractor
 
     with torch.no_grad():

@@ -1,8 +1,9 @@
-"""How the classifier's passes execute: eager PyTorch in NCHW (``eager``), or with its weights
-and activations in the ``channels_last`` memory format (``channels_last``), which this CPU's
-convolutions run ~1.9x faster (EfficientNet-Lite0 forward, batch 16: 21.1 -> 11.3 ms/image,
-logits within 1e-5; ``perf/README.md``). Hooks (CAM layers, pass counting) work in both.
-Both are float32 (or float64) all the way; they differ only in rounding."""
+"""How the classifier's passes execute: eager PyTorch in NCHW (``eager``, the benchmark's path
+until 2026-12), or with its weights and activations in the ``channels_last`` memory format
+(``channels_last``, the default on every device), which this project's CPU runs ~1.9x faster
+(EfficientNet-Lite0 forward, batch 16: 21.1 -> 11.3 ms/image, logits within 1e-5;
+``perf/README.md``). Hooks (CAM layers, pass counting) work in both. Both are float32 (or
+float64) all the way; they differ only in rounding."""
 
 from __future__ import annotations
 

@@ -128,7 +128,7 @@ def test_settings_differences_ignore_only_where_and_how_a_run_is_logged():
         (["--precision", "64"], "precision: '32' -> '64'"),
         (["--allow-tf32"], "allow_tf32: False -> True"),
         (["--threads", "1"], "threads: None -> 1"),
-        (["--execution", "channels_last"], "execution: 'eager' -> 'channels_last'"),
+        (["--execution", "eager"], "execution: 'channels_last' -> 'eager'"),
     ],
 )
 def test_resuming_on_another_accelerator_precision_or_tf32_is_refused(option, message, tmp_path, capsys):
