@@ -37,39 +37,45 @@ def _flag(name: str) -> str:
     return _FLAGS.get(name, "--" + name.replace("_", "-"))
 
 
-def _catalogue() -> str:
-    from methods import get_method, method_names
-    from models import get_model_spec, model_names, model_prefixes
+def _summary(obj: object) -> str:
+    return ((getattr(obj, "__doc__", None) or "").strip().splitlines() or [""])[0]
 
-    lines = ["methods:"]
-    for name in method_names():
+
+def _entries(names: Sequence[str], describe) -> list[str]:
+    """One ``--help`` line per registry name: ``describe(name)``, or why its plugin does not load."""
+    lines = []
+    for name in names:
         try:
-            doc = ((get_method(name).__doc__ or "").strip().splitlines() or [""])[0]
-        except BenchmarkError as error:
-            doc = f"[plugin does not load: {error}]"
-        lines.append(f"  {name:<20} {doc}")
-    lines.append("  package.module:Class  your own method (an Explainer subclass, or a function/object with explain), imported from this environment")
-    lines.append("models:")
-    for name in model_names():
-        try:
-            spec = get_model_spec(name)
-            description = spec.description + ("" if spec.available() else "  [not installed]")
+            description = describe(name)
         except BenchmarkError as error:
             description = f"[plugin does not load: {error}]"
         lines.append(f"  {name:<20} {description}")
+    return lines
+
+
+def _model_description(name: str) -> str:
+    from models import get_model_spec
+
+    spec = get_model_spec(name)
+    return spec.description + ("" if spec.available() else "  [not installed]")
+
+
+def _catalogue() -> str:
+    from methods import get_method, method_names
+    from metrics import metric_class, metric_names
+    from models import model_names, model_prefixes
+
+    lines = ["methods:", *_entries(method_names(), lambda name: _summary(get_method(name)))]
+    lines.append("  package.module:Class  your own method (an Explainer subclass, or a function/object with explain), "
+                 "imported from this environment")
+    lines.append("models:")
+    lines.extend(_entries(model_names(), _model_description))
     for prefix, help in model_prefixes().items():
         lines.append(f"  {prefix + ':NAME':<20} {help}")
     lines.append("  package.module:build your own model: a function returning an nn.Module (normalized images -> "
                  "logits); with --model.mean and --model.std")
     lines.append("metrics (the thesis's five always; more with --metrics.extra NAME,...):")
-    from metrics import metric_class, metric_names
-
-    for name in metric_names():
-        try:
-            description = ((metric_class(name).__doc__ or "").strip().splitlines() or [""])[0]
-        except BenchmarkError as error:
-            description = f"[plugin does not load: {error}]"
-        lines.append(f"  {name:<20} {description}")
+    lines.extend(_entries(metric_names(), lambda name: _summary(metric_class(name))))
     lines.append("  package.module:Class  your own metric (a metrics.PerSampleMetric declaring needs), imported from this "
                  "environment")
     lines.append("")
