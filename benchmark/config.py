@@ -122,6 +122,11 @@ class RunOptions:
                   "(~1.9x faster forwards on a CPU; float32 numbers differ by rounding); auto = the device's "
                   "default (channels_last); results.json records the one used"},
     )
+    estimate: bool = field(
+        default=False,
+        metadata={"help": "print the expected wall time on this machine (model passes counted on one image, timed "
+                  "on a few) and stop: nothing is run or written"},
+    )
     allow_tf32: bool = field(
         default=False,
         metadata={"help": "let CUDA float32 convolutions and matmuls use TF32 (faster on Ampere and later, ~1e-3 "

@@ -282,6 +282,11 @@ def print_notes(evaluation: Evaluation) -> None:
 def run_test(config: RunConfig) -> Path | None:
     """``test``: one method end to end; returns the run folder (on rank 0)."""
     datamodule = build_datamodule(config)  # bad folders fail here, before any model work
+    if config.options.estimate:
+        from benchmark.estimate import print_estimate
+
+        print_estimate(config, datamodule, [config.options.method])
+        return None
     resume = Path(config.options.resume) if config.options.resume else None
     evaluation = evaluate(config, config.options.method, datamodule, resume=resume)
     if evaluation is None:

@@ -153,6 +153,11 @@ def run_table(config: RunConfig) -> Path | None:
     """
     o = config.options
     datamodule = build_datamodule(config)
+    if o.estimate:
+        from benchmark.estimate import print_estimate
+
+        print_estimate(config, datamodule, list(o.methods))
+        return None
     table_dir: Path | None = Path(o.resume) if o.resume else None
     if table_dir is not None:
         check_resumable_table(table_dir, config)

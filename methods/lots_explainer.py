@@ -172,6 +172,11 @@ class LOTS(Explainer):
             )
         return targets
 
+    def worst_case_passes(self) -> tuple[int, int]:
+        """Images through the model per explained image without an early stop (``--estimate``):
+        ``iterations`` forward+backward updates and one last forward."""
+        return self.config.iterations + 1, self.config.iterations
+
     def describe(self) -> dict[str, Any]:
         config: LOTSConfig = self.config
         if self.targets_file is not None:

@@ -263,6 +263,10 @@ class SavedMaps(Explainer):
         ids = self.current_sample_ids.tolist()
         return torch.stack([table[i] for i in ids]).to(device=images.device, dtype=images.dtype)
 
+    def worst_case_passes(self) -> tuple[int, int]:
+        """Reading maps passes nothing through the model (``--estimate``)."""
+        return 0, 0
+
     def explain(self, images: Tensor, classes: Tensor) -> Tensor:
         return self._lookup(self._maps, images)
 

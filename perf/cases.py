@@ -9,7 +9,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from perf.counting import counting_passes
+from models.counting import counting_passes
 from perf.limit import ModelLimit
 from perf.timing import synchronize, time_ms
 

@@ -128,7 +128,7 @@ def test_run_case(model_name, limit, device, images: int, method: str, n_steps: 
     from methods import get_method
     from metrics import SaliencyScorer
     from models import build_classifier
-    from perf.counting import counting_passes
+    from models.counting import counting_passes
 
     classifier = build_classifier(model_name, execution=execution)
     config = get_method(method).config_class(**({"iterations": iterations} if method == "lots" else {}))

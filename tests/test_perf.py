@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from methods.lots import lots_attack
-from perf.counting import counting_passes
+from models.counting import counting_passes
 from perf.limit import ModelLimit
 
 

@@ -1,0 +1,123 @@
+"""``--estimate``: the expected wall time of a ``test`` or ``table`` on this machine, before
+running it.
+
+Per method it counts the images that go through the model (hooks on the backbone,
+``models.counting``) while the method explains one image of the run, and adds what the
+scorer needs: the top-1 prediction, the forward of x * M, Coherency's second explanation (on
+x * M), and ``2 x (n_steps + 1)`` forwards for Insertion and Deletion. LOTS is counted at its
+worst case (``iterations`` updates, no early stop), since its iterations depend on the image.
+The counts times the model's measured time per image of a forward and of a backward (the
+run's execution and precision, a few of the run's images, best of 3, timed once for all
+methods) times the images give the estimate. Data loading, figures and logging are left out.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+
+from benchmark.config import RunConfig
+
+
+@dataclass
+class MethodEstimate:
+    method: str
+    forwards_per_image: float
+    backwards_per_image: float
+    seconds: float
+
+
+def _best_ms(fn, repeats: int = 3) -> float:
+    fn()  # warm-up, untimed
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best * 1000
+
+
+def pass_times(classifier, images: torch.Tensor) -> tuple[float, float]:
+    """``(forward ms, backward ms)`` per image of ``classifier`` on ``images``."""
+
+    def forward():
+        with torch.no_grad():
+            classifier(images)
+
+    def forward_backward():
+        with torch.enable_grad():
+            x = images.detach().clone().requires_grad_(True)
+            torch.autograd.grad(classifier(x).sum(), x)
+
+    forward_ms = _best_ms(forward) / images.shape[0]
+    backward_ms = max(_best_ms(forward_backward) / images.shape[0] - forward_ms, 0.0)
+    return forward_ms, backward_ms
+
+
+def explain_passes(method, image: torch.Tensor) -> tuple[int, int]:
+    """Images through the model's forward and backward while ``method`` explains ``image``."""
+    from models.counting import counting_passes
+
+    worst = getattr(method, "worst_case_passes", None)
+    if worst is not None:
+        return worst()
+    with torch.no_grad():
+        classes = method.classifier(image).argmax(dim=-1)
+    method.current_sample_ids = torch.zeros(1, dtype=torch.long)
+    try:
+        with counting_passes(method.classifier.net) as count:
+            method.explain(image, classes)
+    finally:
+        method.current_sample_ids = None
+    return count.forward_images, count.backward_images
+
+
+def estimate(config: RunConfig, datamodule, methods: list[str]) -> list[MethodEstimate]:
+    """The estimate of each method of the run over the datamodule's images."""
+    from benchmark.run import build_method
+
+    o = config.options
+    count = len(datamodule.samples)
+    dtype = torch.float64 if o.precision == "64" else torch.float32
+    sample = torch.stack([datamodule.dataset[i]["image"] for i in range(min(4, count))]).to(dtype)
+    n_steps = config.metrics.get("n_steps") or datamodule.dataset.crop
+    results = []
+    times: tuple[float, float] | None = None
+    for name in methods:
+        method = build_method(config, name).to(dtype).eval()
+        if o.precision == "64":
+            method.classifier.double()
+        if times is None:  # the same model, execution and precision for every method: timed once
+            times = pass_times(method.classifier, sample)
+        forward_ms, backward_ms = times
+        forwards, backwards = explain_passes(method, sample[:1])
+        coherency = 0 if "coherency" in method.scorer.not_computable else 1
+        per_image_forwards = forwards * (1 + coherency) + 1 + 1 + 2 * (n_steps + 1)
+        per_image_backwards = backwards * (1 + coherency)
+        seconds = count * (per_image_forwards * forward_ms + per_image_backwards * backward_ms) / 1000
+        results.append(MethodEstimate(name, per_image_forwards, per_image_backwards, seconds))
+    return results
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def print_estimate(config: RunConfig, datamodule, methods: list[str]) -> list[MethodEstimate]:
+    """Print the estimate table on stdout (nothing is run or written)."""
+    from benchmark.report import markdown_table
+
+    results = estimate(config, datamodule, methods)
+    rows = [[r.method, str(len(datamodule.samples)), f"{r.forwards_per_image:.0f}", f"{r.backwards_per_image:.0f}",
+             _duration(r.seconds)] for r in results]
+    print(markdown_table(["method", "images", "forwards/image", "backwards/image", "expected time"], rows))
+    total = sum(r.seconds for r in results)
+    print(f"expected: {_duration(total)} on this machine ({config.options.execution}, "
+          f"{torch.get_num_threads()} threads; model passes only); nothing was run: leave out --estimate to run")
+    return results

@@ -1,0 +1,55 @@
+"""``--estimate``: the passes each method needs (counted on one image; LOTS at its worst case)
+times the measured pass times, printed before anything runs; nothing is written."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmark import estimate as estimate_module
+from benchmark.cli import build_parser, config_from_args
+from benchmark.run import build_datamodule
+from tests.cli_runs import run_in_process
+
+
+def _config(*args):
+    return config_from_args(build_parser().parse_args(["table", *args]))
+
+
+def test_the_counts_and_the_time_follow_the_settings(monkeypatch):
+    monkeypatch.setattr(estimate_module, "pass_times", lambda classifier, images: (10.0, 20.0))
+    config = _config("--methods", "gradcam,lots", "--method.iterations", "3", "--limit", "2", "--metrics.n_steps", "4")
+    results = {r.method: r for r in estimate_module.estimate(config, build_datamodule(config), ["gradcam", "lots"])}
+    # Grad-CAM: one forward and one backward per explanation, twice (the map of x, then of x * M for
+    # Coherency), + the top-1 prediction + the forward of x * M + 2 x (4 + 1) curve forwards
+    assert (results["gradcam"].forwards_per_image, results["gradcam"].backwards_per_image) == (2 + 1 + 1 + 10, 2)
+    # LOTS, worst case: 3 updates (forward + backward) and a last forward, twice
+    assert (results["lots"].forwards_per_image, results["lots"].backwards_per_image) == (2 * 4 + 1 + 1 + 10, 6)
+    assert results["gradcam"].seconds == pytest.approx(2 * (14 * 10 + 2 * 20) / 1000)
+    assert results["lots"].seconds == pytest.approx(2 * (20 * 10 + 6 * 20) / 1000)
+
+
+def test_saved_maps_pass_nothing_and_coherency_is_not_counted_for_them(monkeypatch, tmp_path):
+    import numpy as np
+
+    monkeypatch.setattr(estimate_module, "pass_times", lambda classifier, images: (10.0, 20.0))
+    folder = tmp_path / "maps"
+    folder.mkdir()
+    config0 = _config("--methods", "gradcam", "--limit", "2")
+    for sample in build_datamodule(config0).samples:
+        np.save(folder / f"{sample.file}.npy", np.random.default_rng(0).random((224, 224)))
+    config = _config("--methods", "maps", "--method.path", str(folder), "--limit", "2", "--metrics.n_steps", "4")
+    (result,) = estimate_module.estimate(config, build_datamodule(config), ["maps"])
+    assert (result.forwards_per_image, result.backwards_per_image) == (0 + 1 + 1 + 10, 0)
+
+
+@pytest.mark.slow
+def test_estimate_prints_the_table_and_writes_nothing(tmp_path):
+    run = run_in_process(["test", "--method", "gradcam", "--limit", "2", "--metrics.n_steps", "4", "--estimate",
+                          "--logger", "none", "--output", str(tmp_path / "runs")])
+    assert run.code == 0, run.err
+    lines = run.out.splitlines()
+    assert lines[0].split("|")[1:6] == [" method  ", " images ", " forwards/image ", " backwards/image ",
+                                         " expected time "]
+    assert lines[2].split("|")[1].strip() == "gradcam" and lines[2].split("|")[3].strip() == "14"
+    assert lines[-1].startswith("expected: ") and "nothing was run" in lines[-1]
+    assert not (tmp_path / "runs").exists()
