@@ -143,9 +143,6 @@ class Registry(Generic[T]):
             and name not in self._resolved
         )
 
-    def __contains__(self, name: str) -> bool:
-        return name in self._builtin or name in self._resolved
-
     def get(self, name: str) -> T:
         """The entry of a built-in name, an entry point name, a prefixed name or an import string;
         anything else is a BenchmarkError with the close names."""

@@ -325,15 +325,6 @@ class SaliencyScorer(torch.nn.Module):
             return self.chunk_size
         return DEFAULT_CHUNK_SIZE.get(device.type, DEFAULT_CHUNK_SIZE["cpu"])
 
-    @property
-    def needs_boxes(self) -> bool:
-        """Whether a metric needs bounding boxes."""
-        return any("boxes" in needs.values() for needs in self.needs.values())
-
-    @property
-    def box_metric_keys(self) -> tuple[str, ...]:
-        return tuple(key for key in self.keys if "boxes" in self.needs[key].values())
-
     def update(
         self,
         classifier: Callable[[Tensor], Tensor],
