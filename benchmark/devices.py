@@ -60,12 +60,16 @@ def uses_cuda(accelerator: str) -> bool:
 #: batch 32 holds its LOTS backward in ~3 GB). Workers: 0 on the CPU (decoding in another
 #: process only competes for the same cores); 4 per process on a GPU, so JPEG decoding overlaps
 #: the GPU's work. To be measured on a GPU by perf/gpu_check.sh.
-#: Execution (``models.execution``): channels_last on both, fixed (not tuned at run time, so runs
-#: stay reproducible). CPU, measured (perf/README.md): EfficientNet-Lite0 forward 21.1 -> 11.3
-#: ms/image at batch 16, a LOTS iteration at batch 8 410 -> 321 ms. CUDA: cuDNN's tensor-core
-#: convolutions want NHWC; to be confirmed by perf/gpu_check.sh.
+#: Execution (``models.execution``), fixed per device type (not tuned at run time, so runs stay
+#: reproducible). CPU: compiled (channels_last, and the forward-only passes through
+#: torch.compile), measured in perf/README.md: EfficientNet-Lite0 forward at batch 16 17.7 ms
+#: eager, 12.2 channels_last, 8.5 compiled; forward+backward 32.5 eager, 23.8 channels_last (the
+#: compiled forward+backward was slower, 45 ms, so gradient passes stay channels_last). With
+#: --precision 64 or bf16 the CPU runs channels_last (the compiled forward is float32). CUDA:
+#: channels_last (cuDNN's tensor-core convolutions want NHWC); compiled to be measured by
+#: perf/gpu_check.sh.
 DEVICE_DEFAULTS = {
-    "cpu": {"batch_size": 8, "num_workers": 0, "execution": "channels_last"},
+    "cpu": {"batch_size": 8, "num_workers": 0, "execution": "compiled"},
     "cuda": {"batch_size": 32, "num_workers": 4, "execution": "channels_last"},
 }
 
@@ -73,6 +77,8 @@ DEVICE_DEFAULTS = {
 def device_defaults(options: Any) -> dict[str, int]:
     """The per-device defaults of ``options`` (those it leaves at ``None`` or ``auto``)."""
     defaults = dict(DEVICE_DEFAULTS["cuda" if uses_cuda(options.accelerator) else "cpu"])
+    if defaults.get("execution") == "compiled" and getattr(options, "precision", "32") != "32":
+        defaults["execution"] = "channels_last"  # the compiled forward is float32 only
     if "num_workers" in defaults and defaults["num_workers"]:
         per_process = (os.cpu_count() or 1) // max(device_count(resolved_devices(options)) or 1, 1)
         defaults["num_workers"] = max(0, min(defaults["num_workers"], per_process - 1))

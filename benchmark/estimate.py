@@ -9,6 +9,7 @@ worst case (``iterations`` updates, no early stop), since its iterations depend 
 The counts times the model's measured time per image of a forward and of a backward (the
 run's execution and precision, a few of the run's images, best of 3, timed once for all
 methods) times the images give the estimate. Data loading, figures and logging are left out.
+Under the ``compiled`` execution the passes are timed uncompiled (no compile for an estimate).
 """
 
 from __future__ import annotations
@@ -120,4 +121,7 @@ def print_estimate(config: RunConfig, datamodule, methods: list[str]) -> list[Me
     total = sum(r.seconds for r in results)
     print(f"expected: {_duration(total)} on this machine ({config.options.execution}, "
           f"{torch.get_num_threads()} threads; model passes only); nothing was run: leave out --estimate to run")
+    if config.options.execution == "compiled":
+        print("(compiled: the passes are timed uncompiled, channels_last, so this is an upper bound for the "
+              "forward-only ones; the compile adds 10-40 s per method on a CPU)")
     return results

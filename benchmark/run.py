@@ -236,6 +236,7 @@ def evaluate(
                 "precision": o.precision,
                 "threads": torch.get_num_threads(),
                 "execution": o.execution,
+                **method.execution_facts(),
                 "method_info": method.describe(),
                 "metric_info": method.scorer.info(),
                 "model_weights": getattr(method.classifier, "weights_source", o.model_weights),

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, fields
-from typing import Any, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 import pytorch_lightning as pl
 import torch
@@ -146,6 +146,21 @@ class Explainer(pl.LightningModule):
         #: ``explain`` calls (also the one on ``x * M`` for Coherency), ``None`` otherwise.
         #: Methods with per-sample randomness seed it from ``(seed, sample id)``.
         self.current_sample_ids: Tensor | None = None
+        self._forward_only: Callable[[Tensor], Tensor] | None = None
+
+    def forward_only(self, images: Tensor) -> Tensor:
+        """``classifier(images)`` for a pass that needs neither hooks nor gradients: compiled
+        under the ``compiled`` execution (in pieces of the scorer's chunk), else the classifier."""
+        if self._forward_only is None:
+            from models.execution import forward_only
+
+            self._forward_only = forward_only(self.classifier, self.scorer.chunk_size_for(images.device))
+        return self._forward_only(images)
+
+    def execution_facts(self) -> dict[str, Any]:
+        """How the forward-only passes ran (results.json), under the ``compiled`` execution."""
+        describe = getattr(self._forward_only, "describe", None)
+        return describe() if describe is not None else {}
 
     @classmethod
     def extra_column_specs(cls) -> tuple[ExtraColumn, ...]:
@@ -223,7 +238,7 @@ class Explainer(pl.LightningModule):
     def predict_top1(self, images: Tensor, sample_ids: Tensor) -> tuple[Tensor, Tensor]:
         """Top-1 class and its softmax probability on the original images."""
         with torch.no_grad():
-            logits = self.classifier(images)
+            logits = self.forward_only(images)
         finite = torch.isfinite(logits).all(dim=1)
         if not finite.all():
             raise BenchmarkError(
@@ -288,7 +303,7 @@ class Explainer(pl.LightningModule):
                 self.classifier,
                 lambda inputs, _top1: self.explain_maps(inputs, explained),
                 sample_ids, images, maps, classes, base_prob,
-                boxes=batch.get("boxes"),
+                boxes=batch.get("boxes"), forward_only=self.forward_only,
             )
         finally:
             self.current_sample_ids = None

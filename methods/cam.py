@@ -25,6 +25,8 @@ What the explainer adds to grad-cam:
 
 from __future__ import annotations
 
+import dataclasses
+
 import contextlib
 import types
 from dataclasses import dataclass, field
@@ -40,6 +42,7 @@ from torch import Tensor, nn
 from metrics.errors import BenchmarkError
 from methods.base import Explainer, MethodConfig
 from methods.cam_device import DEVICE_METHODS, device_cam
+from methods.cam_device_perturbation import score_cam, smooth_gradcampp
 from methods.cam_variants import SeededRandomCAM, SmoothGradCAMPlusPlus, sample_seed
 from methods.registry import register_method
 from metrics.functional.image import minmax_normalize
@@ -112,13 +115,17 @@ class FullGradConfig(MethodConfig):
 class BatchedCAMConfig(CAMConfig):
     """CAM methods that score many perturbed copies of each image."""
 
-    chunk_size: int = field(
-        default=32, metadata={"help": "perturbed copies of an image per forward pass (memory vs. speed), >= 1"}
+    chunk_size: int | None = field(
+        default=None,
+        metadata={"help": "perturbed copies of an image per forward pass (memory vs. speed), >= 1; default: the "
+                  "benchmark's chunk (--metrics.chunk_size, else the device's: 16 on a CPU, 128 on a GPU)"},
     )
 
     def validate(self) -> None:
         super().validate()
-        if isinstance(self.chunk_size, bool) or not isinstance(self.chunk_size, int) or self.chunk_size < 1:
+        if self.chunk_size is not None and (
+            isinstance(self.chunk_size, bool) or not isinstance(self.chunk_size, int) or self.chunk_size < 1
+        ):
             raise BenchmarkError(f"--method.chunk_size must be an integer >= 1, got {self.chunk_size!r}")
 
 
@@ -354,7 +361,10 @@ class CAMExplainer(Explainer):
     def cam_object(self, device: torch.device) -> Any:
         """The grad-cam object, made on first use (its hooks are attached per call)."""
         if self._cam is None:
-            cam = self.spec.make(self.classifier, list(self._target_layers), self.config, self.reshape_transform)
+            config = self.config
+            if isinstance(config, BatchedCAMConfig):  # the chunk resolved: the option or the benchmark's
+                config = dataclasses.replace(config, chunk_size=self.chunk_for(device))
+            cam = self.spec.make(self.classifier, list(self._target_layers), config, self.reshape_transform)
             for inner in base_cams(cam):
                 inner.activations_and_grads.release()  # hooks only during explain
                 if inner.uses_gradients:
@@ -376,6 +386,26 @@ class CAMExplainer(Explainer):
             raise RuntimeError(f"{len(ids)} current sample ids for a batch of {batch_size} images")
         return [int(i) for i in ids]
 
+    def chunk_for(self, device: torch.device) -> int:
+        """Perturbed copies per forward: ``--method.chunk_size``, else the benchmark's chunk."""
+        chunk = getattr(self.config, "chunk_size", None)
+        return chunk if chunk is not None else self.scorer.chunk_size_for(device)
+
+    def device_maps(self, images: Tensor, classes: Tensor) -> Tensor:
+        """The maps in torch on the images' device (:mod:`methods.cam_device`,
+        :mod:`methods.cam_device_perturbation`)."""
+        layer, ids = self._target_layers[0], self.sample_ids_for(images.shape[0])
+        chunk = self.chunk_for(images.device)
+        if self.method_name == "scorecam":
+            return score_cam(self.classifier, self.forward_only, layer, images, classes, chunk, self.reshape_transform)
+        if self.method_name == "smoothgradcampp":
+            seeds = [sample_seed(self.seed, i, SmoothGradCAMPlusPlus.seed_stream) for i in ids]
+            return smooth_gradcampp(self.classifier, layer, images, classes, seeds, self.config.n_samples,
+                                    self.config.noise_std, chunk, self.reshape_transform)
+        seeds = [sample_seed(self.seed, i, SeededRandomCAM.seed_stream) for i in ids]
+        return device_cam(self.method_name, self.classifier, layer, images, classes, seeds=seeds,
+                          reshape_transform=self.reshape_transform)
+
     def explain(self, images: Tensor, classes: Tensor) -> Tensor:
         batch = images.shape[0]
         targets = [ClassifierOutputTarget(int(c)) for c in torch.as_tensor(classes).reshape(-1).tolist()]
@@ -383,11 +413,7 @@ class CAMExplainer(Explainer):
         if len(targets) != batch:
             raise ValueError(f"{len(targets)} classes for {batch} images: need one class per image")
         if self.uses_device_backend():
-            seeds = [sample_seed(self.seed, i, SeededRandomCAM.seed_stream) for i in self.sample_ids_for(batch)]
-            maps = device_cam(self.method_name, self.classifier, self._target_layers[0], images,
-                              torch.as_tensor(classes).reshape(-1), seeds=seeds,
-                              reshape_transform=self.reshape_transform)
-            return minmax_normalize(maps.to(dtype=images.dtype))
+            return minmax_normalize(self.device_maps(images, torch.as_tensor(classes).reshape(-1)).to(images.dtype))
         cam = self.cam_object(images.device)
         if hasattr(cam, "sample_seeds"):
             cam.sample_seeds = [

@@ -20,6 +20,8 @@ With A the layer's activations and G = dy^c/dA:
 * ``hirescam``: ``sum_k G^k A^k`` element-wise (Draelos & Carin 2020)
 * ``layercam``: ``sum_k ReLU(G^k) A^k`` element-wise (Jiang et al. 2021)
 * ``random``: ``sum_k w_k A^k``, ``w ~ U(-1, 1)`` from the sample's own generator (no backward)
+* ``eigencam``: ``A V_1``, the centred activations (pixels x channels) on their first right
+  singular vector (Muhammad & Yeasin 2020), one batched SVD in torch (no backward)
 
 On a vision transformer the layer's output is tokens; ``reshape_transform`` (grad-cam's
 argument of the same name, :class:`models.layers.TokensToGrid`) turns the activations and
@@ -76,14 +78,26 @@ DEVICE_CAMS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
     "hirescam": _hirescam,
     "layercam": _layercam,
 }
-#: Methods computed here: the gradient ones above and Random-CAM.
-DEVICE_METHODS = (*DEVICE_CAMS, "random")
+#: Methods computed here: the gradient ones above, Random-CAM and Eigen-CAM, and (in
+#: ``methods.cam_device_perturbation``) Score-CAM and SmoothGrad-CAM++.
+DEVICE_METHODS = (*DEVICE_CAMS, "random", "eigencam", "scorecam", "smoothgradcampp")
 
 
 def random_channel_weights(seeds: Sequence[int], channels: int) -> np.ndarray:
     """``[B, channels]`` weights ``U(-1, 1)``, row ``i`` from numpy ``default_rng(seeds[i])``
     (the same numbers grad-cam's path draws in ``SeededRandomCAM``)."""
     return np.stack([np.random.default_rng(int(s)).uniform(-1, 1, size=channels) for s in seeds])
+
+
+def eigen_projection(activations: Tensor) -> Tensor:
+    """``[B, h, w]``: per image the centred activations (pixels x channels) projected on their
+    first right singular vector, one batched SVD (grad-cam's ``get_2d_projection`` runs a full
+    numpy SVD per image; the reduced one has the same first vector). NaN counts as 0."""
+    batch, channels, height, width = activations.shape
+    pixels = torch.nan_to_num(activations, nan=0.0).flatten(2).transpose(1, 2)  # [B, hw, C]
+    pixels = pixels - pixels.mean(dim=1, keepdim=True)
+    _, _, vh = torch.linalg.svd(pixels, full_matrices=False)
+    return (pixels @ vh[:, 0, :, None]).view(batch, height, width)
 
 
 def _scale(cams: Tensor) -> Tensor:
@@ -145,7 +159,10 @@ def device_cam(
 
 def _device_cam(kind, classifier, layer, images, classes, seeds, reshape_transform) -> Tensor:
     reshape = reshape_transform if reshape_transform is not None else (lambda tensor: tensor)
-    if kind == "random":
+    if kind == "eigencam":
+        activations = reshape(layer_activations(classifier, layer, images, None)[0])
+        cams = eigen_projection(at_least_float32(activations))
+    elif kind == "random":
         if seeds is None or len(seeds) != images.shape[0]:
             raise ValueError("random needs one seed per image")
         activations, _ = layer_activations(classifier, layer, images, None)
@@ -156,6 +173,12 @@ def _device_cam(kind, classifier, layer, images, classes, seeds, reshape_transfo
     else:
         activations, gradients = layer_activations(classifier, layer, images, classes)
         cams = DEVICE_CAMS[kind](at_least_float32(reshape(activations)), at_least_float32(reshape(gradients)))
+    return finish_cams(cams, images.shape[-2:])
+
+
+def finish_cams(cams: Tensor, size: Sequence[int]) -> Tensor:
+    """grad-cam's pipeline after ``cam = sum_k w_k A^k``: ReLU, per-image min-max, bilinear
+    resize to ``size``, then its one-layer aggregation (ReLU, min-max again); float32."""
     cams = _scale(cams.float().clamp(min=0))
-    cams = F.interpolate(cams[:, None], size=images.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+    cams = F.interpolate(cams[:, None], size=tuple(size), mode="bilinear", align_corners=False)[:, 0]
     return _scale(cams.clamp(min=0))

@@ -159,9 +159,12 @@ class BatchInputs:
     method on ``x * M`` and the Insertion/Deletion curves are computed on first use and shared.
     """
 
-    def __init__(self, scorer: "SaliencyScorer", classifier, explain_fn, images, maps, classes, base_prob, boxes):
+    def __init__(self, scorer: "SaliencyScorer", classifier, explain_fn, images, maps, classes, base_prob, boxes,
+                 forward_only=None):
         self._scorer = scorer
         self.classifier = classifier
+        #: the classifier for passes that need no hooks or gradients (possibly compiled)
+        self.forward_only = forward_only if forward_only is not None else classifier
         self.explain = explain_fn
         self.images = images
         self.maps = maps
@@ -177,7 +180,7 @@ class BatchInputs:
     @cached_property
     def explanation_probs(self) -> Tensor:
         with torch.no_grad():
-            return _softmax(self.classifier(self.explanation))
+            return _softmax(self.forward_only(self.explanation))
 
     @cached_property
     def explanation_prob(self) -> Tensor:
@@ -194,7 +197,7 @@ class BatchInputs:
 
         def score_fn(inputs: Tensor) -> Tensor:
             with torch.no_grad():
-                return _softmax(self.classifier(inputs))
+                return _softmax(self.forward_only(inputs))
 
         return insertion_deletion_curves(
             score_fn,
@@ -335,6 +338,7 @@ class SaliencyScorer(torch.nn.Module):
         classes: Tensor,
         base_prob: Tensor,
         boxes: Boxes | None = None,
+        forward_only: Callable[[Tensor], Tensor] | None = None,
     ) -> dict[str, Tensor]:
         """Score a batch and add it to every metric; returns the per-sample values (CPU).
 
@@ -344,6 +348,8 @@ class SaliencyScorer(torch.nn.Module):
         ``classes[B]`` = c (top-1 on ``images``), ``base_prob[B]`` = softmax probability of c.
         ``boxes`` (pointing games): per sample a ``[K, 4]`` tensor of boxes in map pixels, or
         ``None`` (no box: the sample is left out of those metrics and counted).
+        ``forward_only``: ``classifier`` for the passes that need neither hooks nor gradients
+        (``x * M``, the curves), e.g. compiled; default ``classifier``.
         """
         batch, _, height, width = images.shape
         if maps.shape != (batch, height, width):
@@ -357,7 +363,7 @@ class SaliencyScorer(torch.nn.Module):
         if non_finite.any():
             maps = torch.where(non_finite[:, None, None], torch.zeros_like(maps), maps)
         classes = classes.to(device=images.device, dtype=torch.long)
-        inputs = BatchInputs(self, classifier, explain_fn, images, maps, classes, base_prob, boxes)
+        inputs = BatchInputs(self, classifier, explain_fn, images, maps, classes, base_prob, boxes, forward_only)
         # In the order of the keys: the forward of x * M (Average Drop), the method on x * M
         # (Coherency), then the curves (Insertion), as the thesis metrics always were.
         values: dict[str, Tensor] = {}

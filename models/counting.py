@@ -3,7 +3,8 @@
 The ideal time of any case is ``forward images x (best forward ms per image) + backward
 images x (best backward ms per image)``; counting the passes where they happen (hooks on the
 backbone) rather than from a formula keeps the ideal honest for every method, early stops
-and chunked perturbation methods included.
+and chunked perturbation methods included. A compiled forward (:mod:`models.execution`) runs
+the backbone without its hooks and reports its images through :func:`count_forward`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,21 @@ class PassCount:
     backward_images: int = 0
 
 
+#: ``id(net) -> the counts open on it`` (for passes that bypass the hooks).
+_OPEN: dict[int, list[PassCount]] = {}
+
+
+def is_counting_hook(hook: object) -> bool:
+    """Whether ``hook`` is one of :func:`counting_passes`' (it observes, it changes nothing)."""
+    return bool(getattr(hook, "counts_passes", False))
+
+
+def count_forward(net: nn.Module, images: int) -> None:
+    """Add ``images`` forward images to every count open on ``net``."""
+    for count in _OPEN.get(id(net), ()):
+        count.forward_images += int(images)
+
+
 @contextmanager
 def counting_passes(net: nn.Module) -> Iterator[PassCount]:
     """Count images through ``net``'s forward, and backward passes that reach its output."""
@@ -33,9 +49,14 @@ def counting_passes(net: nn.Module) -> Iterator[PassCount]:
         if grad_output and grad_output[0] is not None:
             count.backward_images += int(grad_output[0].shape[0])
 
+    on_forward.counts_passes = on_backward.counts_passes = True
     handles = [net.register_forward_pre_hook(on_forward), net.register_full_backward_pre_hook(on_backward)]
+    _OPEN.setdefault(id(net), []).append(count)
     try:
         yield count
     finally:
         for handle in handles:
             handle.remove()
+        _OPEN[id(net)].remove(count)
+        if not _OPEN[id(net)]:
+            del _OPEN[id(net)]

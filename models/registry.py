@@ -272,11 +272,11 @@ def build_classifier(
     model.eval()
     model.requires_grad_(False)
     if weights == RANDOM_WEIGHTS:
-        _note(random_weights_note(name))
+        note(random_weights_note(name))
     return model
 
 
-def _note(message: str) -> None:
+def note(message: str) -> None:
     """One ``note:`` line on stderr, from the first process only (DDP ranks build models too)."""
     try:
         from pytorch_lightning.utilities import rank_zero_only

@@ -1,16 +1,21 @@
 """The model's own limit: forward and forward+backward (to the input) time per image, over
 batch sizes and over the executions the benchmark can use (``models.execution``: eager NCHW,
-channels_last), and the best of each — the denominator of every ratio ``python -m perf``
-prints. The limit is the fastest execution's, so a case run the slow way shows it."""
+channels_last, and the compiled forward, which serves forward-only passes: it has no
+forward+backward figure), and the best of each — the denominator of every ratio ``python -m
+perf`` prints. The limit is the fastest execution's, so a case run the slow way shows it. The
+executions are timed in turns (one call of each, repeated), so a slow moment of a shared
+machine does not fall on one of them only."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from perf.timing import time_ms
+from perf.timing import synchronize
 
 
 @dataclass
@@ -53,34 +58,50 @@ def fastest(limits: dict[str, ModelLimit]) -> ModelLimit:
     return best
 
 
+def _passes(execution: str, model, batch: Tensor) -> dict[str, Callable[[], object]]:
+    """The timed calls of one execution at one batch: ``forward`` and ``forward_backward`` (the
+    backward goes to the input, as LOTS and the grad-cam CAMs need)."""
+    from models.execution import CompiledForward
+
+    if execution == "compiled":
+        compiled = CompiledForward(model, batch.shape[0], note=lambda message: None)
+        return {"forward": lambda: compiled(batch)}
+
+    def forward():
+        with torch.no_grad():
+            model(batch)
+
+    def forward_backward():
+        x = batch.detach().requires_grad_(True)
+        torch.autograd.grad(model(x).pow(2).sum(), x)
+
+    return {"forward": forward, "forward_backward": forward_backward}
+
+
 def measure_limits(model_name: str, images: Tensor, batch_sizes: list[int], executions, repeats: int = 5):
-    """``{execution: ModelLimit}`` of ``model_name`` built for each execution."""
+    """``{execution: ModelLimit}`` of ``model_name`` built for each execution: per batch size the
+    shortest of ``repeats`` timings (the limit is what the model can do, so noise must not raise
+    the bar), the executions taking turns."""
     from models import build_classifier
 
-    return {
-        execution: measure_limit(build_classifier(model_name, execution=execution).to(images.device), images,
-                                 batch_sizes, repeats)
-        for execution in executions
-    }
-
-
-def measure_limit(model: nn.Module, images: Tensor, batch_sizes: list[int], repeats: int = 5) -> ModelLimit:
-    """Time ``model`` (frozen, eval) per image at each batch size, the shortest of ``repeats``
-    runs (the limit is what the model can do, so noise must not lower the bar); the backward
-    pass goes to the input, as LOTS and the grad-cam CAMs need."""
-    limit = ModelLimit()
     device = images.device
+    models = {e: build_classifier(model_name, execution=e).to(device) for e in executions}
+    limits = {e: ModelLimit() for e in executions}
     for size in batch_sizes:
         batch = _batch(images, size)
-
-        def forward():
-            with torch.no_grad():
-                model(batch)
-
-        def forward_backward():
-            x = batch.detach().requires_grad_(True)
-            torch.autograd.grad(model(x).pow(2).sum(), x)
-
-        limit.forward_ms[size] = time_ms(forward, device, repeats, best=True) / size
-        limit.forward_backward_ms[size] = time_ms(forward_backward, device, repeats, best=True) / size
-    return limit
+        calls = {e: _passes(e, models[e], batch) for e in executions}
+        for e in executions:  # warm-up (and the compile, once per batch size)
+            for call in calls[e].values():
+                call()
+        samples: dict[tuple[str, str], list[float]] = {}
+        for _ in range(repeats):
+            for e in executions:
+                for kind, call in calls[e].items():
+                    synchronize(device)
+                    start = time.perf_counter()
+                    call()
+                    synchronize(device)
+                    samples.setdefault((e, kind), []).append((time.perf_counter() - start) * 1000 / size)
+        for (e, kind), times in samples.items():
+            getattr(limits[e], f"{kind}_ms")[size] = min(times)
+    return limits

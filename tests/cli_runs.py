@@ -18,10 +18,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 #: A small exact comparison: Grad-CAM (deterministic, unlike float32 LOTS across batch
 #: compositions) on 7 built-in photos, one image per batch so that a sample's computation does
-#: not depend on which others share its batch.
+#: not depend on which others share its batch. The execution is named: the reference runs in
+#: this process (where the CPU default is channels_last, see conftest) and the DDP runs as fresh
+#: processes.
 SEVEN_IMAGES_GRADCAM = [
     "test", "--method", "gradcam", "--limit", "7", "--batch-size", "1", "--metrics.n_steps", "6",
-    "--save-maps", "--overlay-images", "3", "--log-images", "3",
+    "--save-maps", "--overlay-images", "3", "--log-images", "3", "--execution", "channels_last",
 ]
 
 

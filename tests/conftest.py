@@ -20,6 +20,19 @@ def offline_wandb(tmp_path_factory):
         yield root
 
 
+@pytest.fixture(scope="session", autouse=True)
+def uncompiled_cpu_default():
+    """In-process runs default to channels_last on the CPU, not the product's compiled default:
+    a compile costs 12-36 s per run, and this process makes ~150 runs. The compiled execution
+    has its own tests (``tests/test_compiled.py``), and the runs made as fresh processes (DDP,
+    resume, interrupts) keep the product's default."""
+    from benchmark.devices import DEVICE_DEFAULTS
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(DEVICE_DEFAULTS["cpu"], "execution", "channels_last")
+        yield
+
+
 @pytest.fixture(scope="session")
 def one_process_run(tmp_path_factory) -> CliRun:
     """Grad-CAM on 7 images in this process with one thread (as each DDP process has), logged

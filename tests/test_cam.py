@@ -455,7 +455,8 @@ def test_scorecam_is_called_one_image_at_a_time_with_the_batchs_maps(monkeypatch
 
     model = _tiny(seed=3)
     images, classes = _images(batch=3), torch.tensor([0, 1, 2])
-    method = get_method("scorecam")(model, get_method("scorecam").config_class(target_layer="features.2"))
+    config = get_method("scorecam").config_class(target_layer="features.2", backend="grad-cam")
+    method = get_method("scorecam")(model, config)
     seen = []
     grad_cam_object = method.cam_object(images.device)
     original = type(grad_cam_object).__call__

@@ -1,0 +1,130 @@
+"""``--execution compiled``: the forward-only passes through ``torch.compile`` in pieces of one
+fixed batch (padded), the fallback for a model that cannot be compiled, what stays uncompiled
+(hooks, gradients, other dtypes), pass counting through the compiled path, and the CPU default."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from models import NormalizedClassifier
+from models.counting import counting_passes
+from models.execution import CompiledForward, forward_only
+
+
+class _Tiny(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.head = nn.Linear(4, 5)
+
+    def forward(self, x):
+        return self.head(self.conv(x).relu().mean(dim=(2, 3)))
+
+
+class _Branching(_Tiny):
+    """A data-dependent Python branch: no single graph exists, so fullgraph compiling refuses."""
+
+    def forward(self, x):
+        features = self.conv(x)
+        if bool(features.sum() > 0):
+            features = features * 2
+        return self.head(features.relu().mean(dim=(2, 3)))
+
+
+def _classifier(net: nn.Module) -> NormalizedClassifier:
+    torch.manual_seed(0)
+    model = NormalizedClassifier(net, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), name="tiny").eval().requires_grad_(False)
+    model.net.to(memory_format=torch.channels_last)
+    model.execution = "compiled"
+    return model
+
+
+def _images(count: int) -> torch.Tensor:
+    return torch.rand(count, 3, 8, 8, generator=torch.Generator().manual_seed(count))
+
+
+def test_compiles_once_for_any_count_of_images_and_keeps_the_outputs():
+    model = _classifier(_Tiny())
+    lines: list[str] = []
+    compiled = CompiledForward(model, batch_size=4, note=lines.append)
+    counts = (1, 4, 5, 11)  # a padded piece, one piece, a piece and a padded one, three pieces
+    with torch.no_grad():
+        expected = [model(_images(n)) for n in counts]
+        with counting_passes(model.net) as count:
+            outputs = [compiled(_images(n)) for n in counts]
+    for output, reference in zip(outputs, expected):
+        torch.testing.assert_close(output, reference, atol=1e-5, rtol=1e-5)
+    assert len(lines) == 2, lines
+    assert lines[0] == "compiling tiny's forward (torch.compile, batches of 4 at 3x8x8; once per run) ..."
+    assert lines[1] == f"compiled tiny's forward in {compiled.compile_s} s"
+    assert count.forward_images == 1 + 4 + 5 + 11  # the images asked for, not the padding
+    assert compiled.describe() == {"compiled_forward": "batches of 4", "compile_s": compiled.compile_s}
+
+
+def test_hooks_gradients_and_other_dtypes_run_the_plain_model():
+    model = _classifier(_Tiny())
+    compiled = CompiledForward(model, batch_size=4, note=lambda line: None)
+    seen: list[int] = []
+    handle = model.net.conv.register_forward_hook(lambda module, args, output: seen.append(output.shape[0]))
+    try:
+        assert not compiled.covers(_images(3))
+        compiled(_images(3))
+    finally:
+        handle.remove()
+    assert seen == [3]  # the hook saw the pass: it was not compiled away
+    assert not compiled.covers(_images(2).double())
+    assert not compiled.covers(_images(2).requires_grad_(True))
+    assert compiled.covers(_images(2)) and compiled.compile_s is None  # nothing compiled yet
+
+
+def test_a_model_that_cannot_be_compiled_falls_back_with_one_line():
+    model = _classifier(_Branching())
+    lines: list[str] = []
+    compiled = CompiledForward(model, batch_size=4, note=lines.append)
+    with torch.no_grad():
+        for n in (3, 6):
+            torch.testing.assert_close(compiled(_images(n)), model(_images(n)))
+    assert len(lines) == 2 and lines[0].startswith("compiling tiny's forward")
+    assert lines[1].startswith("tiny cannot be compiled (") and lines[1].endswith(
+        "); its forward-only passes run channels_last")
+    assert compiled.describe()["compiled_forward"] == "failed, ran channels_last"
+    assert compiled.describe()["compile_failure"].split(":")[0] in lines[1]
+
+
+def test_only_the_compiled_execution_compiles():
+    model = _classifier(_Tiny())
+    assert isinstance(forward_only(model, 4), CompiledForward)
+    model.execution = "channels_last"
+    assert forward_only(model, 4) is model
+
+
+def test_the_cpu_default_is_compiled_for_float32_only(monkeypatch):
+    from benchmark.config import RunOptions
+    from benchmark.devices import DEVICE_DEFAULTS, device_defaults
+    from metrics.errors import BenchmarkError
+
+    monkeypatch.setitem(DEVICE_DEFAULTS["cpu"], "execution", "compiled")  # the product's (conftest changes it)
+    assert device_defaults(RunOptions())["execution"] == "compiled"
+    assert device_defaults(RunOptions(precision="64"))["execution"] == "channels_last"
+    with pytest.raises(BenchmarkError, match="--execution compiled compiles float32 forwards; with --precision 64"):
+        RunOptions(precision="64", execution="compiled").validate(output_folder=False)
+
+
+def test_score_cam_scores_its_masked_copies_through_the_compiled_forward():
+    from methods.cam import CAM_METHODS
+
+    images = _images(2)
+    maps = {}
+    for execution in ("channels_last", "compiled"):
+        model = _classifier(_Tiny())
+        model.execution = execution
+        method = CAM_METHODS["scorecam"](model, CAM_METHODS["scorecam"].config_class(target_layer="conv"))
+        with torch.no_grad():
+            classes = model(images).argmax(dim=1)
+        with counting_passes(model.net) as count:
+            maps[execution] = method.explain(images, classes)
+        assert count.forward_images == 2 + 2 * 4  # the activations of the batch, then 4 masked copies per image
+    assert method._forward_only.compile_s is not None  # the compiled run's copies went through torch.compile
+    torch.testing.assert_close(maps["compiled"], maps["channels_last"], atol=1e-5, rtol=0)
