@@ -105,15 +105,13 @@ def test_grad_cam_itself_cannot_run_under_bf16_autocast():
 def test_device_backend_under_bf16_autocast_gives_the_grad_cam_backend_maps(name):
     """Both backends compute CAMs in float32 under --precision bf16 (grad-cam must: numpy has no
     bfloat16), so --method.backend keeps its promise of the same maps to 1e-5."""
-    from methods.cam import CAMConfig
-
     model = _tiny(seed=2)
     images = _images(batch=5, size=32, seed=4)
     classes = torch.tensor([0, 1, 2, 3, 4])
     ids = torch.arange(5)
     maps = {}
     for backend in ("grad-cam", "device"):
-        method = get_method(name)(model, CAMConfig(backend=backend), seed=3)
+        method = get_method(name)(model, get_method(name).config_class(backend=backend), seed=3)
         method.current_sample_ids = ids
         with torch.autocast(**BF16):
             maps[backend] = method.explain(images, classes)
