@@ -62,9 +62,10 @@ def uses_cuda(accelerator: str) -> bool:
 #: the GPU's work. To be measured on a GPU by perf/gpu_check.sh.
 #: Execution (``models.execution``), fixed per device type (not tuned at run time, so runs stay
 #: reproducible). CPU: compiled (channels_last, and the forward-only passes through
-#: torch.compile), measured in perf/README.md: EfficientNet-Lite0 forward at batch 16 17.7 ms
-#: eager, 12.2 channels_last, 8.5 compiled; forward+backward 32.5 eager, 23.8 channels_last (the
-#: compiled forward+backward was slower, 45 ms, so gradient passes stay channels_last). With
+#: torch.compile), measured in perf/README.md: EfficientNet-Lite0's best forward 9.8 ms/image
+#: eager, 8.1 channels_last, 7.3 compiled (earlier the same day compiled was 2.0-2.3x faster
+#: than eager: this VM drifts); forward+backward 34.6 eager, 27.8 channels_last (a compiled forward+backward was
+#: slower, 45.9 ms, so the gradient passes stay channels_last). With
 #: --precision 64 or bf16 the CPU runs channels_last (the compiled forward is float32). CUDA:
 #: channels_last (cuDNN's tensor-core convolutions want NHWC); compiled to be measured by
 #: perf/gpu_check.sh.

@@ -30,8 +30,10 @@ section() { printf '\n## %s\n\n' "$1"; }
         tests/test_execution.py 2>&1 | tail -4
     echo '```'
 
+    # three limit batch sizes (each is a compile of the compiled execution); 128 = the CUDA chunk
     section "python -m perf --device cuda (batch 8, 5 LOTS iterations, 28 curve steps)"
     timeout 240 "$PY" -m perf --device cuda --batch-size 8 --lots-iterations 5 --n-steps 28 \
+        --limit-batch-sizes 8,32,128 \
         --methods gradcam,layercam,xgradcam,scorecam,smoothgradcampp --json "$WORK/perf.json" 2>/dev/null \
         || echo "(perf did not finish in 240 s)"
 
