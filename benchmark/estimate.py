@@ -4,7 +4,8 @@ running it.
 Per method it counts the images that go through the model (hooks on the backbone,
 ``models.counting``) while the method explains one image of the run, and adds what the
 scorer needs: the top-1 prediction, the forward of x * M, Coherency's second explanation (on
-x * M), and ``2 x (n_steps + 1)`` forwards for Insertion and Deletion. LOTS is counted at its
+x * M), ``2 x (n_steps + 1)`` forwards for Insertion and Deletion, and the passes the extra
+metrics declare (``model_passes``: ROAD one forward per percentage). LOTS is counted at its
 worst case (``iterations`` updates, no early stop), since its iterations depend on the image.
 The counts times the model's measured time per image of a forward and of a backward (the
 run's execution and precision, a few of the run's images, best of 3, timed once for all
@@ -95,8 +96,10 @@ def estimate(config: RunConfig, datamodule, methods: list[str]) -> list[MethodEs
         forward_ms, backward_ms = times
         forwards, backwards = explain_passes(method, sample[:1])
         coherency = 0 if "coherency" in method.scorer.not_computable else 1
-        per_image_forwards = forwards * (1 + coherency) + 1 + 1 + 2 * (n_steps + 1)
-        per_image_backwards = backwards * (1 + coherency)
+        metric_forwards, metric_backwards = (sum(passes) for passes in zip(
+            *(metric.model_passes() for metric in method.scorer.metrics.values())))
+        per_image_forwards = forwards * (1 + coherency) + 1 + 1 + 2 * (n_steps + 1) + metric_forwards
+        per_image_backwards = backwards * (1 + coherency) + metric_backwards
         seconds = count * (per_image_forwards * forward_ms + per_image_backwards * backward_ms) / 1000
         results.append(MethodEstimate(name, per_image_forwards, per_image_backwards, seconds))
     return results

@@ -1,4 +1,5 @@
-"""Pictures of a run: map overlays of the first images, the mean Insertion/Deletion curves."""
+"""Pictures of a run: map overlays of the first images, the mean Insertion/Deletion curves, the
+mean ROAD curves."""
 
 from __future__ import annotations
 
@@ -69,6 +70,26 @@ def curves_plot(curves: dict[str, Sequence[float]], aucs: dict[str, float], path
     ax.set_xlabel("fraction of pixels inserted / deleted")
     ax.set_ylabel("mean class probability")
     ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.legend()
+    if title:
+        ax.set_title(title, fontsize=9)
+    return save_figure(fig, path)
+
+
+def road_plot(curves: dict[str, Sequence[float]], percentages: Sequence[float], values: dict[str, float],
+              path: Path, title: str = "") -> Path:
+    """Mean ROAD curves: the class probability after imputing the most (MoRF) or least (LeRF)
+    relevant p% of the pixels, against p, with each metric's value."""
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    for key, colour, label in (("road_morf", "tab:red", "MoRF"), ("road_lerf", "tab:green", "LeRF")):
+        points = np.asarray(curves.get(key, []), dtype=float)
+        if points.size == 0:
+            continue
+        ax.plot(list(percentages), points, marker="o", color=colour, label=f"{label} ({values[key]:.2f})")
+    ax.set_xlabel("pixels removed and imputed (%)")
+    ax.set_ylabel("mean class probability")
+    ax.set_xlim(0, 100)
     ax.set_ylim(0, 1)
     ax.legend()
     if title:

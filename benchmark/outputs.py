@@ -82,6 +82,7 @@ def results_dict(run, results, extra: dict[str, Any]) -> dict[str, Any]:
         "extras": {c.name: _mean(columns[c.name]) for c in run.extra_columns},
         "extra_columns": {c.name: c.to_dict() for c in run.extra_columns},
         "map_problems": map_problem_counts(columns["map_problem"]),
+        "mean_curves": {key: [_finite_or_none(v) for v in curve] for key, curve in results.mean_curves.items()},
         "skipped": len(results.failures),
         "skipped_files": [
             {"sample_id": sid, "file": run.samples[sid].file, "reason": reason}
@@ -186,6 +187,19 @@ def write_figures(run_dir: Path, run, results) -> list[Path]:
                 {k: results.metrics[k] for k in ("insertion", "deletion")},
                 run_dir / "curves.png",
                 title=f"{run.method} on {run.config.options.model}, {len(results.sample_ids)} images",
+            )
+        )
+    road = [key for key in ("road_morf", "road_lerf") if results.mean_curves.get(key)]
+    if road:
+        from metrics.functional.road import DEFAULT_PERCENTAGES
+
+        written.append(
+            figures.road_plot(
+                results.mean_curves,
+                run.config.metrics.get("road_percentages") or DEFAULT_PERCENTAGES,
+                {k: results.metrics[k] for k in road},
+                run_dir / "road.png",
+                title=f"ROAD: {run.method} on {run.config.options.model}, {len(results.sample_ids)} images",
             )
         )
     return written

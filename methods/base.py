@@ -147,6 +147,9 @@ class Explainer(pl.LightningModule):
         #: Methods with per-sample randomness seed it from ``(seed, sample id)``.
         self.current_sample_ids: Tensor | None = None
         self._forward_only: Callable[[Tensor], Tensor] | None = None
+        reason = self.class_independence()
+        if reason is not None:
+            self.scorer.mark_unavailable("method_for_classes", f"not applicable: {reason}")
 
     def forward_only(self, images: Tensor) -> Tensor:
         """``classifier(images)`` for a pass that needs neither hooks nor gradients: compiled
@@ -186,6 +189,11 @@ class Explainer(pl.LightningModule):
     def describe(self) -> dict[str, Any]:
         """Method facts for ``results.json`` beyond its config (e.g. the CAM layer used)."""
         return {}
+
+    def class_independence(self) -> str | None:
+        """Why this method's maps do not depend on the class asked about (then the random logit
+        test does not apply), or ``None``: they may. Default ``None``."""
+        return None
 
     @classmethod
     def check_data(cls, config: MethodConfig, samples: list, size: tuple[int, int]) -> list[str]:
@@ -304,6 +312,7 @@ class Explainer(pl.LightningModule):
                 lambda inputs, _top1: self.explain_maps(inputs, explained),
                 sample_ids, images, maps, classes, base_prob,
                 boxes=batch.get("boxes"), forward_only=self.forward_only,
+                method=lambda inputs, wanted: self.explain_maps(inputs, explained if wanted is None else wanted),
             )
         finally:
             self.current_sample_ids = None

@@ -301,6 +301,9 @@ class CAMSpec:
     #: masked copies ``[B, C, 3, H, W]`` of the whole batch at once (ResNet-50, C = 2048, B = 8:
     #: ~10 GB), so it is called one image at a time (~1.2 GB); its forwards are batched inside.
     images_per_call: int | None = None
+    #: Whether the map depends on the class asked about (not for Random-CAM and the
+    #: class-agnostic projections).
+    uses_class: bool = True
 
 
 class CAMExplainer(Explainer):
@@ -333,6 +336,11 @@ class CAMExplainer(Explainer):
         every method it has (2x faster than grad-cam on the CPU: the backward stops at the layer)."""
         backend = getattr(self.config, "backend", "auto")
         return self.method_name in DEVICE_METHODS and backend in ("device", "auto")
+
+    def class_independence(self) -> str | None:
+        if self.spec.uses_class:
+            return None
+        return f"{self.method_name}'s maps do not depend on the class"
 
     # -- pipeline hooks ----------------------------------------------------------------------
 
@@ -503,7 +511,7 @@ def _make_smoothgradcampp(model, layers, config: SmoothGradCAMppConfig, reshape_
 
 
 CAM_SPECS: tuple[CAMSpec, ...] = (
-    CAMSpec("random", "RandomCAM", _make_random, doc="""Random-CAM: target-layer activations under random channel weights (a baseline).
+    CAMSpec("random", "RandomCAM", _make_random, uses_class=False, doc="""Random-CAM: target-layer activations under random channel weights (a baseline).
 
     ``M = ReLU(sum_k w_k A^k)``, ``w_k ~ U(-1, 1)`` drawn per sample from a generator seeded
     from (seed, sample id): the same map for a sample in any batch and on any process. The
@@ -561,7 +569,7 @@ CAM_SPECS: tuple[CAMSpec, ...] = (
     Desai & Ramaswamy 2020, "Ablation-CAM: Visual Explanations for Deep Convolutional Network
     via Gradient-free Localization" (WACV).
     """),
-    CAMSpec("eigencam", "EigenCAM", _plain("EigenCAM"), doc="""Eigen-CAM: projection of the activations on their first principal component (class-agnostic).
+    CAMSpec("eigencam", "EigenCAM", _plain("EigenCAM"), uses_class=False, doc="""Eigen-CAM: projection of the activations on their first principal component (class-agnostic).
 
     ``M = ReLU(A V_1)`` with ``V_1`` the first right singular vector of the centred
     activations (pixels x channels); the class is ignored.
@@ -573,13 +581,13 @@ CAM_SPECS: tuple[CAMSpec, ...] = (
     ``M = ReLU(P_1(dy^c/dA * A))`` with ``P_1`` the projection on the first principal
     component. grad-cam's variant of Eigen-CAM (Muhammad & Yeasin 2020, IJCNN).
     """),
-    CAMSpec("kpcacam", "KPCA_CAM", _plain("KPCA_CAM"), doc="""KPCA-CAM: first kernel principal component of the activations (class-agnostic).
+    CAMSpec("kpcacam", "KPCA_CAM", _plain("KPCA_CAM"), uses_class=False, doc="""KPCA-CAM: first kernel principal component of the activations (class-agnostic).
 
     ``M = ReLU(KPCA_1(A))`` with a sigmoid kernel over the pixels' channel vectors; the class
     is ignored. Karmani et al. 2024, "KPCA-CAM: Visual Explainability of Deep Computer Vision
     Models using Kernel PCA" (arXiv:2410.00267).
     """),
-    CAMSpec("fem", "FEM", _plain("FEM"), doc="""FEM: channels weighted by the share of their pixels above mean + 2 std (class-agnostic).
+    CAMSpec("fem", "FEM", _plain("FEM"), uses_class=False, doc="""FEM: channels weighted by the share of their pixels above mean + 2 std (class-agnostic).
 
     ``w_k = mean_ij [A^k_ij > mu_k + 2 sigma_k]``, ``M = ReLU(sum_k w_k A^k)``; the class is
     ignored. Fuad et al. 2020, "Features Understanding in 3D CNNs for Actions Recognition in

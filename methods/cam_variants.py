@@ -21,14 +21,7 @@ from pytorch_grad_cam.base_cam import BaseCAM
 from pytorch_grad_cam.random_cam import RandomCAM
 
 from methods.cam_device import random_channel_weights
-
-
-def sample_seed(seed: int, sample_id: int, stream: int) -> int:
-    """A 64-bit seed for one sample, mixed from the run's seed, the sample id and a stream
-    number (so different uses of randomness never share numbers). Independent of the batch
-    and the process that explains the sample."""
-    entropy = [int(seed) % 2**64, int(sample_id) % 2**64, int(stream) % 2**64]
-    return int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0])
+from metrics.functional.seeding import sample_seed
 
 
 class _PerSampleSeeds:

@@ -222,6 +222,11 @@ class LOTS(Explainer):
         finally:
             bar.close()
 
+    def class_independence(self) -> str | None:
+        if self.config.target in ("zero", "image"):
+            return f"LOTS moves the features towards the {self.config.target} target whatever the class"
+        return None
+
     def explain(self, images: Tensor, classes: Tensor) -> Explanation:
         config: LOTSConfig = self.config
         result = self.attack(images, classes)

@@ -237,6 +237,8 @@ class SavedMaps(Explainer):
         self._coherency_maps: dict[int, Tensor] = {}
         if self.config.coherency_maps is None:
             self.scorer.mark_unavailable("explain", COHERENCY_REASON)
+        self.scorer.mark_unavailable(
+            "method_for_inputs", "maps computed elsewhere: the method cannot be asked about other images or classes")
 
     @classmethod
     def check_data(cls, config: SavedMapsConfig, samples, size: tuple[int, int]) -> list[str]:

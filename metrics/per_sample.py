@@ -52,6 +52,11 @@ class PerSampleMetric(Metric):
         self.add_state("sample_ids", default=[], dist_reduce_fx="cat")
         self.add_state("values", default=[], dist_reduce_fx="cat")
 
+    def model_passes(self) -> tuple[int, int]:
+        """``(forwards, backwards)`` of the classifier per image this metric makes itself, beyond
+        the shared inputs (``--estimate`` counts them); default none."""
+        return 0, 0
+
     def _add_per_sample_state(self, name: str) -> None:
         self.add_state(name, default=[], dist_reduce_fx="cat")
         self._extra_states.append(name)

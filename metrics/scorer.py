@@ -29,6 +29,8 @@ from metrics.functional.insertion_deletion import (
     insertion_deletion_curves,
 )
 from metrics.functional.localization import Boxes
+from metrics.functional.road import DEFAULT_NOISE, DEFAULT_PERCENTAGES, check_noise, check_percentages
+from metrics.max_sensitivity import check_radius, check_samples
 from metrics.per_sample import PerSampleMetric
 from metrics.registry import is_import_string
 
@@ -48,10 +50,17 @@ INPUTS = {
     "deletion_curves": "Deletion curves [B, S + 1]",
     "boxes": "per image a [K, 4] tensor of boxes in map pixels, or None",
     "classifier": "the classifier: pixel-space images -> logits",
+    "class_probability": "probability(images [N, 3, H, W], classes [N]) -> softmax probability of each class [N] "
+                         "(forward-only passes in the benchmark's chunks)",
     "explain": "the method again: explain(images, classes) -> maps [B, H, W]",
+    "method_for_inputs": "the method on other images: method(images [B, 3, H, W], None) -> maps [B, H, W] for the "
+                         "batch's classes (unavailable for maps computed elsewhere)",
+    "method_for_classes": "the method for other classes: method(images, classes [B]) -> maps (unavailable where "
+                          "the maps do not depend on the class)",
+    "class_count": "the number of classes of the classifier",
 }
 #: Inputs that call the method again: unavailable for maps computed elsewhere.
-METHOD_INPUTS = ("maps_of_explanation", "explain")
+METHOD_INPUTS = ("maps_of_explanation", "explain", "method_for_inputs", "method_for_classes")
 
 
 def metric_needs(cls: type[PerSampleMetric]) -> dict[str, str]:
@@ -160,9 +169,11 @@ class BatchInputs:
     """
 
     def __init__(self, scorer: "SaliencyScorer", classifier, explain_fn, images, maps, classes, base_prob, boxes,
-                 forward_only=None):
+                 forward_only=None, method=None):
         self._scorer = scorer
         self.classifier = classifier
+        #: ``method(images, classes or None)``: the method on any images (``None``: the batch's classes)
+        self.method_for_inputs = self.method_for_classes = method
         #: the classifier for passes that need no hooks or gradients (possibly compiled)
         self.forward_only = forward_only if forward_only is not None else classifier
         self.explain = explain_fn
@@ -190,6 +201,25 @@ class BatchInputs:
     @cached_property
     def maps_of_explanation(self) -> Tensor:
         return torch.as_tensor(self.explain(self.explanation, self.classes)).detach().to(self.maps.device)
+
+    @cached_property
+    def class_count(self) -> int:
+        return int(self.explanation_probs.shape[1])
+
+    @cached_property
+    def class_probability(self) -> Callable[[Tensor, Tensor], Tensor]:
+        chunk = self._scorer.chunk_size_for(self.images.device)
+
+        def probability(images: Tensor, classes: Tensor) -> Tensor:
+            classes = classes.to(device=images.device, dtype=torch.long)
+            scores = []
+            with torch.no_grad():
+                for start in range(0, images.shape[0], chunk):
+                    probs = _softmax(self.forward_only(images[start:start + chunk]))
+                    scores.append(probs.gather(1, classes[start:start + chunk, None]).squeeze(1))
+            return torch.cat(scores) if scores else images.new_zeros(0)
+
+        return probability
 
     @cached_property
     def _curves(self) -> tuple[Tensor, Tensor]:
@@ -241,6 +271,10 @@ class SaliencyScorer(torch.nn.Module):
             boxes)), plugin names or import strings (:func:`check_extra`).
         tolerance: the pointing game's tolerance in pixels of the 224x224 map (TorchRay: 15);
             given to every metric whose constructor takes ``tolerance``.
+        road_percentages, road_noise: ROAD's percentages of removed pixels and the sigma of its
+            imputation noise (0 = off); given to every metric whose constructor takes them.
+        sensitivity_samples, sensitivity_radius: max-sensitivity's draws and the L-infinity
+            radius of its perturbations in [0, 1] pixel space.
         bootstrap: resamples of the 95% bootstrap interval of every metric mean.
 
     Raises:
@@ -257,6 +291,10 @@ class SaliencyScorer(torch.nn.Module):
         extra: list[str] | None = None,
         tolerance: float = 15,
         bootstrap: int = DEFAULT_RESAMPLES,
+        road_percentages: list[float] = list(DEFAULT_PERCENTAGES),
+        road_noise: float = DEFAULT_NOISE,
+        sensitivity_samples: int = 10,
+        sensitivity_radius: float = 0.02,
     ) -> None:
         super().__init__()
         self.score = _option("score", check_score, score)
@@ -275,7 +313,13 @@ class SaliencyScorer(torch.nn.Module):
         #: The metric keys of this scorer: the thesis's five, then the extras (each after the
         #: metrics it needs).
         self.keys: tuple[str, ...] = METRIC_KEYS + self.extra
-        options = {"tolerance": tolerance}
+        options = {
+            "tolerance": tolerance,
+            "road_percentages": _option("road_percentages", check_percentages, road_percentages),
+            "road_noise": _option("road_noise", check_noise, road_noise),
+            "sensitivity_samples": check_samples(sensitivity_samples),
+            "sensitivity_radius": check_radius(sensitivity_radius),
+        }
         # A ModuleDict (so the states move with the scorer) under names without "." and ":"
         # (an import string's key); ``self.metrics`` gives them by key.
         self._metric_modules = torch.nn.ModuleDict(
@@ -307,6 +351,8 @@ class SaliencyScorer(torch.nn.Module):
         self.unavailable[input_name] = reason
         if input_name == "explain":
             self.unavailable["maps_of_explanation"] = reason
+        if input_name == "method_for_inputs":  # no method on other images: none for other classes either
+            self.unavailable.setdefault("method_for_classes", reason)
         for key in self.keys:
             needed = list(self.needs[key].values())
             missing = [n for n in needed if n in self.unavailable]
@@ -339,6 +385,7 @@ class SaliencyScorer(torch.nn.Module):
         base_prob: Tensor,
         boxes: Boxes | None = None,
         forward_only: Callable[[Tensor], Tensor] | None = None,
+        method: Callable[[Tensor, Tensor | None], Tensor] | None = None,
     ) -> dict[str, Tensor]:
         """Score a batch and add it to every metric; returns the per-sample values (CPU).
 
@@ -349,7 +396,9 @@ class SaliencyScorer(torch.nn.Module):
         ``boxes`` (pointing games): per sample a ``[K, 4]`` tensor of boxes in map pixels, or
         ``None`` (no box: the sample is left out of those metrics and counted).
         ``forward_only``: ``classifier`` for the passes that need neither hooks nor gradients
-        (``x * M``, the curves), e.g. compiled; default ``classifier``.
+        (``x * M``, the curves), e.g. compiled; default ``classifier``. ``method(images,
+        classes)``: the method on other images (``classes`` ``None`` = the batch's) or for other
+        classes, for the metrics that need it (random logit, max-sensitivity).
         """
         batch, _, height, width = images.shape
         if maps.shape != (batch, height, width):
@@ -363,7 +412,8 @@ class SaliencyScorer(torch.nn.Module):
         if non_finite.any():
             maps = torch.where(non_finite[:, None, None], torch.zeros_like(maps), maps)
         classes = classes.to(device=images.device, dtype=torch.long)
-        inputs = BatchInputs(self, classifier, explain_fn, images, maps, classes, base_prob, boxes, forward_only)
+        inputs = BatchInputs(self, classifier, explain_fn, images, maps, classes, base_prob, boxes, forward_only,
+                             method)
         # In the order of the keys: the forward of x * M (Average Drop), the method on x * M
         # (Coherency), then the curves (Insertion), as the thesis metrics always were.
         values: dict[str, Tensor] = {}
@@ -378,9 +428,11 @@ class SaliencyScorer(torch.nn.Module):
                     for parameter, name in self.needs[key].items()
                 }
                 metric.update(sample_ids, **arguments)
-                if "curves" in arguments:
-                    #: The batch's curves ``[B, S + 1]`` of each curve metric (for the records).
-                    self.last_curves[key] = arguments["curves"].detach().cpu()
+                # The batch's curves of each curve metric (for the records): the curves it was
+                # given ([B, S + 1]), or those it computed itself (``batch_curves``, e.g. ROAD's).
+                curves = arguments["curves"] if "curves" in arguments else getattr(metric, "batch_curves", None)
+                if curves is not None:
+                    self.last_curves[key] = curves.detach().cpu()
             values[key] = metric.values[-1]
         if non_finite.any():
             for key in self.keys:

@@ -26,6 +26,11 @@ def test_the_counts_and_the_time_follow_the_settings(monkeypatch):
     assert (results["lots"].forwards_per_image, results["lots"].backwards_per_image) == (2 * 4 + 1 + 1 + 10, 6)
     assert results["gradcam"].seconds == pytest.approx(2 * (14 * 10 + 2 * 20) / 1000)
     assert results["lots"].seconds == pytest.approx(2 * (20 * 10 + 6 * 20) / 1000)
+    # ROAD declares one forward per percentage, for MoRF and for LeRF
+    config = _config("--methods", "gradcam", "--limit", "2", "--metrics.n_steps", "4",
+                     "--metrics.extra", "road_morf,road_lerf", "--metrics.road_percentages", "25,50,75")
+    (road,) = estimate_module.estimate(config, build_datamodule(config), ["gradcam"])
+    assert (road.forwards_per_image, road.backwards_per_image) == (14 + 2 * 3, 2)
 
 
 def test_saved_maps_pass_nothing_and_coherency_is_not_counted_for_them(monkeypatch, tmp_path):
