@@ -57,6 +57,18 @@ def overlay_grid(
     return save_figure(fig, path, suptitle)
 
 
+def _save_probability_plot(fig, ax, xlabel: str, x_end: float, title: str, path: Path) -> Path:
+    """Label a plot of the mean class probability against ``xlabel`` (0 to ``x_end``) and save it."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("mean class probability")
+    ax.set_xlim(0, x_end)
+    ax.set_ylim(0, 1)
+    ax.legend()
+    if title:
+        ax.set_title(title, fontsize=9)
+    return save_figure(fig, path)
+
+
 def curves_plot(curves: dict[str, Sequence[float]], aucs: dict[str, float], path: Path, title: str = "") -> Path:
     """Mean Insertion and Deletion curves (probability vs fraction of pixels) with AUCs."""
     fig, ax = plt.subplots(figsize=(5, 3.6))
@@ -67,14 +79,7 @@ def curves_plot(curves: dict[str, Sequence[float]], aucs: dict[str, float], path
         x = np.linspace(0, 1, len(values))
         ax.plot(x, values, color=colour, label=f"{key} (AUC {aucs[key]:.2f})")
         ax.fill_between(x, values, alpha=0.15, color=colour)
-    ax.set_xlabel("fraction of pixels inserted / deleted")
-    ax.set_ylabel("mean class probability")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.legend()
-    if title:
-        ax.set_title(title, fontsize=9)
-    return save_figure(fig, path)
+    return _save_probability_plot(fig, ax, "fraction of pixels inserted / deleted", 1, title, path)
 
 
 def road_plot(curves: dict[str, Sequence[float]], percentages: Sequence[float], values: dict[str, float],
@@ -87,14 +92,7 @@ def road_plot(curves: dict[str, Sequence[float]], percentages: Sequence[float], 
         if points.size == 0:
             continue
         ax.plot(list(percentages), points, marker="o", color=colour, label=f"{label} ({values[key]:.2f})")
-    ax.set_xlabel("pixels removed and imputed (%)")
-    ax.set_ylabel("mean class probability")
-    ax.set_xlim(0, 100)
-    ax.set_ylim(0, 1)
-    ax.legend()
-    if title:
-        ax.set_title(title, fontsize=9)
-    return save_figure(fig, path)
+    return _save_probability_plot(fig, ax, "pixels removed and imputed (%)", 100, title, path)
 
 
 def comparison_grid(

@@ -174,3 +174,28 @@ def test_road_through_test_writes_its_curves_figure_and_records(tmp_path):
     records = [json.loads(line) for line in (run.run_dir / "records").glob("*.jsonl").__next__().read_text().splitlines()]
     assert all(len(record["curves"]["road_lerf"]) == 3 for record in records)
     assert "ROAD MoRF" in run.out and "ROAD LeRF" in run.out
+
+
+@pytest.mark.slow
+def test_a_killed_run_with_the_new_metrics_resumes_to_the_same_values(tmp_path):
+    import json
+
+    from tests.cli_runs import run_in_process
+
+    args = ["test", "--method", "gradcam", "--limit", "3", "--batch-size", "1", "--metrics.n_steps", "4",
+            "--logger", "none", "--overlay-images", "0", "--metrics.road_percentages", "50",
+            "--metrics.extra", "road_morf,random_logit,max_sensitivity", "--metrics.sensitivity_samples", "2",
+            "--output", str(tmp_path)]
+    first = run_in_process(args)
+    assert first.code == 0, first.err
+    expected = json.loads((first.run_dir / "results.json").read_text())
+    (first.run_dir / "results.json").unlink()  # what a kill after the first image leaves
+    records = first.run_dir / "records" / "rank0.jsonl"
+    records.write_text(records.read_text().splitlines()[0] + "\n")
+    resumed = run_in_process(["test", "--resume", str(first.run_dir)])
+    assert resumed.code == 0, resumed.err
+    assert "1 of 3 images done, 2 to go" in resumed.err
+    got = json.loads((first.run_dir / "results.json").read_text())
+    for key in ("road_morf", "random_logit", "max_sensitivity"):
+        assert got["metrics"][key] == pytest.approx(expected["metrics"][key], abs=1e-6), key
+    assert got["mean_curves"]["road_morf"] == pytest.approx(expected["mean_curves"]["road_morf"], abs=1e-7)
