@@ -133,9 +133,11 @@ class RecordWriter:
 
     def save_map(self, sample_id: int, map_: torch.Tensor, image: torch.Tensor | None) -> None:
         """Keep one map (and its image, for the overlay figure) on disk."""
-        image = None if image is None else image.detach().float().cpu()
+        # clone: a row of the batch is a view, and torch.save writes a view's whole storage (the
+        # batch's images and maps in every sample's file)
+        image = None if image is None else image.detach().float().cpu().clone()
         with atomic_path(self.folder / MAPS / f"{sample_id}.pt") as partial:  # never half a file
-            torch.save({"map": map_.detach().float().cpu(), "image": image}, partial)
+            torch.save({"map": map_.detach().float().cpu().clone(), "image": image}, partial)
 
     def close(self) -> None:
         self._handle.close()
