@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from metrics.errors import BenchmarkError
+from metrics.functional.image import full_precision
 from metrics.functional.insertion_deletion import pixel_rank
 
 #: The percentages of Rong et al. (and grad-cam's ROAD averages).
@@ -121,6 +122,11 @@ def linear_imputation(images: Tensor, removed: Tensor, tolerance: float = 1e-5,
     tolerance gives pixels within 6e-4 (mean 3e-5) of a float64 solve to 1e-9 on the built-in
     photos at 10-90% removed, far below the imputation noise (0.01); it costs ~9 s per image
     for the nine percentages on this project's 2-core CPU."""
+    with full_precision(images):  # the solve in float32 (or 64) even under --precision bf16
+        return _solve(images, removed, tolerance, max_iterations)
+
+
+def _solve(images: Tensor, removed: Tensor, tolerance: float, max_iterations: int | None) -> Tensor:
     batch, channels, height, width = images.shape
     count = removed.shape[1]
     dtype = torch.promote_types(images.dtype, torch.float32)
