@@ -3,8 +3,9 @@ running it.
 
 Per method it counts the images that go through the model (hooks on the backbone,
 ``models.counting``) while the method explains one image of the run, and adds what the
-scorer needs: the top-1 prediction, the forward of x * M, Coherency's second explanation (on
-x * M), ``2 x (n_steps + 1)`` forwards for Insertion and Deletion, and the passes the extra
+scorer needs: the top-1 prediction, the forward of x * M, the metrics' calls of the method
+(``method_calls``: Coherency's on x * M, one per other class or perturbation for the sanity
+checks), ``2 x (n_steps + 1)`` forwards for Insertion and Deletion, and the passes the extra
 metrics declare (``model_passes``: ROAD one forward per percentage). LOTS is counted at its
 worst case (``iterations`` updates, no early stop), since its iterations depend on the image.
 The counts times the model's measured time per image of a forward and of a backward (the
@@ -95,11 +96,11 @@ def estimate(config: RunConfig, datamodule, methods: list[str]) -> list[MethodEs
             times = pass_times(method.classifier, sample)
         forward_ms, backward_ms = times
         forwards, backwards = explain_passes(method, sample[:1])
-        coherency = 0 if "coherency" in method.scorer.not_computable else 1
-        metric_forwards, metric_backwards = (sum(passes) for passes in zip(
-            *(metric.model_passes() for metric in method.scorer.metrics.values())))
-        per_image_forwards = forwards * (1 + coherency) + 1 + 1 + 2 * (n_steps + 1) + metric_forwards
-        per_image_backwards = backwards * (1 + coherency) + metric_backwards
+        computed = [m for key, m in method.scorer.metrics.items() if key not in method.scorer.not_computable]
+        calls = 1 + sum(metric.method_calls() for metric in computed)  # the map, then the metrics' calls
+        metric_forwards, metric_backwards = (sum(passes) for passes in zip(*(m.model_passes() for m in computed)))
+        per_image_forwards = forwards * calls + 1 + 1 + 2 * (n_steps + 1) + metric_forwards
+        per_image_backwards = backwards * calls + metric_backwards
         seconds = count * (per_image_forwards * forward_ms + per_image_backwards * backward_ms) / 1000
         results.append(MethodEstimate(name, per_image_forwards, per_image_backwards, seconds))
     return results

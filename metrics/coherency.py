@@ -28,6 +28,9 @@ class Coherency(PerSampleMetric):
     higher_is_better = True
     needs = ("maps", "maps_of_explanation")
 
+    def method_calls(self) -> int:
+        return 1  # the method on x * M
+
     def update(
         self, sample_ids: Tensor | Sequence[int], maps: Tensor, maps_of_explanation: Tensor
     ) -> None:

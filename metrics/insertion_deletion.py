@@ -4,31 +4,19 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import torch
 from torch import Tensor
 
 from metrics.functional.insertion_deletion import curve_auc
 from metrics.catalog import register_metric
-from metrics.per_sample import PerSampleMetric
+from metrics.per_sample import PerSampleCurveMetric
 
 
-class _CurveMetric(PerSampleMetric):
-    """Area under per-sample curves; also keeps the curves for :meth:`mean_curve`."""
-
-    def __init__(self, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self._add_per_sample_state("curves")
+class _CurveMetric(PerSampleCurveMetric):
+    """Area under per-sample curves ``[S + 1]`` (kept for :meth:`mean_curve`)."""
 
     def update(self, sample_ids: Tensor | Sequence[int], curves: Tensor) -> None:
         """Add ``curves[B, S + 1]`` (from ``insertion_deletion_curves``) of ``sample_ids[B]``."""
         self._store(sample_ids, curve_auc(curves), curves=curves)
-
-    def mean_curve(self) -> Tensor:
-        """Mean curve ``[S + 1]`` over the samples with a defined AUC, each sample id once (NaN
-        when there is none)."""
-        with self._gathered():
-            _, values, (curves,) = self._unique("curves")
-        return curves[torch.isfinite(values)].double().mean(dim=0).float()
 
 
 @register_metric("insertion", "Insertion")

@@ -71,6 +71,9 @@ class MaxSensitivity(PerSampleMetric):
         self.samples = check_samples(sensitivity_samples)
         self.radius = check_radius(sensitivity_radius)
 
+    def method_calls(self) -> int:
+        return self.samples  # one map per perturbed copy
+
     def update(self, sample_ids: Tensor | Sequence[int], maps: Tensor, images: Tensor,
                method: Callable[[Tensor, Tensor | None], Tensor]) -> None:
         """Explain ``N`` perturbed copies of ``images`` (one call per draw) and keep the largest change."""

@@ -57,6 +57,11 @@ class PerSampleMetric(Metric):
         the shared inputs (``--estimate`` counts them); default none."""
         return 0, 0
 
+    def method_calls(self) -> int:
+        """Calls of the explanation method per image this metric makes (Coherency's on x * M,
+        the sanity checks'), each costing the method's passes (``--estimate`` counts them)."""
+        return 0
+
     def _add_per_sample_state(self, name: str) -> None:
         self.add_state(name, default=[], dist_reduce_fx="cat")
         self._extra_states.append(name)
@@ -172,3 +177,20 @@ class PerSampleMetric(Metric):
         if finite.numel() == 0:
             return torch.tensor(float("nan"), dtype=torch.float64, device=values.device)
         return finite.mean()
+
+
+class PerSampleCurveMetric(PerSampleMetric):
+    """A per-sample metric that also keeps each sample's curve (``curves``, a fixed number of
+    points per sample: Insertion/Deletion's steps, ROAD's percentages) for the records and
+    :meth:`mean_curve`."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._add_per_sample_state("curves")
+
+    def mean_curve(self) -> Tensor:
+        """Mean curve over the samples with a defined value, each sample id once (NaN when there
+        is none)."""
+        with self._gathered():
+            _, values, (curves,) = self._unique("curves")
+        return curves[torch.isfinite(values)].double().mean(dim=0).float()

@@ -17,10 +17,10 @@ from metrics.functional.road import (
     road_scores,
 )
 from metrics.functional.seeding import sample_generator
-from metrics.per_sample import PerSampleMetric
+from metrics.per_sample import PerSampleCurveMetric
 
 
-class _Road(PerSampleMetric):
+class _Road(PerSampleCurveMetric):
     """ROAD at every percentage: the per-sample scores ("curves", one per percentage) are kept
     for the records and the mean curve; the value is their mean x 100."""
 
@@ -36,7 +36,6 @@ class _Road(PerSampleMetric):
         super().__init__(**kwargs)
         self.percentages = check_percentages(road_percentages)
         self.noise = check_noise(road_noise)
-        self._add_per_sample_state("curves")
 
     def model_passes(self) -> tuple[int, int]:
         return len(self.percentages), 0  # one forward per percentage
@@ -58,12 +57,6 @@ class _Road(PerSampleMetric):
                              noise=self._noise(ids, images))
         self.batch_curves = scores.detach().float()
         self._store(sample_ids, curve_mean(scores), curves=self.batch_curves)
-
-    def mean_curve(self) -> Tensor:
-        """Mean score at each percentage over the samples with a defined value (NaN: none)."""
-        with self._gathered():
-            _, values, (curves,) = self._unique("curves")
-        return curves[torch.isfinite(values)].double().mean(dim=0).float()
 
 
 @register_metric("road_morf", "ROAD MoRF")

@@ -97,28 +97,22 @@ class CompiledForward:
     def __call__(self, images: Tensor) -> Tensor:
         if not self.covers(images):
             return self.classifier(images)
-        with torch.no_grad():
-            pieces = [self._piece(piece) for piece in images.split(self.batch_size)]
-        if self.failure is not None:  # the compile failed on this call
+        try:
+            with torch.no_grad():
+                outputs = torch.cat([self._piece(piece) for piece in images.split(self.batch_size)])
+        except Exception as error:  # noqa: BLE001 - any compiler failure means: run uncompiled
+            self._give_up(error)
             return self.classifier(images)
-        return torch.cat(pieces)
+        count_forward(self.net, images.shape[0])
+        return outputs
 
-    def _piece(self, piece: Tensor) -> Tensor | None:
-        if self.failure is not None:
-            return None
+    def _piece(self, piece: Tensor) -> Tensor:
+        """The logits of ``piece`` (at most ``batch_size`` images), padded to the graph's batch."""
         count = piece.shape[0]
         if count < self.batch_size:
             piece = torch.cat([piece, piece.new_zeros(self.batch_size - count, *piece.shape[1:])])
         piece = piece.contiguous(memory_format=torch.channels_last)
-        try:
-            if self._compiled is None:
-                output = self._compile(piece)
-            else:
-                output = self._compiled(piece)
-        except Exception as error:  # noqa: BLE001 - any compiler failure means: run uncompiled
-            self._give_up(error)
-            return None
-        count_forward(self.net, count)
+        output = self._compile(piece) if self._compiled is None else self._compiled(piece)
         return output[:count]
 
     def _compile(self, piece: Tensor) -> Tensor:

@@ -31,6 +31,13 @@ def test_the_counts_and_the_time_follow_the_settings(monkeypatch):
                      "--metrics.extra", "road_morf,road_lerf", "--metrics.road_percentages", "25,50,75")
     (road,) = estimate_module.estimate(config, build_datamodule(config), ["gradcam"])
     assert (road.forwards_per_image, road.backwards_per_image) == (14 + 2 * 3, 2)
+    # the sanity checks call the method again: once for the other class, once per perturbation
+    # (random logit does not apply to LOTS towards the zero target)
+    config = _config("--methods", "gradcam,lots", "--method.iterations", "3", "--limit", "2", "--metrics.n_steps", "4",
+                     "--metrics.extra", "random_logit,max_sensitivity", "--metrics.sensitivity_samples", "3")
+    sanity = {r.method: r for r in estimate_module.estimate(config, build_datamodule(config), ["gradcam", "lots"])}
+    assert (sanity["gradcam"].forwards_per_image, sanity["gradcam"].backwards_per_image) == (6 + 1 + 1 + 10, 6)
+    assert (sanity["lots"].forwards_per_image, sanity["lots"].backwards_per_image) == (5 * 4 + 1 + 1 + 10, 5 * 3)
 
 
 def test_saved_maps_pass_nothing_and_coherency_is_not_counted_for_them(monkeypatch, tmp_path):
