@@ -12,6 +12,7 @@ A line is ``{"id": 12, "columns": {...}, "metrics": {...}, "curves": {"insertion
 one. Values are float32 numbers written exactly (``repr`` of a float round-trips), so restored
 metric states equal the ones computed. Each process appends whole batches and flushes them to
 disk, so a kill loses at most the batch being written; a torn last line is ignored on reading.
+A batch's kept maps are saved before its records, so a record implies its map.
 """
 
 from __future__ import annotations
@@ -177,6 +178,10 @@ class RunRecorder(pl.Callback):
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         if self._writer is None or outputs is None:
             return
+        # maps first: a record on disk then means its kept map is on disk too (a kill between
+        # the two would otherwise resume an image whose map is lost from maps.pt and figures)
+        for sample_id, (map_, image) in outputs.kept.items():
+            self._writer.save_map(sample_id, map_, image)
         self._writer.write([SampleRecord(sample_id, failed=reason) for sample_id, reason in outputs.failures])
         self._writer.write(
             [
@@ -190,8 +195,6 @@ class RunRecorder(pl.Callback):
                 for row, sample_id in enumerate(outputs.sample_ids)
             ]
         )
-        for sample_id, (map_, image) in outputs.kept.items():
-            self._writer.save_map(sample_id, map_, image)
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if self._writer is not None:
