@@ -1,5 +1,5 @@
 """Pictures of a run: map overlays of the first images, the mean Insertion/Deletion curves, the
-mean ROAD curves."""
+mean ROAD curves, one image's maps across the model randomization stages."""
 
 from __future__ import annotations
 
@@ -93,6 +93,34 @@ def road_plot(curves: dict[str, Sequence[float]], percentages: Sequence[float], 
             continue
         ax.plot(list(percentages), points, marker="o", color=colour, label=f"{label} ({values[key]:.2f})")
     return _save_probability_plot(fig, ax, "pixels removed and imputed (%)", 100, title, path)
+
+
+def randomization_plot(image: Tensor, maps: Tensor, stages: Sequence[dict], spearman: Sequence[float],
+                       ssim: Sequence[float], path: Path, title: str = "") -> Path:
+    """Adebayo et al.'s Figure 2: one image's map on the trained model and at each cascading
+    randomization stage (top), and the mean similarities per stage (bottom)."""
+    count = maps.shape[0]
+    fig = plt.figure(figsize=(max(6.0, 1.7 * (count + 1)), 4.6))
+    grid = fig.add_gridspec(2, count + 1, height_ratios=[1, 1.1])
+    labels = ["trained"] + [f"stage {i}\n..{s['to']}" for i, s in enumerate(stages, start=1)]
+    panels = [(image.permute(1, 2, 0).clamp(0, 1).numpy(), "image")] + [
+        (overlay(image, maps[i]), labels[i]) for i in range(count)]
+    for col, (picture, text) in enumerate(panels):
+        ax = fig.add_subplot(grid[0, col])
+        ax.imshow(picture)
+        ax.set_title(text, fontsize=7)
+        ax.axis("off")
+    ax = fig.add_subplot(grid[1, :])
+    x = np.arange(1, len(spearman) + 1)
+    ax.plot(x, [np.nan if v is None else v for v in spearman], marker="o", label="Spearman x 100")
+    ax.plot(x, [np.nan if v is None else v for v in ssim], marker="s", label="SSIM x 100")
+    ax.axhline(0, color="grey", linewidth=0.6)
+    ax.set_xticks(x)
+    ax.set_xlabel("randomization stage (layers re-initialized from the output)")
+    ax.set_ylabel("similarity to the trained map")
+    ax.set_ylim(-100, 100)
+    ax.legend(fontsize=8)
+    return save_figure(fig, path, title, title_size=9)
 
 
 def comparison_grid(

@@ -138,7 +138,8 @@ def sync_hint(logged: list[LoggedRun]) -> str | None:
 def summary_values(content: dict) -> dict[str, Any]:
     """The summary of a run: ``results.json``'s metric means, ``ms_per_map``, ``images``,
     ``skipped``, the method's extras (e.g. LOTS ``iterations``), ``undefined_<metric>`` and
-    each mean's 95% bootstrap interval as ``<metric>_ci95_low`` / ``<metric>_ci95_high``."""
+    each mean's 95% bootstrap interval as ``<metric>_ci95_low`` / ``<metric>_ci95_high``, and
+    per-stage means of metrics that have stages (``randomization_spearman_per_stage_1``...)."""
     return {
         **content["metrics"],
         "ms_per_map": content["ms_per_map"],
@@ -150,6 +151,12 @@ def summary_values(content: dict) -> dict[str, Any]:
             f"{key}_ci95_{side}": bound
             for key, bounds in content.get("ci95", {}).items()
             for side, bound in zip(("low", "high"), bounds or (None, None))
+        },
+        **{  # e.g. randomization_spearman_per_stage_1..S
+            f"{key}_{name}_{number}": value
+            for key, detail in content.get("metric_details", {}).items()
+            for name, values in detail.items() if name.endswith("_per_stage")
+            for number, value in enumerate(values, start=1)
         },
     }
 
@@ -224,6 +231,9 @@ def _log_wandb_run(run, evaluation, table: str | None) -> LoggedRun:
     if evaluation.results.mean_curves.get("insertion"):
         title = f"{run.method} on {o.model}: mean Insertion / Deletion curves"
         logged["mean_curves"] = _curves_plot(evaluation.results, title)
+    for figure in ("road", "randomization"):  # the figures of the newer metrics, as drawn for the run folder
+        if (evaluation.run_dir / f"{figure}.png").is_file():
+            logged[f"{figure}_figure"] = wandb.Image(str(evaluation.run_dir / f"{figure}.png"))
     wandb_run.log(logged)
     wandb_run.summary.update(summary_values(content))
     return _finish(wandb_run, evaluation.run_dir)

@@ -61,6 +61,15 @@ def _finite_or_none(value: float) -> float | None:
     return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
 
+def _nulls_for_nan(value: Any) -> Any:
+    """``value`` with every NaN inside lists and dicts as ``None`` (JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {k: _nulls_for_nan(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_nulls_for_nan(v) for v in value]
+    return _finite_or_none(value)
+
+
 def _mean(values: list[float]) -> float | None:
     finite = [v for v in values if math.isfinite(v)]
     return sum(finite) / len(finite) if finite else None
@@ -83,6 +92,7 @@ def results_dict(run, results, extra: dict[str, Any]) -> dict[str, Any]:
         "extra_columns": {c.name: c.to_dict() for c in run.extra_columns},
         "map_problems": map_problem_counts(columns["map_problem"]),
         "mean_curves": {key: [_finite_or_none(v) for v in curve] for key, curve in results.mean_curves.items()},
+        "metric_details": {key: _nulls_for_nan(detail) for key, detail in results.details.items()},
         "skipped": len(results.failures),
         "skipped_files": [
             {"sample_id": sid, "file": run.samples[sid].file, "reason": reason}
@@ -200,6 +210,16 @@ def write_figures(run_dir: Path, run, results) -> list[Path]:
                 {k: results.metrics[k] for k in road},
                 run_dir / "road.png",
                 title=f"ROAD: {run.method} on {run.config.options.model}, {len(results.sample_ids)} images",
+            )
+        )
+    example, detail = results.examples.get("randomization"), results.details.get("randomization")
+    if example and detail:
+        written.append(
+            figures.randomization_plot(
+                example["image"], example["maps"], example["stages"], detail["spearman_per_stage"],
+                detail["ssim_per_stage"], run_dir / "randomization.png",
+                title=f"Model randomization: {run.method} on {run.config.options.model}, image #{example['sample_id']} "
+                      f"(curves: mean of {len(results.sample_ids)} images)",
             )
         )
     return written

@@ -35,6 +35,12 @@ class RunResults:
     images: dict[int, Tensor]  # sample id -> image [3, H, W] for the first `keep_maps` ids
     #: metric -> (low, high): 95% percentile bootstrap interval of its mean over the images
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+    #: metric -> what it reports beyond its value (``details()``, e.g. the randomization test's
+    #: per-stage means), identical on every rank
+    details: dict[str, dict] = field(default_factory=dict)
+    #: metric -> one image it explains in its own way (``example``, e.g. the maps across the
+    #: randomization stages), from rank 0's images only
+    examples: dict[str, dict] = field(default_factory=dict)
 
 
 def gather_results(
@@ -81,4 +87,6 @@ def gather_results(
         maps=dict(sorted(maps.items())),
         images=dict(sorted(images.items())),
         intervals={key: bootstrap_ci(table[key], scorer.bootstrap, seed=seed) for key in scorer.keys},
+        details=scorer.details(),
+        examples=scorer.examples(),
     )

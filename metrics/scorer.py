@@ -30,6 +30,7 @@ from metrics.functional.insertion_deletion import (
 )
 from metrics.functional.localization import Boxes
 from metrics.functional.road import DEFAULT_NOISE, DEFAULT_PERCENTAGES, check_noise, check_percentages
+from metrics.functional.randomization import check_steps
 from metrics.max_sensitivity import check_radius, check_samples
 from metrics.per_sample import PerSampleMetric
 from metrics.registry import is_import_string
@@ -275,6 +276,7 @@ class SaliencyScorer(torch.nn.Module):
             imputation noise (0 = off); given to every metric whose constructor takes them.
         sensitivity_samples, sensitivity_radius: max-sensitivity's draws and the L-infinity
             radius of its perturbations in [0, 1] pixel space.
+        randomization_steps: the stages of the cascading model randomization.
         bootstrap: resamples of the 95% bootstrap interval of every metric mean.
 
     Raises:
@@ -295,6 +297,7 @@ class SaliencyScorer(torch.nn.Module):
         road_noise: float = DEFAULT_NOISE,
         sensitivity_samples: int = 10,
         sensitivity_radius: float = 0.02,
+        randomization_steps: int = 5,
     ) -> None:
         super().__init__()
         self.score = _option("score", check_score, score)
@@ -319,6 +322,7 @@ class SaliencyScorer(torch.nn.Module):
             "road_noise": _option("road_noise", check_noise, road_noise),
             "sensitivity_samples": check_samples(sensitivity_samples),
             "sensitivity_radius": check_radius(sensitivity_radius),
+            "randomization_steps": check_steps(randomization_steps),
         }
         # A ModuleDict (so the states move with the scorer) under names without "." and ":"
         # (an import string's key); ``self.metrics`` gives them by key.
@@ -456,6 +460,15 @@ class SaliencyScorer(torch.nn.Module):
     def mean_curves(self) -> dict[str, Tensor]:
         """Mean curves ``[S + 1]`` of the curve metrics (every rank must call it)."""
         return {key: self.metrics[key].mean_curve() for key in self.keys if hasattr(self.metrics[key], "mean_curve")}
+
+    def details(self) -> dict[str, dict[str, Any]]:
+        """What each metric reports beyond its value (``details()``; every rank must call it)."""
+        return {key: self.metrics[key].details() for key in self.keys
+                if hasattr(self.metrics[key], "details") and key not in self.not_computable}
+
+    def examples(self) -> dict[str, dict[str, Any]]:
+        """Each metric's example image of this process (``example``), where it keeps one."""
+        return {key: example for key in self.keys if (example := getattr(self.metrics[key], "example", None))}
 
     def per_sample(self) -> dict[str, tuple[Tensor, Tensor]]:
         """``(ids, values)`` of each metric, sorted by id (every rank must call it)."""

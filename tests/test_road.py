@@ -184,7 +184,8 @@ def test_a_killed_run_with_the_new_metrics_resumes_to_the_same_values(tmp_path):
 
     args = ["test", "--method", "gradcam", "--limit", "3", "--batch-size", "1", "--metrics.n_steps", "4",
             "--logger", "none", "--overlay-images", "0", "--metrics.road_percentages", "50",
-            "--metrics.extra", "road_morf,random_logit,max_sensitivity", "--metrics.sensitivity_samples", "2",
+            "--metrics.extra", "road_morf,random_logit,max_sensitivity,randomization", "--metrics.sensitivity_samples", "2",
+            "--metrics.randomization_steps", "2",
             "--output", str(tmp_path)]
     first = run_in_process(args)
     assert first.code == 0, first.err
@@ -196,8 +197,10 @@ def test_a_killed_run_with_the_new_metrics_resumes_to_the_same_values(tmp_path):
     assert resumed.code == 0, resumed.err
     assert "1 of 3 images done, 2 to go" in resumed.err
     got = json.loads((first.run_dir / "results.json").read_text())
-    for key in ("road_morf", "random_logit", "max_sensitivity"):
+    for key in ("road_morf", "random_logit", "max_sensitivity", "randomization"):
         assert got["metrics"][key] == pytest.approx(expected["metrics"][key], abs=1e-6), key
+    assert got["metric_details"]["randomization"]["spearman_per_stage"] == pytest.approx(
+        expected["metric_details"]["randomization"]["spearman_per_stage"], abs=1e-6)
     assert got["mean_curves"]["road_morf"] == pytest.approx(expected["mean_curves"]["road_morf"], abs=1e-7)
 
 

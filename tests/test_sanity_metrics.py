@@ -106,12 +106,13 @@ def test_the_sanity_metrics_through_test_and_not_computable_for_saved_maps(tmp_p
     from tests.cli_runs import run_in_process
 
     common = ["--limit", "2", "--metrics.n_steps", "4", "--logger", "none", "--metrics.sensitivity_samples", "2",
-              "--metrics.extra", "random_logit,max_sensitivity", "--output", str(tmp_path / "runs")]
+              "--metrics.extra", "random_logit,max_sensitivity,randomization", "--metrics.randomization_steps", "2",
+              "--output", str(tmp_path / "runs")]
     run = run_in_process(["test", "--method", "gradcam", *common])
     assert run.code == 0, run.err
     results = json.loads((run.run_dir / "results.json").read_text())
-    assert all(np.isfinite(results["metrics"][key]) for key in ("random_logit", "max_sensitivity"))
-    assert "Random Logit" in run.out and "Max-Sensitivity" in run.out
+    assert all(np.isfinite(results["metrics"][key]) for key in ("random_logit", "max_sensitivity", "randomization"))
+    assert "Random Logit" in run.out and "Max-Sensitivity" in run.out and "Model Randomization" in run.out
 
     from benchmark.cli import build_parser, config_from_args
     from benchmark.run import build_datamodule
@@ -126,3 +127,5 @@ def test_the_sanity_metrics_through_test_and_not_computable_for_saved_maps(tmp_p
     reasons = json.loads((again.run_dir / "results.json").read_text())["not_computable"]
     assert reasons["max_sensitivity"].startswith("maps computed elsewhere")
     assert reasons["random_logit"].startswith("maps computed elsewhere")
+    assert reasons["randomization"].startswith("maps computed elsewhere")
+    assert not (again.run_dir / "randomization.png").exists()
