@@ -264,7 +264,8 @@ def log_evaluation(run, evaluation, table: str | None = None) -> LoggedRun:
     return LoggedRun()
 
 
-def _log_wandb_table(config, table_dir: Path, header: list[str], rows: list[list[Any]], contents: list[dict]) -> LoggedRun:
+def _log_wandb_table(config, table_dir: Path, header: list[str], rows: list[list[Any]], contents: list[dict],
+                     agreement: dict | None) -> LoggedRun:
     import wandb
 
     o = config.options
@@ -277,9 +278,19 @@ def _log_wandb_table(config, table_dir: Path, header: list[str], rows: list[list
         config={**config.to_table_dict(), "methods": list(o.methods), "model": o.model, "table": table_dir.name},
     )
     logged: dict[str, Any] = {"table": wandb.Table(columns=header, data=rows)}
-    comparison = table_dir / "comparison.png"
-    if comparison.is_file():
-        logged["comparison"] = wandb.Image(str(comparison))
+    for figure in ("comparison", "agreement"):
+        if (table_dir / f"{figure}.png").is_file():
+            logged[figure] = wandb.Image(str(table_dir / f"{figure}.png"))
+    if agreement:
+        logged["metric_agreement"] = wandb.Table(
+            columns=["metric_a", "metric_b", "kendall_tau_b", "ci95_low", "ci95_high"],
+            data=[[p["metric_a"], p["metric_b"], p["kendall_tau_b"], *p["ci95"]] for p in agreement["pairs"]],
+        )
+        logged["rank_stability"] = wandb.Table(
+            columns=["metric", "method", "rank", "stability"],
+            data=[[metric, method, v["rank"], v["stability"]] for metric, by_method in agreement["ranks"].items()
+                  for method, v in by_method.items()],
+        )
     wandb_run.log(logged)
     wandb_run.summary.update(
         {f"{c['method']}/{key}": value for c in contents for key, value in summary_values(c).items()}
@@ -287,9 +298,10 @@ def _log_wandb_table(config, table_dir: Path, header: list[str], rows: list[list
     return _finish(wandb_run, table_dir)
 
 
-def log_table(config, table_dir: Path, header: list[str], rows: list[list[Any]], contents: list[dict]) -> LoggedRun:
+def log_table(config, table_dir: Path, header: list[str], rows: list[list[Any]], contents: list[dict],
+              agreement: dict | None = None) -> LoggedRun:
     """Log the combined table of a ``table`` run as its own W&B run (``--logger wandb``); the
     CSV logger has nothing to add to ``table.csv``. Rank 0 only; never raises."""
     if config.options.logger != "wandb":
         return LoggedRun()
-    return _guarded("W&B logging", table_dir, lambda: _log_wandb_table(config, table_dir, header, rows, contents))
+    return _guarded("W&B logging", table_dir, lambda: _log_wandb_table(config, table_dir, header, rows, contents, agreement))

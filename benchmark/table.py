@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from benchmark import figures
+from benchmark.agreement import MethodScores, MetricAgreement, agreement_figure, agreement_markdown, agreement_of
 from benchmark.config import RunConfig
 from metrics.errors import BenchmarkError
 from benchmark.files import atomic_open, write_text_atomic
@@ -53,10 +54,12 @@ def make_table_dir(output: str, model: str) -> Path:
 
 
 def write_table(
-    table_dir: Path, contents: list[dict], model: str, tests: list[PairTest] | None = None, n_resamples: int = 0
+    table_dir: Path, contents: list[dict], model: str, tests: list[PairTest] | None = None, n_resamples: int = 0,
+    agreement: MetricAgreement | None = None,
 ) -> tuple[Path, Path]:
-    """table.md (means with intervals and significance marks), table.csv (means, then the
-    interval bounds), significance.csv and table.json (everything, for loggers)."""
+    """table.md (means with intervals and significance marks, then the metric agreement),
+    table.csv (means, then the interval bounds), significance.csv, table.json (everything, for
+    loggers) and agreement.png."""
     keys = metric_keys(contents[0])
     tests = tests or []
     cell_marks = marks(contents, keys, tests) if tests else {}
@@ -74,6 +77,10 @@ def write_table(
         text += "\nNot significantly different:\n" + "\n".join(lines) + "\n" if lines else (
             "\nEvery difference between two methods is significant.\n"
         )
+    if agreement is not None:
+        text += "\n" + agreement_markdown(agreement)
+        agreement_figure(agreement, table_dir / "agreement.png", title=f"{model}: do the metrics agree? "
+                         f"({len(agreement.methods)} methods, {images} images)")
     markdown = table_dir / "table.md"
     write_text_atomic(markdown, text)
     csv_path = table_dir / "table.csv"
@@ -96,6 +103,7 @@ def write_table(
         ],
         "pairs": [t.as_dict() for t in tests],
         "bootstrap_resamples": n_resamples,
+        "agreement": agreement.as_dict() if agreement is not None else None,
     }
     write_text_atomic(table_dir / "table.json", json.dumps(summary, indent=2) + "\n")
     return markdown, csv_path
@@ -191,10 +199,15 @@ def run_table(config: RunConfig) -> Path | None:
     contents = [e.content for e in evaluations]
     n_resamples = int(config.metrics["bootstrap"])
     tests = pair_tests(evaluations, metric_keys(contents[0]), n_resamples, o.seed)
-    markdown, _ = write_table(table_dir, contents, o.model, tests, n_resamples)
+    agreement = agreement_of(
+        [MethodScores(e.content["method"], e.results.sample_ids, e.results.columns) for e in evaluations],
+        metric_keys(contents[0]), n_resamples, o.seed,
+    )
+    markdown, _ = write_table(table_dir, contents, o.model, tests, n_resamples, agreement)
     comparison_grid(table_dir, evaluations, o.model)
     logged = [e.logged for e in evaluations]
-    logged.append(log_table(config, table_dir, *table_values(contents), contents))
+    logged.append(log_table(config, table_dir, *table_values(contents), contents,
+                            agreement.as_dict() if agreement is not None else None))
     print(markdown.read_text().rstrip())
     for evaluation in evaluations:
         print_notes(evaluation)

@@ -56,6 +56,30 @@ def test_table_of_three_methods_matches_their_results(tmp_path, capsys):
            for m in ("lots", "gradcam", "random")}
     assert ids["lots"] == ids["gradcam"] == ids["random"] == ["0", "1", "2"]
 
+    # the metric agreement: tau-b of the method rankings from the per-sample values, as scipy has it
+    from scipy.stats import kendalltau
+
+    from metrics.scorer import HIGHER_IS_BETTER
+
+    agreement = json.loads((table_dir / "table.json").read_text())["agreement"]
+    assert (table_dir / "agreement.png").stat().st_size > 0 and "Metric agreement" in markdown
+    assert agreement["methods"] == ["lots", "gradcam", "random"] and agreement["images"] == 3
+
+    def oriented_means(key):
+        means = []
+        for method in agreement["methods"]:
+            values = [float(r[key]) for r in csv.DictReader((table_dir / method / "per_sample.csv").open()) if r[key]]
+            means.append((1 if HIGHER_IS_BETTER[key] else -1) * sum(values) / len(values))
+        return means
+
+    assert agreement["pairs"], "some pair of metrics is compared"
+    for pair in agreement["pairs"]:
+        expected = kendalltau(oriented_means(pair["metric_a"]), oriented_means(pair["metric_b"])).statistic
+        if math.isnan(expected):
+            assert pair["kendall_tau_b"] is None
+        else:
+            assert pair["kendall_tau_b"] == pytest.approx(expected, abs=1e-6), pair
+
 
 def test_a_method_option_must_reach_one_listed_method(capsys):
     assert main(["table", "--methods", "gradcam,random", "--method.iterations", "5"]) == 2

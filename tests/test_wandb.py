@@ -112,7 +112,9 @@ def test_table_logs_its_combined_table(tmp_path):
 
     header, rows = table_values(contents)
     assert header[: len(TABLE_HEADER)] == TABLE_HEADER
-    logged = loggers.log_table(config, tmp_path, header, rows, contents)
+    agreement = {"pairs": [{"metric_a": "insertion", "metric_b": "deletion", "kendall_tau_b": -1.0, "ci95": [-1.0, 1.0]}],
+                 "ranks": {"insertion": {"gradcam": {"rank": 2, "stability": 0.75}}}}
+    logged = loggers.log_table(config, tmp_path, header, rows, contents, agreement)
     assert logged.offline_dir is not None
     run = read_offline_run(logged.offline_dir)
     assert (run.name, run.job_type, run.config["methods"]) == ("table-efficientnet_lite0", "table", ["gradcam", "random"])
@@ -122,3 +124,8 @@ def test_table_logs_its_combined_table(tmp_path):
         ["gradcam", 2, 0.0, 1.0, 2.0, 3.0, 4.0, 10.0], ["random", 2, 1.0, 2.0, 3.0, 4.0, 5.0, 20.0]]
     assert all(v is None for row in table["data"] for v in row[len(TABLE_HEADER):])  # no intervals given
     assert run.summary["random/coherency"] == 3.0 and run.summary["gradcam/ms_per_map"] == 10.0
+    pairs = json.loads(run.media(run.summary["metric_agreement"]["path"]).read_text())
+    assert pairs["columns"] == ["metric_a", "metric_b", "kendall_tau_b", "ci95_low", "ci95_high"]
+    assert pairs["data"] == [["insertion", "deletion", -1.0, -1.0, 1.0]]
+    stability = json.loads(run.media(run.summary["rank_stability"]["path"]).read_text())
+    assert stability["data"] == [["insertion", "gradcam", 2, 0.75]]
