@@ -188,6 +188,9 @@ def build_parser(extra_methods: Sequence[str] = ()) -> argparse.ArgumentParser:
     )
     _add_run_options(table, TABLE_OPTIONS)
     _add_method_options(table, extra_methods)
+    table.add_argument("--from", dest="from_runs", nargs="+", metavar="RUN_DIR", default=argparse.SUPPRESS,
+                       help="assemble the table from finished run folders (made by `test` anywhere, or table folders) "
+                            "instead of running the methods: the same files, one table per model; takes --output only")
     from benchmark.explain import EXPLAIN_OPTIONS
     from benchmark.targets import TARGETS_OPTIONS, add_targets_parser
 
@@ -299,6 +302,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run_command(namespace)
 
 
+#: The options ``table --from`` takes besides the run folders.
+TABLE_FROM_OPTIONS = ("output", "quiet")
+
+
+def _table_from(namespace: argparse.Namespace) -> int:
+    from benchmark.table_from import run_table_from
+
+    given = sorted(k for k in vars(namespace) if k not in ("command", "config", "from_runs", *TABLE_FROM_OPTIONS))
+    if given or namespace.config:
+        names = [_flag(k) if not k.startswith(("method.", "metrics.")) else "--" + k for k in given]
+        names += ["--config"] if namespace.config else []
+        raise BenchmarkError(
+            f"table --from assembles finished runs, so {', '.join(names)} cannot apply (the runs' own settings "
+            "made them); leave them out, or run `table --methods ...` to compute a new table"
+        )
+    run_table_from(list(namespace.from_runs), getattr(namespace, "output", "runs"))
+    return 0
+
+
 def _run_command(namespace: argparse.Namespace) -> int:
     try:
         if namespace.command == "targets":
@@ -316,6 +338,8 @@ def _run_command(namespace: argparse.Namespace) -> int:
 
             run_explain(namespace, config_from_args)
             return 0
+        if namespace.command == "table" and hasattr(namespace, "from_runs"):
+            return _table_from(namespace)
         config = config_from_args(namespace)
         from benchmark.devices import apply_run_settings
 

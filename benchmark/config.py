@@ -124,6 +124,7 @@ class RunOptions:
                   "rounding; auto = the device's default (compiled with --precision 32 on a CPU, else "
                   "channels_last); results.json records the one used"},
     )
+    quiet: bool = field(default=False, metadata={"help": "no progress bars (the results and notes are printed)"})
     estimate: bool = field(
         default=False,
         metadata={"help": "print the expected wall time on this machine (model passes counted on one image, timed "

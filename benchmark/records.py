@@ -43,7 +43,7 @@ SAMPLES = "samples.json"
 #: Everything else may change numbers and is refused: the accelerator (CPU float32 and GPU
 #: results in one run), the precision, TF32, the threads, the seed.
 RESUMABLE_CHANGES = {
-    "output", "logger", "num_workers", "overlay_images", "log_images", "devices", "estimate",
+    "output", "logger", "num_workers", "overlay_images", "log_images", "devices", "estimate", "quiet",
     "num_nodes", "strategy", "ddp_timeout", "wandb.project", "wandb.entity", "wandb.group", "wandb.tags",
 }
 

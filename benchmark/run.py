@@ -19,7 +19,7 @@ from benchmark.devices import (
     RankZeroMessage, apply_numerics, check_images_per_process, device_facts, numerics_in_force,
     trainer_device_arguments, uses_cuda,
 )
-from benchmark.progress import StderrProgressBar
+from benchmark.progress import ImageProgressBar
 from benchmark.variants import base_method, folder_name
 from benchmark.report import INTERVAL_NOTE, markdown_table, metric_keys, results_header, results_row, table_extras
 
@@ -146,8 +146,11 @@ def build_method(config: RunConfig, method: str | None = None, **pipeline):
     )
 
 
-def make_trainer(config: RunConfig, root: Path, callbacks: tuple = ()) -> pl.Trainer:
+def make_trainer(config: RunConfig, root: Path, callbacks: tuple = (), progress: ImageProgressBar | None = None
+                 ) -> pl.Trainer:
+    """The trainer of an evaluation; ``progress`` = its bar (none with ``--quiet``)."""
     o = config.options
+    bar = [] if o.quiet or progress is None else [progress]
     return pl.Trainer(
         **trainer_device_arguments(o),
         logger=False,  # loggers run on rank 0 after the evaluation (benchmark.loggers)
@@ -155,7 +158,8 @@ def make_trainer(config: RunConfig, root: Path, callbacks: tuple = ()) -> pl.Tra
         enable_model_summary=False,
         inference_mode=False,  # methods need gradients with respect to the input
         default_root_dir=str(root),
-        callbacks=[StderrProgressBar(), *callbacks],
+        callbacks=[*bar, *callbacks],
+        enable_progress_bar=bool(bar),
     )
 
 
@@ -166,13 +170,15 @@ def evaluate(
     run_dir: Path | Callable[[], Path] | None = None,
     table: bool = False,
     resume: Path | None = None,
+    label: str | None = None,
 ) -> Evaluation | None:
     """Run one method over the datamodule's images, write its run folder and log it (rank 0).
 
     ``run_dir`` = a function that makes the folder's path (called on rank 0 only; default: a
     new ``<output>/<method>_<model>_<time>``); ``table``: the run is one method of a ``table``
     run (whose folder holds ``run_dir``); ``resume``: the folder of a killed run of the same
-    settings to finish (its recorded images are not evaluated again). The folder gets
+    settings to finish (its recorded images are not evaluated again); ``label``: the progress
+    bar's name (default the method). The folder gets
     ``config.yaml`` and per-sample records before the first image, the results at the end.
     Returns ``None`` on the other ranks.
     """
@@ -204,12 +210,13 @@ def evaluate(
         evaluated = datamodule
     apply_numerics(o)  # TF32 and cuDNN as the options say, whoever called (cli, evaluate(), a table)
     pl.seed_everything(o.seed, workers=True, verbose=False)
-    method = build_method(config, method_name)
+    method = build_method(config, method_name, show_progress=not o.quiet)
     recorder = records.RunRecorder(folder, resumed=done)
     started = datetime.now(timezone.utc)
     clock = time.perf_counter()
     message = RankZeroMessage(f"{method_name} on {o.model}: {evaluated.describe()}")
-    trainer = make_trainer(config, Path(o.output), callbacks=(message, recorder))
+    progress = ImageProgressBar(len(datamodule.samples), done=len(done), label=label or method_name)
+    trainer = make_trainer(config, Path(o.output), callbacks=(message, recorder), progress=progress)
     try:
         if len(evaluated.samples):
             trainer.test(method, datamodule=evaluated, verbose=False)

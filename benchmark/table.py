@@ -178,7 +178,7 @@ def run_table(config: RunConfig) -> Path | None:
         return table_dir / name
 
     evaluations = []
-    for name in o.methods:
+    for number, name in enumerate(o.methods, start=1):
         earlier = table_dir / folder_name(name) if table_dir is not None else None
         try:
             evaluation = evaluate(
@@ -188,6 +188,7 @@ def run_table(config: RunConfig) -> Path | None:
                 run_dir=lambda n=name: method_dir(folder_name(n)),
                 table=True,
                 resume=earlier if earlier is not None and earlier.is_dir() else None,
+                label=f"{name} (method {number} of {len(o.methods)})",
             )
         except RunInterrupted as stop:  # a table resumes as a whole
             stop.table_dir = table_dir

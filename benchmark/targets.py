@@ -174,7 +174,7 @@ def run_targets(namespace: argparse.Namespace, config_from_args) -> Path | None:
     """The ``targets`` command; returns the written file (on rank 0). ``config_from_args``
     resolves the shared run options (``benchmark.cli.config_from_args``)."""
     from benchmark.devices import apply_run_settings, parse_devices
-    from benchmark.progress import StderrProgressBar
+    from benchmark.progress import ImageProgressBar
     from benchmark.run import datamodule_of
     from datamodules import imagenet_classes
     from models import build_classifier
@@ -210,7 +210,8 @@ def run_targets(namespace: argparse.Namespace, config_from_args) -> Path | None:
         enable_checkpointing=False,
         enable_model_summary=False,
         default_root_dir=str(output.parent),
-        callbacks=[StderrProgressBar()],
+        callbacks=[ImageProgressBar(len(datamodule.samples), label=f"targets of {o.model}")],
+        enable_progress_bar=not o.quiet,
     )
     print(f"targets ({','.join(kinds)}) of {o.model} {namespace.features}: {datamodule.describe()}; "
           f"{trainer.world_size} process(es)", file=sys.stderr, flush=True)

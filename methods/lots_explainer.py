@@ -198,7 +198,7 @@ class LOTS(Explainer):
         config: LOTSConfig = self.config
         bar = tqdm(
             total=config.iterations,
-            desc=f"LOTS on {images.shape[0]} images",
+            desc=f"LOTS on {images.shape[0]} image{'' if images.shape[0] == 1 else 's'}",
             leave=False,
             disable=not self.progress_enabled,
             dynamic_ncols=True,

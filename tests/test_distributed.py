@@ -37,6 +37,10 @@ def test_two_processes_give_the_one_process_results(one_process_run, tmp_path):
     # only rank 0 speaks, writes one run folder and logs one W&B run
     starts = [line for line in ddp.err.splitlines() if line.startswith("gradcam on efficientnet_lite0")]
     assert len(starts) == 1 and "x 2 process(es)" in starts[0], ddp.err
+    # one progress bar (rank 0's) of images, its total every image across both processes
+    bars = [line for line in ddp.err.replace("\r", "\n").splitlines() if line.startswith("gradcam: ")]
+    assert bars and all("/7 [" in line for line in bars), bars
+    assert "| 7/7 [" in bars[-1] and ("img/s" in bars[-1] or "s/img" in bars[-1]), bars[-1]
     assert [p.name for p in output.iterdir()] == [ddp.run_dir.name]
     assert len(list(output.glob("*/wandb/offline-run-*"))) == 1
     assert sum(line.startswith("W&B:") and "wandb sync" in line for line in ddp.err.splitlines()) == 1
