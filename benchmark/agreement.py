@@ -86,7 +86,8 @@ def agreement_of(scores: list[MethodScores], keys: Sequence[str], n_resamples: i
     return MetricAgreement(usable, [s.method for s in scores], result, left_out)
 
 
-def _tau_cell(agreement: MetricAgreement, i: int, j: int) -> str:
+def tau_cell(agreement: MetricAgreement, i: int, j: int) -> str:
+    """``+0.71 [+0.43, +1.00]``: tau-b of metrics i and j with its interval ("1" on the diagonal)."""
     r = agreement.result
     if i == j:
         return "1"
@@ -101,7 +102,7 @@ def agreement_markdown(agreement: MetricAgreement) -> str:
     share of resamples keeping it."""
     r = agreement.result
     titles = [metric_header(k) for k in agreement.metrics]
-    tau_rows = [[titles[i], *(_tau_cell(agreement, i, j) for j in range(len(titles)))] for i in range(len(titles))]
+    tau_rows = [[titles[i], *(tau_cell(agreement, i, j) for j in range(len(titles)))] for i in range(len(titles))]
     rank_rows = []
     for m, method in enumerate(agreement.methods):
         cells = []
@@ -139,7 +140,7 @@ def agreement_figure(agreement: MetricAgreement, path: Path, title: str = "") ->
     for i in range(k):
         for j in range(k):
             dark = abs(float(r.tau[i, j])) > 0.6 if i != j else True
-            left.text(j, i, "1" if i == j else _tau_cell(agreement, i, j).replace(" [", "\n["), ha="center",
+            left.text(j, i, "1" if i == j else tau_cell(agreement, i, j).replace(" [", "\n["), ha="center",
                       va="center", fontsize=6.5, color="white" if dark else "black")
     left.set_xticks(range(k), titles, rotation=45, ha="right", fontsize=7)
     left.set_yticks(range(k), titles, fontsize=7)

@@ -212,6 +212,22 @@ def build_parser(extra_methods: Sequence[str] = ()) -> argparse.ArgumentParser:
     from benchmark.explanations import add_explanations_parser
 
     add_explanations_parser(commands)
+    report = commands.add_parser(
+        "report",
+        help="one self-contained HTML page from table or run folders: table, agreement, images side by side, curves",
+        description=(
+            "Write one HTML file (images embedded, opens from disk without a server) from table folders or run "
+            "folders: the sortable table with significance marks, the metric agreement, the same images explained "
+            "by every method side by side (the first K and the K the methods disagree on most), the mean "
+            "Insertion/Deletion curves, and each method's settings and problem images."
+        ),
+    )
+    report.add_argument("folders", nargs="+", metavar="DIR", help="table folders or run folders (made by table/test)")
+    report.add_argument("--output", default="report.html", metavar="FILE.html", help="the page to write "
+                        "(default: report.html)")
+    report.add_argument("--images", type=int, default=8, metavar="K", help="images per side-by-side grid (default: 8)")
+    report.add_argument("--by", default="deletion", metavar="METRIC", help="the metric whose spread over the methods "
+                        "picks the images they disagree on most (default: deletion)")
     return parser
 
 
@@ -327,6 +343,12 @@ def _run_command(namespace: argparse.Namespace) -> int:
             from benchmark.targets import run_targets
 
             run_targets(namespace, config_from_args)
+            return 0
+        if namespace.command == "report":
+            from benchmark.html_report import write_report
+
+            path = write_report(namespace.folders, namespace.output, namespace.images, namespace.by)
+            print(f"report: {path} ({path.stat().st_size / 1e6:.1f} MB)")
             return 0
         if namespace.command == "explanations":
             from benchmark.explanations import run_explanations
