@@ -29,7 +29,8 @@ METHODS = ["random", "gradcam", "layercam"]
 #: Domains of Chromium's own background services (time, sign-in, updates).
 GOOGLE_SERVICES = ("google.com", "googleapis.com", "gstatic.com", "gvt1.com")
 ARGS = ["--limit", "4", "--batch-size", "2", "--metrics.n_steps", "4", "--execution", "channels_last",
-        "--logger", "none", "--overlay-images", "4", "--metrics.bootstrap", "300", "--quiet"]
+        "--logger", "none", "--overlay-images", "4", "--metrics.bootstrap", "300", "--quiet",
+        "--metrics.extra", "random_logit,randomization", "--metrics.randomization_steps", "2"]
 
 
 class Page(HTMLParser):
@@ -95,12 +96,17 @@ def report(table_dir, tmp_path_factory):
 def test_the_table_has_a_row_per_method_and_a_column_per_metric(report, table_dir):
     import json
 
-    _, page = report
+    path, page = report
+    assert "Do the metrics agree?" in path.read_text()
+    tau = [t for t in page.tables if t["rows"] and t["rows"][0][:2] == ["", "Avg Drop ↓"]]
+    assert len(tau) == 1 and len(tau[0]["rows"]) == 1 + 7  # a row per metric
     (results,) = [t for t in page.tables if t["id"].startswith("results-")]
     header, *rows = results["rows"]
     keys = list(json.loads((table_dir / "gradcam" / "results.json").read_text())["metrics"])
     assert header == ["method", "images", *(metric_header(k) for k in keys), "ms/map ↓"]
     assert [row[0] for row in rows] == METHODS
+    assert "Random Logit ↓" in header and "Model Randomization ↓" in header
+    assert rows[0][2 + keys.index("random_logit")] == "n/a"  # Random-CAM's maps ignore the class
     gradcam = json.loads((table_dir / "gradcam" / "results.json").read_text())
     row = rows[1]
     for key, cell in zip(keys, row[2:]):
