@@ -128,3 +128,24 @@ def test_score_cam_scores_its_masked_copies_through_the_compiled_forward():
         assert count.forward_images == 2 + 2 * 4  # the activations of the batch, then 4 masked copies per image
     assert method._forward_only.compile_s is not None  # the compiled run's copies went through torch.compile
     torch.testing.assert_close(maps["compiled"], maps["channels_last"], atol=1e-5, rtol=0)
+
+
+def test_weights_changed_in_place_reach_the_compiled_graph():
+    """The model randomization test puts random weights into the model in place while the method
+    runs again; Score-CAM's masked copies then go through the compiled forward, which must use
+    them (parameters are graph inputs, not constants baked in at compile time)."""
+    from metrics.functional.randomization import CascadingRandomization
+
+    model = _classifier(_Tiny())
+    compiled = CompiledForward(model, batch_size=4, note=lambda line: None)
+    images = _images(4)
+    with torch.no_grad():
+        trained = compiled(images)
+        stages = CascadingRandomization.build(model, images[:1], steps=1)
+        with stages.cascade() as cascade:
+            for _ in cascade:
+                randomized, eager = compiled(images), model(images)
+        after = compiled(images)
+    torch.testing.assert_close(randomized, eager, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(randomized, trained, atol=1e-3)
+    torch.testing.assert_close(after, trained, atol=0, rtol=0)
