@@ -6,7 +6,8 @@ Per method it counts the images that go through the model (hooks on the backbone
 scorer needs: the top-1 prediction, the forward of x * M, the metrics' calls of the method
 (``method_calls``: Coherency's on x * M, one per other class or perturbation for the sanity
 checks), ``2 x (n_steps + 1)`` forwards for Insertion and Deletion, and the passes the extra
-metrics declare (``model_passes``: ROAD one forward per percentage). LOTS is counted at its
+metrics declare (``model_passes``: ROAD one forward per percentage), plus the metrics' own
+work per image beyond passes, timed here (``seconds_per_image``: ROAD's imputation). LOTS is counted at its
 worst case (``iterations`` updates, no early stop), since its iterations depend on the image.
 The counts times the model's measured time per image of a forward and of a backward (the
 run's execution and precision, a few of the run's images, best of 3, timed once for all
@@ -101,7 +102,8 @@ def estimate(config: RunConfig, datamodule, methods: list[str]) -> list[MethodEs
         metric_forwards, metric_backwards = (sum(passes) for passes in zip(*(m.model_passes() for m in computed)))
         per_image_forwards = forwards * calls + 1 + 1 + 2 * (n_steps + 1) + metric_forwards
         per_image_backwards = backwards * calls + metric_backwards
-        seconds = count * (per_image_forwards * forward_ms + per_image_backwards * backward_ms) / 1000
+        own_work = sum(metric.seconds_per_image(sample) for metric in computed)  # e.g. ROAD's imputation
+        seconds = count * ((per_image_forwards * forward_ms + per_image_backwards * backward_ms) / 1000 + own_work)
         results.append(MethodEstimate(name, per_image_forwards, per_image_backwards, seconds))
     return results
 
@@ -124,7 +126,8 @@ def print_estimate(config: RunConfig, datamodule, methods: list[str]) -> list[Me
     print(markdown_table(["method", "images", "forwards/image", "backwards/image", "expected time"], rows))
     total = sum(r.seconds for r in results)
     print(f"expected: {_duration(total)} on this machine ({config.options.execution}, "
-          f"{torch.get_num_threads()} threads; model passes only); nothing was run: leave out --estimate to run")
+          f"{torch.get_num_threads()} threads; model passes and the metrics' own work such as ROAD's imputation); "
+          "nothing was run: leave out --estimate to run")
     if config.options.execution == "compiled":
         print("(compiled: the passes are timed uncompiled, channels_last, so this is an upper bound for the "
               "forward-only ones; the compile adds 10-40 s per method on a CPU)")

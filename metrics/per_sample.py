@@ -57,6 +57,11 @@ class PerSampleMetric(Metric):
         the shared inputs (``--estimate`` counts them); default none."""
         return 0, 0
 
+    def seconds_per_image(self, images: Tensor) -> float:
+        """Seconds per image of this metric's own work beyond model passes and method calls
+        (e.g. ROAD's imputation), timed on ``images`` for ``--estimate``; default none."""
+        return 0.0
+
     def method_calls(self) -> int:
         """Calls of the explanation method per image this metric makes (Coherency's on x * M,
         the sanity checks'), each costing the method's passes (``--estimate`` counts them)."""

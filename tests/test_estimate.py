@@ -4,6 +4,7 @@ times the measured pass times, printed before anything runs; nothing is written.
 from __future__ import annotations
 
 import pytest
+import torch
 
 from benchmark import estimate as estimate_module
 from benchmark.cli import build_parser, config_from_args
@@ -29,8 +30,15 @@ def test_the_counts_and_the_time_follow_the_settings(monkeypatch):
     # ROAD declares one forward per percentage, for MoRF and for LeRF
     config = _config("--methods", "gradcam", "--limit", "2", "--metrics.n_steps", "4",
                      "--metrics.extra", "road_morf,road_lerf", "--metrics.road_percentages", "25,50,75")
+    from metrics.road import RoadLeastRelevantFirst, RoadMostRelevantFirst
+
+    imputation = {RoadMostRelevantFirst: 0.5, RoadLeastRelevantFirst: 0.25}  # seconds per image, as if timed
+    monkeypatch.setattr(RoadMostRelevantFirst, "seconds_per_image", lambda self, images: imputation[type(self)])
+    monkeypatch.setattr(RoadLeastRelevantFirst, "seconds_per_image", lambda self, images: imputation[type(self)])
     (road,) = estimate_module.estimate(config, build_datamodule(config), ["gradcam"])
     assert (road.forwards_per_image, road.backwards_per_image) == (14 + 2 * 3, 2)
+    # and the imputation's own time, per image
+    assert road.seconds == pytest.approx(2 * ((20 * 10 + 2 * 20) / 1000 + 0.5 + 0.25))
     # the sanity checks call the method again: once for the other class, once per perturbation
     # (random logit does not apply to LOTS towards the zero target)
     config = _config("--methods", "gradcam,lots", "--method.iterations", "3", "--limit", "2", "--metrics.n_steps", "4",
@@ -38,6 +46,21 @@ def test_the_counts_and_the_time_follow_the_settings(monkeypatch):
     sanity = {r.method: r for r in estimate_module.estimate(config, build_datamodule(config), ["gradcam", "lots"])}
     assert (sanity["gradcam"].forwards_per_image, sanity["gradcam"].backwards_per_image) == (6 + 1 + 1 + 10, 6)
     assert (sanity["lots"].forwards_per_image, sanity["lots"].backwards_per_image) == (5 * 4 + 1 + 1 + 10, 5 * 3)
+
+
+def test_roads_imputation_is_timed_at_the_middle_percentage_times_the_percentages(monkeypatch):
+    from metrics.functional import road as road_functional
+    from metrics.road import RoadMostRelevantFirst
+
+    solved = []
+    monkeypatch.setattr(road_functional, "linear_imputation", lambda images, removed: solved.append(removed))
+    clock = iter([10.0, 10.2])
+    monkeypatch.setattr("time.perf_counter", lambda: next(clock))
+    metric = RoadMostRelevantFirst(road_percentages=[10, 50, 90])
+    seconds = metric.seconds_per_image(torch.rand(4, 3, 16, 16))
+    assert seconds == pytest.approx(3 * 0.2)
+    assert len(solved) == 1 and solved[0].shape[0] == 1  # one image
+    assert int(solved[0].sum()) == round(0.5 * 16 * 16)  # the middle percentage, 50
 
 
 def test_saved_maps_pass_nothing_and_coherency_is_not_counted_for_them(monkeypatch, tmp_path):
