@@ -144,6 +144,16 @@ def disagreeing_ids(group: list[FinishedRun], candidates: Sequence[int], by: str
     return [sample_id for _, sample_id in sorted(spreads)[:count]]
 
 
+def _image_name(run: FinishedRun, sample_id: int, position: dict[int, int]) -> str:
+    """The image's class name where its label is known, else its file name (shortened)."""
+    from datamodules import imagenet_classes
+
+    label = run.results.columns.get("label", [math.nan] * len(run.results.sample_ids))[position[sample_id]]
+    if math.isfinite(label) and label >= 0:
+        return imagenet_classes().name(int(label))[:28]
+    return Path(run.results.files.get(sample_id, "")).name.replace("skimage:", "")[:28]
+
+
 def _grid(group: list[FinishedRun], ids: list[int], key: str, title: str, note: str, by: str | None) -> dict | None:
     from benchmark.figures import overlay
 
@@ -159,9 +169,8 @@ def _grid(group: list[FinishedRun], ids: list[int], key: str, title: str, note: 
             value = run.results.columns[by][position[sample_id]] if by else None
             cells.append({"method": run.method, "overlay": _data_uri(overlay(image, run.results.maps[sample_id])),
                           "caption": f"{metric_header(by)} {value:.1f}" if by and math.isfinite(value) else ""})
-        name = Path(group[0].results.files.get(sample_id, "")).name.replace("skimage:", "")
         rows.append({"sample_id": sample_id, "image": _data_uri(image.permute(1, 2, 0).numpy()),
-                     "caption": f"#{sample_id} {name[:28]}", "cells": cells})
+                     "caption": f"#{sample_id} {_image_name(group[0], sample_id, positions[0])}", "cells": cells})
     if not rows:
         return None
     return {"key": key, "title": title, "note": note, "methods": [r.method for r in group], "rows": rows}
