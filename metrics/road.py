@@ -42,13 +42,18 @@ class _Road(PerSampleCurveMetric):
 
     def seconds_per_image(self, images: Tensor) -> float:
         """The imputation of one image at the middle percentage, timed, times the percentages
-        (the solve's cost grows with the removed share, so the middle one stands for them)."""
+        (the solve's cost grows with the removed share, so the middle one stands for them). The
+        map is a centred blob, as a CAM's: contiguous holes are what makes the solve slow
+        (scattered single pixels, as a random map removes, converge ~10x faster)."""
         import time
 
         from metrics.functional.road import linear_imputation, removed_pixels
 
         image = images[:1]
-        maps = torch.rand(image.shape[0], *image.shape[-2:], generator=torch.Generator().manual_seed(0)).to(image)
+        height, width = image.shape[-2:]
+        rows = torch.linspace(-1, 1, height, dtype=torch.float32)[:, None]
+        columns = torch.linspace(-1, 1, width, dtype=torch.float32)[None, :]
+        maps = (1 - (rows**2 + columns**2).sqrt() / 2**0.5)[None].to(image)
         middle = sorted(self.percentages)[len(self.percentages) // 2]
         removed = removed_pixels(maps, (middle,), self.most_relevant_first)
         start = time.perf_counter()
