@@ -25,6 +25,12 @@ class MethodScores:
     sample_ids: Sequence[int]
     columns: dict[str, Sequence[float]]
 
+    @classmethod
+    def of(cls, evaluation) -> "MethodScores":
+        """The per-image values of an evaluation (``benchmark.run.Evaluation`` or a finished run
+        folder read back): its ``content["method"]`` and ``results``."""
+        return cls(evaluation.content["method"], evaluation.results.sample_ids, evaluation.results.columns)
+
 
 @dataclass(frozen=True)
 class MetricAgreement:
@@ -126,10 +132,18 @@ def agreement_markdown(agreement: MetricAgreement) -> str:
 
 
 def agreement_figure(agreement: MetricAgreement, path: Path, title: str = "") -> Path:
-    """The metric-by-metric tau-b matrix (left) and the rank stability (right), annotated."""
+    """``agreement.png``: :func:`draw_agreement` saved to ``path``."""
+    from benchmark.figures import save_figure
+
+    return save_figure(draw_agreement(agreement), path, title, title_size=9)
+
+
+def draw_agreement(agreement: MetricAgreement):
+    """The figure of the metric-by-metric tau-b matrix (left) and the rank stability (right),
+    annotated."""
     import numpy as np
 
-    from benchmark.figures import plt, save_figure
+    from benchmark.figures import plt
 
     r = agreement.result
     titles = [metric_header(k) for k in agreement.metrics]
@@ -157,4 +171,4 @@ def agreement_figure(agreement: MetricAgreement, path: Path, title: str = "") ->
     right.set_xticks(range(k), titles, rotation=45, ha="right", fontsize=7)
     right.set_yticks(range(len(agreement.methods)), agreement.methods, fontsize=7)
     right.set_title("rank (share of resamples keeping it)", fontsize=8)
-    return save_figure(fig, path, title, title_size=9)
+    return fig

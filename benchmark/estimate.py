@@ -89,6 +89,7 @@ def estimate(config: RunConfig, datamodule, methods: list[str]) -> list[MethodEs
     n_steps = config.metrics.get("n_steps") or datamodule.dataset.crop
     results = []
     times: tuple[float, float] | None = None
+    own_seconds: dict[str, float] = {}  # each metric's own work per image, timed once for all methods
     for name in methods:
         method = build_method(config, name).to(dtype).eval()
         if o.precision == "64":
@@ -97,12 +98,16 @@ def estimate(config: RunConfig, datamodule, methods: list[str]) -> list[MethodEs
             times = pass_times(method.classifier, sample)
         forward_ms, backward_ms = times
         forwards, backwards = explain_passes(method, sample[:1])
-        computed = [m for key, m in method.scorer.metrics.items() if key not in method.scorer.not_computable]
-        calls = 1 + sum(metric.method_calls() for metric in computed)  # the map, then the metrics' calls
-        metric_forwards, metric_backwards = (sum(passes) for passes in zip(*(m.model_passes() for m in computed)))
+        computed = {key: m for key, m in method.scorer.metrics.items() if key not in method.scorer.not_computable}
+        calls = 1 + sum(metric.method_calls() for metric in computed.values())  # the map, then the metrics' calls
+        metric_passes = [m.model_passes() for m in computed.values()]
+        metric_forwards, metric_backwards = (sum(passes) for passes in zip(*metric_passes))
         per_image_forwards = forwards * calls + 1 + 1 + 2 * (n_steps + 1) + metric_forwards
         per_image_backwards = backwards * calls + metric_backwards
-        own_work = sum(metric.seconds_per_image(sample) for metric in computed)  # e.g. ROAD's imputation
+        for key, metric in computed.items():  # e.g. ROAD's imputation: the same for every method, timed once
+            if key not in own_seconds:
+                own_seconds[key] = metric.seconds_per_image(sample)
+        own_work = sum(own_seconds[key] for key in computed)
         seconds = count * ((per_image_forwards * forward_ms + per_image_backwards * backward_ms) / 1000 + own_work)
         results.append(MethodEstimate(name, per_image_forwards, per_image_backwards, seconds))
     return results

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from benchmark.agreement import MethodScores, tau_cell, agreement_figure, agreement_of
+from benchmark.agreement import MethodScores, agreement_of, draw_agreement, tau_cell
 from benchmark.files import write_text_atomic
 from benchmark.outputs import package_versions
 from benchmark.report import metric_header, metric_keys
@@ -46,10 +46,6 @@ def _data_uri(picture: np.ndarray, kind: str = "JPEG") -> str:
     image.save(buffer, kind, **({"quality": 85} if kind == "JPEG" else {}))
     mime = "jpeg" if kind == "JPEG" else "png"
     return f"data:image/{mime};base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def _png_file_uri(path: Path) -> str:
-    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
 
 
 def _figure_uri(fig) -> str:
@@ -93,16 +89,12 @@ def _rows(group: list[FinishedRun], keys: list[str], cell_marks: dict) -> list[d
 
 
 def _agreement(group: list[FinishedRun], keys: list[str], resamples: int, seed: int) -> dict | None:
-    agreement = agreement_of([MethodScores(r.method, r.results.sample_ids, r.results.columns) for r in group],
-                             keys, resamples, seed)
+    agreement = agreement_of([MethodScores.of(r) for r in group], keys, resamples, seed)
     if agreement is None:
         return None
     titles = [metric_header(k) for k in agreement.metrics]
     r = agreement.result
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as folder:
-        figure = _png_file_uri(agreement_figure(agreement, Path(folder) / "agreement.png"))
+    figure = _figure_uri(draw_agreement(agreement))
     return {
         "titles": titles, "images": r.images, "resamples": r.resamples, "figure": figure,
         "tau_rows": [{"title": titles[i], "cells": [tau_cell(agreement, i, j) for j in range(len(titles))]}

@@ -142,6 +142,20 @@ def comparison_grid(table_dir: Path, evaluations: list, model: str) -> Path | No
     )
 
 
+def write_comparison(table_dir: Path, evaluations: list, model: str, n_resamples: int, seed: int
+                     ) -> tuple[Path, MetricAgreement | None]:
+    """The table folder's files from the evaluations of its methods (``benchmark.run.Evaluation``
+    or finished run folders read back): the paired tests, the metric agreement, then
+    :func:`write_table` and the comparison figure. Returns table.md and the agreement."""
+    contents = [e.content for e in evaluations]
+    keys = metric_keys(contents[0])
+    tests = pair_tests(evaluations, keys, n_resamples, seed)
+    agreement = agreement_of([MethodScores.of(e) for e in evaluations], keys, n_resamples, seed)
+    markdown, _ = write_table(table_dir, contents, model, tests, n_resamples, agreement)
+    comparison_grid(table_dir, evaluations, model)
+    return markdown, agreement
+
+
 def check_resumable_table(table_dir: Path, config: RunConfig) -> None:
     """``table --resume``: the folder is a table folder of the same settings (each method's
     own folder is checked as it is resumed)."""
@@ -198,14 +212,7 @@ def run_table(config: RunConfig) -> Path | None:
     if not evaluations:  # not rank 0
         return None
     contents = [e.content for e in evaluations]
-    n_resamples = int(config.metrics["bootstrap"])
-    tests = pair_tests(evaluations, metric_keys(contents[0]), n_resamples, o.seed)
-    agreement = agreement_of(
-        [MethodScores(e.content["method"], e.results.sample_ids, e.results.columns) for e in evaluations],
-        metric_keys(contents[0]), n_resamples, o.seed,
-    )
-    markdown, _ = write_table(table_dir, contents, o.model, tests, n_resamples, agreement)
-    comparison_grid(table_dir, evaluations, o.model)
+    markdown, agreement = write_comparison(table_dir, evaluations, o.model, int(config.metrics["bootstrap"]), o.seed)
     logged = [e.logged for e in evaluations]
     logged.append(log_table(config, table_dir, *table_values(contents), contents,
                             agreement.as_dict() if agreement is not None else None))

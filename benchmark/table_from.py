@@ -9,12 +9,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from benchmark.agreement import MethodScores, agreement_of
 from benchmark.files import write_text_atomic
-from benchmark.report import metric_keys
 from benchmark.run_folders import FinishedRun, differences, expand_folders, read_finished_run
-from benchmark.significance import pair_tests
-from benchmark.table import comparison_grid, make_table_dir, write_table
+from benchmark.table import make_table_dir, write_comparison
 from metrics.errors import BenchmarkError
 
 #: The file of an assembled table folder naming the run folders it was made from.
@@ -47,17 +44,9 @@ def group_by_model(runs: list[FinishedRun]) -> dict[str, list[FinishedRun]]:
 
 def assemble_table(group: list[FinishedRun], output: str) -> Path:
     """One table folder from the runs of one model (as ``table`` writes it)."""
-    model = group[0].model
-    contents = [run.content for run in group]
-    keys = metric_keys(contents[0])
-    resamples = int(contents[0]["config"]["metrics"]["bootstrap"])
-    seed = int(contents[0]["seed"])
-    tests = pair_tests(group, keys, resamples, seed)
-    agreement = agreement_of([MethodScores(r.method, r.results.sample_ids, r.results.columns) for r in group],
-                             keys, resamples, seed)
+    model, first = group[0].model, group[0].content
     table_dir = make_table_dir(output, model)
-    write_table(table_dir, contents, model, tests, resamples, agreement)
-    comparison_grid(table_dir, group, model)
+    write_comparison(table_dir, group, model, int(first["config"]["metrics"]["bootstrap"]), int(first["seed"]))
     write_text_atomic(table_dir / SOURCES, json.dumps(
         {"model": model, "runs": [{"method": r.method, "folder": str(r.run_dir.resolve())} for r in group]},
         indent=2) + "\n")
