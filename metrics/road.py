@@ -43,8 +43,8 @@ class _Road(PerSampleCurveMetric):
     def seconds_per_image(self, images: Tensor) -> float:
         """The imputation of one image at the middle percentage, timed, times the percentages
         (the solve's cost grows with the removed share, so the middle one stands for them). The
-        map is a centred blob, as a CAM's: contiguous holes are what makes the solve slow
-        (scattered single pixels, as a random map removes, converge ~10x faster)."""
+        map is a centred blob, as a CAM's: contiguous holes are the slower case (scattered
+        single pixels, as a random map removes, up to 2x faster)."""
         import time
 
         from metrics.functional.road import linear_imputation, removed_pixels

@@ -80,6 +80,59 @@ def test_the_imputation_equals_grad_cams_sparse_solve():
                 torch.testing.assert_close(ours[b, p].float(), theirs, atol=2e-6, rtol=0)
 
 
+def _blob(size: int, seed: int) -> torch.Tensor:
+    """A CAM-like map: one smooth bump off the centre (its top and bottom share are contiguous holes)."""
+    rows = torch.arange(size, dtype=torch.float64)[:, None]
+    columns = torch.arange(size, dtype=torch.float64)[None, :]
+    bump = torch.exp(-((rows - 0.4 * size) ** 2 + (columns - 0.55 * size) ** 2) / (2 * (0.25 * size) ** 2))
+    return bump[None] + 1e-3 * torch.rand(1, size, size, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+def test_large_contiguous_holes_equal_grad_cams_sparse_solve_in_few_multigrid_steps(monkeypatch):
+    """The case the multigrid is for: a CAM's holes up to 90% of a 96 x 96 image (five grids).
+    Jacobi-preconditioned conjugate gradients (the solver before) took 350-400 steps here; the multigrid <= 30."""
+    from pytorch_grad_cam.metrics.road import NoisyLinearImputer
+
+    from metrics.functional import road as road_functional
+
+    cycles = []
+    v_cycle = road_functional._v_cycle
+    monkeypatch.setattr(road_functional, "_v_cycle",
+                        lambda grids, residual, level=0: (cycles.append(level) if level == 0 else None,
+                                                          v_cycle(grids, residual, level))[1])
+    images = torch.rand(1, 3, 96, 96, generator=torch.Generator().manual_seed(14), dtype=torch.float64)
+    maps = _blob(96, seed=15)
+    imputer = NoisyLinearImputer(noise=0.0)
+    for most_relevant_first in (True, False):
+        removed = removed_pixels(maps, (10, 50, 90), most_relevant_first)
+        assert len(road_functional._grids(removed[:, :, None].reshape(-1, 1, 96, 96).double())) == 5
+        cycles.clear()
+        ours = linear_imputation(images, removed, tolerance=1e-10)
+        assert 0 < cycles.count(0) <= 30, cycles.count(0)
+        for p in range(3):
+            theirs = imputer(images[0].float(), (~removed[0, p]).float())
+            torch.testing.assert_close(ours[0, p].float(), theirs, atol=2e-6, rtol=0)
+        # the float32 default (tolerance 1e-5) stays far below the imputation noise (0.01)
+        default = linear_imputation(images.float(), removed)
+        assert (default.double() - ours).abs().max() < 1e-3
+
+
+def test_the_multigrid_transfers_are_each_others_transpose():
+    """Conjugate gradients need a symmetric preconditioner: <R r, y> = <r, P y> on odd and even grids."""
+    from metrics.functional.road import _prolong, _restrict
+
+    for fine, coarse in (((12, 10), (6, 5)), ((13, 7), (7, 4))):
+        r = torch.rand(2, 1, *fine, generator=torch.Generator().manual_seed(16), dtype=torch.float64)
+        y = torch.rand(2, 1, *coarse, generator=torch.Generator().manual_seed(17), dtype=torch.float64)
+        assert torch.isclose((_restrict(r, coarse) * y).sum(), (r * _prolong(y, fine)).sum(), rtol=1e-12)
+    # bilinear on a cell-centred grid: a constant stays constant inside, 3/4 + 1/4 taps by hand
+    assert torch.equal(_prolong(torch.ones(1, 1, 3, 3, dtype=torch.float64), (6, 6))[0, 0, 1:-1, 1:-1],
+                       torch.ones(4, 4, dtype=torch.float64))
+    impulse = torch.zeros(1, 1, 2, 4, dtype=torch.float64)
+    impulse[0, 0, 0, 1] = 1  # row 0 -> coarse row 0 with 3/4; column 1 -> coarse 0 with 3/4, coarse 1 with 1/4
+    assert _restrict(impulse, (1, 2)).tolist() == [[[[0.75 * 0.75, 0.75 * 0.25]]]]
+
+
 def test_the_scores_equal_grad_cams_road_with_the_noise_off():
     """grad-cam's percentile q removes the pixels at or above the q-th percentile (MoRF), i.e.
     100 - q percent; the counts are checked equal before the scores are compared."""
