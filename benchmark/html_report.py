@@ -25,7 +25,7 @@ from torch import Tensor
 from benchmark.agreement import MethodScores, agreement_of, draw_agreement, tau_cell
 from benchmark.files import write_text_atomic
 from benchmark.outputs import package_versions
-from benchmark.report import metric_header, metric_keys
+from benchmark.report import NOT_COMPUTABLE, interval_cell, interval_text, metric_header, metric_keys
 from benchmark.run_folders import FinishedRun, expand_folders, read_finished_run
 from benchmark.significance import BEST_MARK, TIED_MARK, legend, marks, pair_tests
 from benchmark.table_from import group_by_model
@@ -76,8 +76,8 @@ def _rows(group: list[FinishedRun], keys: list[str], cell_marks: dict) -> list[d
             computable = key not in content.get("not_computable", {}) and math.isfinite(value)
             mark = cell_marks.get((run.method, key), "")
             cells.append({
-                "text": f"{value:.2f}" if computable else "",
-                "interval": f"[{interval[0]:.2f}, {interval[1]:.2f}]" if computable and None not in interval else "",
+                "text": interval_cell(value, None) if computable else "",
+                "interval": interval_text(interval) if computable else "",
                 "mark": mark,
                 "mark_class": {BEST_MARK: "best", TIED_MARK: "tied"}.get(mark, ""),
                 "sort": f"{value:.6g}" if computable else "",
@@ -298,6 +298,7 @@ def render_report(groups: dict[str, list[FinishedRun]], options: ReportOptions, 
         sources=[str(s) for s in sources],
         version=package_versions().get("saliency-benchmark", ""),
         made=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        not_computable=NOT_COMPUTABLE,
     )
 
 

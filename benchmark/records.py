@@ -280,14 +280,17 @@ def flatten(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def differing(first: dict[str, Any], second: dict[str, Any], ignore=()) -> list[tuple[str, Any, Any]]:
+    """``(name, first's value, second's value)`` for every key of the two flat dicts whose
+    values differ (a missing key counts as ``None``), by name, leaving out ``ignore``."""
+    return [(name, first.get(name), second.get(name)) for name in sorted(first.keys() | second.keys())
+            if name not in ignore and first.get(name) != second.get(name)]
+
+
 def settings_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """``name: stored -> current`` for every setting that changes results."""
-    old, new = flatten(stored), flatten(current)
-    return [
-        f"{name}: {old.get(name)!r} -> {new.get(name)!r}"
-        for name in sorted(set(old) | set(new))
-        if name not in RESUMABLE_CHANGES and old.get(name) != new.get(name)
-    ]
+    return [f"{name}: {old!r} -> {new!r}"
+            for name, old, new in differing(flatten(stored), flatten(current), ignore=RESUMABLE_CHANGES)]
 
 
 def refuse_other_settings(folder: Path, differences: list[str], what: str = "run") -> None:

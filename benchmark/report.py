@@ -34,13 +34,17 @@ def metric_cell(results: dict[str, Any], key: str) -> str:
     return interval_cell(results["metrics"][key], results.get("ci95", {}).get(key))
 
 
+def interval_text(interval: Sequence[Any] | None, digits: int = 2) -> str:
+    """``[low, high]``, or ``""`` when there is no interval."""
+    if not interval or any(v is None or (isinstance(v, float) and math.isnan(v)) for v in interval):
+        return ""
+    low, high = interval
+    return f"[{low:.{digits}f}, {high:.{digits}f}]"
+
+
 def interval_cell(value: Any, interval: Sequence[Any] | None, digits: int = 2) -> str:
     """``mean [low, high]``; just the mean when there is no interval."""
-    text = _cell(value, digits)
-    if not interval or any(v is None or (isinstance(v, float) and math.isnan(v)) for v in interval):
-        return text
-    low, high = interval
-    return f"{text} [{low:.{digits}f}, {high:.{digits}f}]"
+    return " ".join(part for part in (_cell(value, digits), interval_text(interval, digits)) if part)
 
 
 def metric_keys(results: dict[str, Any]) -> list[str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from benchmark.records import MAPS, RECORDS, RESULTS, SAMPLES, read_saved_maps
+from benchmark.records import MAPS, RECORDS, RESULTS, SAMPLES, differing, read_saved_maps
 from metrics.errors import BenchmarkError
 from metrics.functional.image import MAP_PROBLEM_NAMES
 
@@ -137,11 +137,5 @@ def differences(runs: list[FinishedRun]) -> list[str]:
     """``setting: value (folder) vs value (folder)`` for every compared setting that differs
     from the first run's."""
     reference = compared_settings(runs[0])
-    lines = []
-    for run in runs[1:]:
-        settings = compared_settings(run)
-        for name in reference.keys() | settings.keys():
-            if reference.get(name) != settings.get(name):
-                lines.append(f"{name}: {reference.get(name)!r} ({runs[0].run_dir}) vs {settings.get(name)!r} "
-                             f"({run.run_dir})")
-    return sorted(lines)
+    return sorted(f"{name}: {first!r} ({runs[0].run_dir}) vs {other!r} ({run.run_dir})"
+                  for run in runs[1:] for name, first, other in differing(reference, compared_settings(run)))

@@ -189,9 +189,30 @@ class PerSampleCurveMetric(PerSampleMetric):
     points per sample: Insertion/Deletion's steps, ROAD's percentages) for the records and
     :meth:`mean_curve`."""
 
+    #: The batch's curves ``[B, points]`` after each update, for the records, where the metric
+    #: computes them itself (ROAD's, the randomization's; Insertion/Deletion are given theirs).
+    batch_curves: Tensor | None = None
+
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self._add_per_sample_state("curves")
+
+    @property
+    def curve_points(self) -> int | None:
+        """The points of each sample's curve where they are known without computing one (a
+        metric that can be left undefined must say), else ``None``."""
+        return None
+
+    def update_undefined(self, sample_ids: Tensor | Sequence[int], count: int) -> None:
+        """Undefined values and NaN curves of :attr:`curve_points` points for ``count`` samples."""
+        if self.curve_points is None:
+            super().update_undefined(sample_ids, count)  # refuses: the curves' width is unknown
+            return
+        nan = torch.full((count, self.curve_points), float("nan"))
+        self.batch_curves = nan
+        self._store(sample_ids, nan[:, 0], curves=nan)
+        self._update_count += 1
+        self._computed = None
 
     def mean_curve(self) -> Tensor:
         """Mean curve over the samples with a defined value, each sample id once (NaN when there

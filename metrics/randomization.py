@@ -52,7 +52,6 @@ class ModelRandomization(PerSampleCurveMetric):
 
     higher_is_better = False
     needs = {"maps": "maps", "images": "images", "method": "method_for_inputs", "classifier": "classifier"}
-    batch_curves: Tensor | None = None
 
     def __init__(self, randomization_steps: int = 5, **kwargs) -> None:
         super().__init__(**kwargs)
@@ -103,13 +102,9 @@ class ModelRandomization(PerSampleCurveMetric):
             }
         self._store(sample_ids, curves[:, self.steps - 1], curves=curves)
 
-    def update_undefined(self, sample_ids: Tensor | Sequence[int], count: int) -> None:
-        """Undefined values (and curves) for ``count`` samples: maps made elsewhere."""
-        nan = torch.full((count, 2 * self.steps), float("nan"))
-        self.batch_curves = nan
-        self._store(sample_ids, nan[:, 0], curves=nan)
-        self._update_count += 1
-        self._computed = None
+    @property
+    def curve_points(self) -> int:
+        return 2 * self.steps  # the S Spearman values, then the S SSIMs
 
     def reset(self) -> None:
         super().reset()

@@ -28,8 +28,6 @@ class _Road(PerSampleCurveMetric):
     most_relevant_first: bool = True
     #: Noise stream of the per-sample generators (MoRF and LeRF draw different noise).
     noise_stream = 0
-    #: The batch's scores ``[B, P]`` (for the records), after each update.
-    batch_curves: Tensor | None = None
 
     def __init__(self, road_percentages: Sequence[float] = DEFAULT_PERCENTAGES, road_noise: float = DEFAULT_NOISE,
                  **kwargs) -> None:

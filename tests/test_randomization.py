@@ -218,3 +218,17 @@ def test_randomization_never_leaks_into_the_other_metrics(name):
 def test_bad_randomization_steps_are_one_line_errors(steps):
     with pytest.raises(BenchmarkError, match="--metrics.randomization_steps must be an integer >= 1"):
         SaliencyScorer(extra=["randomization"], randomization_steps=steps)
+
+
+def test_left_undefined_a_sample_gets_nan_curves_of_both_similarities_and_other_curve_metrics_refuse():
+    """Maps made elsewhere: the randomization is undefined, with a NaN curve of its S Spearman
+    and S SSIM points; a curve metric that does not know its curve's width (ROAD) refuses."""
+    from metrics.road import RoadMostRelevantFirst
+
+    metric = ModelRandomization(randomization_steps=3)
+    metric.update_undefined([4, 7], 2)
+    assert metric.batch_curves.shape == (2, 6) and bool(metric.batch_curves.isnan().all())
+    assert bool(metric.values[-1].isnan().all()) and metric.values[-1].shape == (2,)
+    assert bool(metric.compute().isnan())
+    with pytest.raises(ValueError, match="cannot be left undefined"):
+        RoadMostRelevantFirst(road_percentages=[50]).update_undefined([1], 1)

@@ -117,6 +117,18 @@ def test_large_contiguous_holes_equal_grad_cams_sparse_solve_in_few_multigrid_st
         assert (default.double() - ours).abs().max() < 1e-3
 
 
+def test_a_system_solved_by_the_first_guess_leaves_the_batch_at_once():
+    """A constant image is solved by the first guess; it leaving the batch before the first
+    step wrote the solution into itself (a RuntimeError, on an ImageNet image's Grad-CAM++ map)."""
+    images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(18))
+    images[0] = 0.5
+    maps = torch.rand(2, 32, 32, generator=torch.Generator().manual_seed(19))
+    removed = removed_pixels(maps, (50,), True)
+    imputed = linear_imputation(images, removed)
+    assert torch.equal(imputed[0], torch.full_like(imputed[0], 0.5))
+    torch.testing.assert_close(imputed[1:], linear_imputation(images[1:], removed[1:]))
+
+
 def test_the_multigrid_transfers_are_each_others_transpose():
     """Conjugate gradients need a symmetric preconditioner: <R r, y> = <r, P y> on odd and even grids."""
     from metrics.functional.road import _prolong, _restrict

@@ -234,7 +234,7 @@ def _solve(images: Tensor, removed: Tensor, tolerance: float, max_iterations: in
     # conjugate gradients preconditioned by a multigrid V-cycle, on the systems not yet
     # solved; every 4 steps the solved ones leave
     live = torch.arange(solution.shape[0], device=images.device)
-    x = solution
+    x = solution.clone()  # not a view: the compaction writes x back into solution
     residual = rhs - fine.apply(x)
     z = _v_cycle(grids, residual)
     direction, rz = z, _dot(residual, z)
