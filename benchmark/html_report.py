@@ -34,7 +34,13 @@ from metrics.functional.image import MAP_PROBLEM_NAMES
 
 TEMPLATE = "report.html.j2"
 #: Mean curves drawn for every method, one plot per metric.
-CURVE_METRICS = ("insertion", "deletion")
+#: The metrics whose mean curves are plotted, and what their x axis is.
+CURVE_METRICS = {
+    "insertion": "fraction of pixels inserted",
+    "deletion": "fraction of pixels deleted",
+    "road_morf": "fraction of pixels removed and imputed (most relevant first)",
+    "road_lerf": "fraction of pixels removed and imputed (least relevant first)",
+}
 
 
 def _data_uri(picture: np.ndarray, kind: str = "JPEG") -> str:
@@ -194,22 +200,32 @@ def _grids(group: list[FinishedRun], count: int, by: str) -> list[dict]:
 def _curves(group: list[FinishedRun]) -> list[dict]:
     from benchmark.figures import plt
 
+    from metrics.functional.road import DEFAULT_PERCENTAGES
+
     plots = []
-    for key in CURVE_METRICS:
+    for key, x_label in CURVE_METRICS.items():
         curves = {r.method: r.content.get("mean_curves", {}).get(key) for r in group}
         curves = {m: c for m, c in curves.items() if c}
         if not curves:
             continue
+        road = key.startswith("road_")
         fig, ax = plt.subplots(figsize=(5.6, 3.8))
         for method, curve in curves.items():
+            run = next(r for r in group if r.method == method)
             values = np.array([np.nan if v is None else v for v in curve], dtype=float)
-            auc = next(r.content["metrics"][key] for r in group if r.method == method)
-            ax.plot(np.linspace(0, 1, len(values)), values, label=f"{method} ({_number(auc):.2f})")
-        ax.set_xlabel(f"fraction of pixels {'inserted' if key == 'insertion' else 'deleted'}")
+            if road:  # one point per percentage
+                percentages = run.content["config"].get("metrics", {}).get("road_percentages") or DEFAULT_PERCENTAGES
+                x = np.array(percentages, dtype=float) / 100
+            else:
+                x = np.linspace(0, 1, len(values))
+            ax.plot(x, values, marker="o" if road else None, markersize=3,
+                    label=f"{method} ({_number(run.content['metrics'][key]):.2f})")
+        ax.set_xlabel(x_label)
         ax.set_ylabel("mean class probability")
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
-        ax.set_title(f"{metric_header(key)}: mean curves (AUC x 100)", fontsize=9)
+        what = "mean x 100" if road else "AUC x 100"
+        ax.set_title(f"{metric_header(key)}: mean curves ({what})", fontsize=9)
         ax.legend(fontsize=7)
         plots.append({"title": f"{key} curves", "png": _figure_uri(fig)})
     return plots

@@ -30,7 +30,8 @@ METHODS = ["random", "gradcam", "layercam"]
 GOOGLE_SERVICES = ("google.com", "googleapis.com", "gstatic.com", "gvt1.com")
 ARGS = ["--limit", "4", "--batch-size", "2", "--metrics.n_steps", "4", "--execution", "channels_last",
         "--logger", "none", "--overlay-images", "4", "--metrics.bootstrap", "300", "--quiet",
-        "--metrics.extra", "random_logit,randomization", "--metrics.randomization_steps", "2"]
+        "--metrics.extra", "random_logit,randomization,road_morf", "--metrics.randomization_steps", "2",
+        "--metrics.road_percentages", "25,75"]
 
 
 class Page(HTMLParser):
@@ -40,6 +41,7 @@ class Page(HTMLParser):
         super().__init__()
         self.tables: list[dict] = []
         self.images: list[str] = []
+        self.image_alts: list[str] = []
         self.grids: dict[str, list[tuple[str, str]]] = {}
         self.links: list[str] = []
         self._cell: list[str] | None = None
@@ -60,6 +62,7 @@ class Page(HTMLParser):
                 self.grids[self._grid].append((attrs["data-method"], attrs["data-sample"]))
         elif tag == "img":
             self.images.append(attrs["src"])
+            self.image_alts.append(attrs.get("alt", ""))
         for name in ("src", "href"):
             if name in attrs and tag != "img":
                 self.links.append(attrs[name])
@@ -99,7 +102,7 @@ def test_the_table_has_a_row_per_method_and_a_column_per_metric(report, table_di
     path, page = report
     assert "Do the metrics agree?" in path.read_text()
     tau = [t for t in page.tables if t["rows"] and t["rows"][0][:2] == ["", "Avg Drop ↓"]]
-    assert len(tau) == 1 and len(tau[0]["rows"]) == 1 + 7  # a row per metric
+    assert len(tau) == 1 and len(tau[0]["rows"]) == 1 + 8  # a row per metric
     (results,) = [t for t in page.tables if t["id"].startswith("results-")]
     header, *rows = results["rows"]
     keys = list(json.loads((table_dir / "gradcam" / "results.json").read_text())["metrics"])
@@ -111,6 +114,13 @@ def test_the_table_has_a_row_per_method_and_a_column_per_metric(report, table_di
     row = rows[1]
     for key, cell in zip(keys, row[2:]):
         assert cell.startswith(f"{gradcam['metrics'][key]:.2f}"), (key, cell)
+
+
+@pytest.mark.slow
+def test_the_mean_curves_of_insertion_deletion_and_road_are_plotted(report):
+    _, page = report
+    assert [alt for alt in page.image_alts if alt.endswith(" curves")] == [
+        "insertion curves", "deletion curves", "road_morf curves"]
 
 
 @pytest.mark.slow
