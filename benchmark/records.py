@@ -21,6 +21,7 @@ import hashlib
 import json
 import math
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -37,6 +38,9 @@ MAPS = "maps"
 CONFIG = "config.yaml"
 RESULTS = "results.json"
 SAMPLES = "samples.json"
+#: ``records/elapsed.json``: the run's seconds of work up to its last recorded batch, over all
+#: its parts (a resumed run adds its own), so a killed run's time is not lost.
+ELAPSED = "elapsed.json"
 
 #: Settings that may change between a run and its resumption: the number of processes (each
 #: record says how many computed it), where the run folder is, how it is logged and pictured.
@@ -155,12 +159,15 @@ class RunRecorder(pl.Callback):
     0) at the start of the epoch. The module knows none of this.
     """
 
-    def __init__(self, folder: Path | Callable[[], Path], resumed: dict[int, SampleRecord] | None = None) -> None:
+    def __init__(self, folder: Path | Callable[[], Path], resumed: dict[int, SampleRecord] | None = None,
+                 earlier_s: float = 0.0) -> None:
         self.folder = folder
         self.resumed = resumed or {}
+        self.earlier_s = earlier_s  # the seconds of the parts before this one (a resumed run)
         self.run_dir: Path | None = None
         self.processes: int | None = None
         self._writer: RecordWriter | None = None
+        self._clock = time.perf_counter()
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         path = None
@@ -195,6 +202,9 @@ class RunRecorder(pl.Callback):
                 for row, sample_id in enumerate(outputs.sample_ids)
             ]
         )
+        if trainer.global_rank == 0:
+            elapsed = self.earlier_s + time.perf_counter() - self._clock
+            write_text_atomic(self.run_dir / RECORDS / ELAPSED, json.dumps({"seconds": round(elapsed, 2)}) + "\n")
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if self._writer is not None:
@@ -238,6 +248,15 @@ def read_records(run_dir: Path) -> dict[int, SampleRecord]:
                 ) from None
             records.setdefault(record.sample_id, record)
     return records
+
+
+def recorded_seconds(run_dir: Path) -> float:
+    """The seconds of work a run folder's parts recorded up to their last batch (0 without any)."""
+    path = Path(run_dir) / RECORDS / ELAPSED
+    try:
+        return float(json.loads(path.read_text())["seconds"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0.0
 
 
 def images_by_processes(run_dir: Path) -> dict[str, int]:

@@ -211,7 +211,8 @@ def evaluate(
     apply_numerics(o)  # TF32 and cuDNN as the options say, whoever called (cli, evaluate(), a table)
     pl.seed_everything(o.seed, workers=True, verbose=False)
     method = build_method(config, method_name, show_progress=not o.quiet)
-    recorder = records.RunRecorder(folder, resumed=done)
+    earlier_s = records.recorded_seconds(resume) if resume is not None else 0.0
+    recorder = records.RunRecorder(folder, resumed=done, earlier_s=earlier_s)
     started = datetime.now(timezone.utc)
     clock = time.perf_counter()
     message = RankZeroMessage(f"{method_name} on {o.model}: {evaluated.describe()}")
@@ -249,9 +250,10 @@ def evaluate(
                 "model_weights": getattr(method.classifier, "weights_source", o.model_weights),
             **({"not_computable": dict(method.scorer.not_computable)} if method.scorer.not_computable else {}),
                 "started": started.isoformat(timespec="seconds"),
-                "duration_s": round(time.perf_counter() - clock, 2),
-                **({"resumed_with": len(done), "images_by_processes": records.images_by_processes(run_dir)}
-                   if done else {}),
+                # all parts of a resumed run: the earlier ones' recorded seconds plus this one's
+                "duration_s": round(earlier_s + time.perf_counter() - clock, 2),
+                **({"resumed_with": len(done), "duration_s_before_resume": round(earlier_s, 2),
+                    "images_by_processes": records.images_by_processes(run_dir)} if done else {}),
             },
         )
         outputs.write_per_sample_csv(run_dir / "per_sample.csv", run, results)

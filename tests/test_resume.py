@@ -78,6 +78,9 @@ def test_a_killed_run_resumes_to_the_uninterrupted_results(tmp_path):
     assert finished["resumed_with"] == len(done) and finished["images"] == whole["images"] == 6
     for key, value in whole["metrics"].items():
         assert finished["metrics"][key] == pytest.approx(value, abs=1e-6), key
+    # the killed part's time is kept: its seconds up to the last record, plus the resumed part's
+    assert 0 < finished["duration_s_before_resume"] < finished["duration_s"]
+    assert json.loads((killed / "records" / "elapsed.json").read_text())["seconds"] <= finished["duration_s"]
     for key, bounds in whole["ci95"].items():
         assert finished["ci95"][key] == pytest.approx(bounds, abs=1e-6), key
     assert _scores(killed) == _scores(reference.run_dir)
@@ -192,8 +195,13 @@ def test_a_table_resumes_its_unfinished_method(tmp_path):
     records = unfinished / "records" / "rank0.jsonl"
     records.write_text(records.read_text().splitlines()[0] + "\n")
     (table_dir / "table.csv").unlink()
+    finished = json.loads((table_dir / "gradcam" / "results.json").read_text())["duration_s"]
+    recorded = json.loads((table_dir / "gradcam" / "records" / "elapsed.json").read_text())["seconds"]
+    assert 0 < recorded <= finished
     resumed = run_in_process(["table", "--resume", str(table_dir)])
     assert resumed.code == 0, resumed.err
+    # a finished method read back keeps its time (it was the time of reading it back)
+    assert json.loads((table_dir / "gradcam" / "results.json").read_text())["duration_s"] >= recorded
     assert f"resuming {unfinished}: 1 of 3 images done, 2 to go" in resumed.err
     assert f"resuming {table_dir / 'gradcam'}: 3 of 3 images done, 0 to go" in resumed.err
     assert _without_timing((table_dir / "table.csv").read_text()) == _without_timing(expected)
