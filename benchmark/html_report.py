@@ -33,8 +33,7 @@ from metrics.errors import BenchmarkError
 from metrics.functional.image import MAP_PROBLEM_NAMES
 
 TEMPLATE = "report.html.j2"
-#: Mean curves drawn for every method, one plot per metric.
-#: The metrics whose mean curves are plotted, and what their x axis is.
+#: The metrics whose mean curves are plotted for every method (one plot each), and their x axis.
 CURVE_METRICS = {
     "insertion": "fraction of pixels inserted",
     "deletion": "fraction of pixels deleted",
@@ -199,7 +198,6 @@ def _grids(group: list[FinishedRun], count: int, by: str) -> list[dict]:
 
 def _curves(group: list[FinishedRun]) -> list[dict]:
     from benchmark.figures import plt
-
     from metrics.functional.road import DEFAULT_PERCENTAGES
 
     plots = []
