@@ -125,6 +125,7 @@ class RecordWriter:
     def __init__(self, run_dir: Path, rank: int) -> None:
         self.folder = Path(run_dir) / RECORDS
         (self.folder / MAPS).mkdir(parents=True, exist_ok=True)
+        self.rank = rank
         self.path = self.folder / f"rank{rank}.jsonl"
         drop_torn_last_line(self.path)  # else the next record would be glued onto it
         self._handle = self.path.open("a", encoding="utf-8")
@@ -202,7 +203,7 @@ class RunRecorder(pl.Callback):
                 for row, sample_id in enumerate(outputs.sample_ids)
             ]
         )
-        if trainer.global_rank == 0:
+        if self._writer.rank == 0:
             elapsed = self.earlier_s + time.perf_counter() - self._clock
             write_text_atomic(self.run_dir / RECORDS / ELAPSED, json.dumps({"seconds": round(elapsed, 2)}) + "\n")
 
