@@ -25,7 +25,7 @@ from torch import Tensor
 from benchmark.agreement import MethodScores, agreement_of, draw_agreement, tau_cell
 from benchmark.files import write_text_atomic
 from benchmark.outputs import package_versions
-from benchmark.report import NOT_COMPUTABLE, interval_cell, interval_text, metric_header, metric_keys
+from benchmark.report import NOT_COMPUTABLE, interval_text, metric_header, metric_keys, value_text
 from benchmark.run_folders import FinishedRun, expand_folders, read_finished_run
 from benchmark.significance import BEST_MARK, TIED_MARK, legend, marks, pair_tests
 from benchmark.table_from import group_by_model
@@ -81,7 +81,7 @@ def _rows(group: list[FinishedRun], keys: list[str], cell_marks: dict) -> list[d
             computable = key not in content.get("not_computable", {}) and math.isfinite(value)
             mark = cell_marks.get((run.method, key), "")
             cells.append({
-                "text": interval_cell(value, None) if computable else "",
+                "text": value_text(value) if computable else "",
                 "interval": interval_text(interval) if computable else "",
                 "mark": mark,
                 "mark_class": {BEST_MARK: "best", TIED_MARK: "tied"}.get(mark, ""),
@@ -198,26 +198,24 @@ def _grids(group: list[FinishedRun], count: int, by: str) -> list[dict]:
 
 def _curves(group: list[FinishedRun]) -> list[dict]:
     from benchmark.figures import plt
-    from metrics.functional.road import DEFAULT_PERCENTAGES
+    from metrics.functional.road import percentages_of
 
     plots = []
     for key, x_label in CURVE_METRICS.items():
-        curves = {r.method: r.content.get("mean_curves", {}).get(key) for r in group}
-        curves = {m: c for m, c in curves.items() if c}
+        curves = [(r, r.content.get("mean_curves", {}).get(key)) for r in group]
+        curves = [(run, curve) for run, curve in curves if curve]
         if not curves:
             continue
         road = key.startswith("road_")
         fig, ax = plt.subplots(figsize=(5.6, 3.8))
-        for method, curve in curves.items():
-            run = next(r for r in group if r.method == method)
+        for run, curve in curves:
             values = np.array([np.nan if v is None else v for v in curve], dtype=float)
             if road:  # one point per percentage
-                percentages = run.content["config"].get("metrics", {}).get("road_percentages") or DEFAULT_PERCENTAGES
-                x = np.array(percentages, dtype=float) / 100
+                x = np.array(percentages_of(run.content["config"].get("metrics", {})), dtype=float) / 100
             else:
                 x = np.linspace(0, 1, len(values))
             ax.plot(x, values, marker="o" if road else None, markersize=3,
-                    label=f"{method} ({_number(run.content['metrics'][key]):.2f})")
+                    label=f"{run.method} ({_number(run.content['metrics'][key]):.2f})")
         ax.set_xlabel(x_label)
         ax.set_ylabel("mean class probability")
         ax.set_xlim(0, 1)

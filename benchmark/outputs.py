@@ -201,12 +201,12 @@ def write_figures(run_dir: Path, run, results) -> list[Path]:
         )
     road = [key for key in ("road_morf", "road_lerf") if results.mean_curves.get(key)]
     if road:
-        from metrics.functional.road import DEFAULT_PERCENTAGES
+        from metrics.functional.road import percentages_of
 
         written.append(
             figures.road_plot(
                 results.mean_curves,
-                run.config.metrics.get("road_percentages") or DEFAULT_PERCENTAGES,
+                percentages_of(run.config.metrics),
                 {k: results.metrics[k] for k in road},
                 run_dir / "road.png",
                 title=f"ROAD: {run.method} on {run.config.options.model}, {len(results.sample_ids)} images",

@@ -15,7 +15,8 @@ def metric_header(key: str, info: dict[str, Any] | None = None) -> str:
     return f"{info['title']} {'↑' if info['higher_is_better'] else '↓'}"
 
 
-def _cell(value: Any, digits: int = 2) -> str:
+def value_text(value: Any, digits: int = 2) -> str:
+    """A table cell's number: ``-`` for none, ``nan``, or ``digits`` decimals."""
     if value is None:
         return "-"
     if isinstance(value, float):
@@ -44,7 +45,7 @@ def interval_text(interval: Sequence[Any] | None, digits: int = 2) -> str:
 
 def interval_cell(value: Any, interval: Sequence[Any] | None, digits: int = 2) -> str:
     """``mean [low, high]``; just the mean when there is no interval."""
-    return " ".join(part for part in (_cell(value, digits), interval_text(interval, digits)) if part)
+    return " ".join(part for part in (value_text(value, digits), interval_text(interval, digits)) if part)
 
 
 def metric_keys(results: dict[str, Any]) -> list[str]:
@@ -68,8 +69,8 @@ def results_row(results: dict[str, Any], extras: Sequence[str] | None = None) ->
         results["model"],
         str(results["images"]),
         *(metric_cell(results, key) for key in metric_keys(results)),
-        _cell(results["ms_per_map"], 1),
-        *(_cell(results.get("extras", {}).get(name), 1) for name in extras),
+        value_text(results["ms_per_map"], 1),
+        *(value_text(results.get("extras", {}).get(name), 1) for name in extras),
     ]
 
 

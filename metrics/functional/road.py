@@ -49,6 +49,11 @@ DEFAULT_NOISE = 0.01
 NEIGHBOUR_WEIGHTS = ((1 / 12, 1 / 6, 1 / 12), (1 / 6, 0.0, 1 / 6), (1 / 12, 1 / 6, 1 / 12))
 
 
+def percentages_of(metric_settings: dict) -> tuple[float, ...]:
+    """The ROAD percentages of a run's metric settings (``--metrics.*``): its own or the default."""
+    return tuple(metric_settings.get("road_percentages") or DEFAULT_PERCENTAGES)
+
+
 def check_percentages(percentages: Sequence[float]) -> tuple[float, ...]:
     """The percentages as floats, each in (0, 100), at least one, no repeats; else a BenchmarkError."""
     try:
