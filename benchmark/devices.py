@@ -61,11 +61,11 @@ def uses_cuda(accelerator: str) -> bool:
 #: process only competes for the same cores); 4 per process on a GPU, so JPEG decoding overlaps
 #: the GPU's work. To be measured on a GPU by perf/gpu_check.sh.
 #: Execution (``models.execution``), fixed per device type (not tuned at run time, so runs stay
-#: reproducible). CPU: compiled (channels_last, and the forward-only passes through
-#: torch.compile), measured in perf/README.md: EfficientNet-Lite0's best forward 9.8 ms/image
-#: eager, 8.1 channels_last, 7.3 compiled (earlier the same day compiled was 2.0-2.3x faster
-#: than eager: this VM drifts); forward+backward 34.6 eager, 27.8 channels_last (a compiled forward+backward was
-#: slower, 45.9 ms, so the gradient passes stay channels_last). With
+#: reproducible). CPU: compiled (channels_last with freed memory kept, and the forward-only
+#: passes through torch.compile), measured in perf/README.md (2026-12-02, each in a fresh
+#: process, batch 16): EfficientNet-Lite0's forward 30.3 ms/image eager, 10.2 channels_last,
+#: 9.3 compiled; forward+backward at batch 4 50.0 eager, 28.5 channels_last (a compiled
+#: forward+backward was slower, 52-65 ms, so the gradient passes stay channels_last). With
 #: --precision 64 or bf16 the CPU runs channels_last (the compiled forward is float32). CUDA:
 #: channels_last (cuDNN's tensor-core convolutions want NHWC); compiled to be measured by
 #: perf/gpu_check.sh.
@@ -230,10 +230,22 @@ def numerics_in_force() -> dict[str, bool]:
     }
 
 
+def apply_allocator(options: Any) -> str:
+    """The C allocator of the run's execution: ``channels_last`` and ``compiled`` keep freed
+    memory for reuse (``models.allocator``: no page faults for each pass's fresh activations);
+    ``eager`` leaves it as it was. Returns the allocator in force, for results.json."""
+    from models.allocator import allocator_in_force, keep_freed_memory
+
+    if getattr(options, "execution", "eager") in ("channels_last", "compiled"):
+        return keep_freed_memory()
+    return allocator_in_force()
+
+
 def apply_run_settings(options: Any) -> int:
-    """``--threads`` (:func:`apply_threads`) and the GPU numerics (:func:`apply_numerics`);
-    returns the CPU thread count in force."""
+    """``--threads`` (:func:`apply_threads`), the GPU numerics (:func:`apply_numerics`) and the
+    execution's allocator (:func:`apply_allocator`); returns the CPU thread count in force."""
     apply_numerics(options)
+    apply_allocator(options)
     return apply_threads(options)
 
 

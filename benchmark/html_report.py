@@ -240,7 +240,8 @@ def _settings(run: FinishedRun) -> list[tuple[str, str]]:
         ("metric settings", ", ".join(f"{k}={v}" for k, v in config.get("metrics", {}).items())),
         ("data", str(c.get("data", "-"))),
         ("execution", f"{c.get('execution')}, precision {c.get('precision')}, {c.get('device')} x "
-                      f"{c.get('processes')} process(es), {c.get('threads')} thread(s)"),
+                      f"{c.get('processes')} process(es), {c.get('threads')} thread(s)"
+                      + (f", allocator: {c['allocator']}" if c.get("allocator") else "")),
         ("seed", str(c.get("seed"))),
         ("started / took", f"{c.get('started')} / {c.get('duration_s')} s"),
         ("versions", ", ".join(f"{k} {v}" for k, v in versions.items())),

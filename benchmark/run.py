@@ -16,12 +16,13 @@ from benchmark import loggers, outputs, records
 from benchmark.config import RunConfig
 from benchmark.interrupts import RunInterrupted
 from benchmark.devices import (
-    RankZeroMessage, apply_numerics, check_images_per_process, device_facts, numerics_in_force,
-    trainer_device_arguments, uses_cuda,
+    RankZeroMessage, apply_allocator, apply_numerics, check_images_per_process, device_facts,
+    numerics_in_force, trainer_device_arguments, uses_cuda,
 )
 from benchmark.progress import ImageProgressBar
 from benchmark.variants import base_method, folder_name
 from benchmark.report import INTERVAL_NOTE, markdown_table, metric_keys, results_header, results_row, table_extras
+from models.allocator import allocator_in_force
 
 
 @dataclass
@@ -209,6 +210,7 @@ def evaluate(
 
         evaluated = datamodule
     apply_numerics(o)  # TF32 and cuDNN as the options say, whoever called (cli, evaluate(), a table)
+    apply_allocator(o)  # and the execution's allocator
     pl.seed_everything(o.seed, workers=True, verbose=False)
     method = build_method(config, method_name, show_progress=not o.quiet)
     earlier_s = records.recorded_seconds(resume) if resume is not None else 0.0
@@ -244,6 +246,7 @@ def evaluate(
                 "precision": o.precision,
                 "threads": torch.get_num_threads(),
                 "execution": o.execution,
+                "allocator": allocator_in_force(),
                 **method.execution_facts(),
                 "method_info": method.describe(),
                 "metric_info": method.scorer.info(),

@@ -24,9 +24,11 @@ from metrics.scorer import METRIC_KEYS
 
 
 def run_once(
-    batch_size: int, precision: str, args: argparse.Namespace, output: Path, method: str = "lots"
+    batch_size: int, precision: str, args: argparse.Namespace, output: Path, method: str = "lots",
+    execution: str | None = None,
 ) -> dict[str, float]:
-    """The metric means of one quiet ``test`` run (LOTS iterations from ``args.iterations``)."""
+    """The metric means of one quiet ``test`` run (LOTS iterations from ``args.iterations``;
+    ``execution``: ``--execution``, else the device's default)."""
     from benchmark.cli import main
 
     argv = [
@@ -34,6 +36,7 @@ def run_once(
         "--metrics.n_steps", str(args.n_steps), "--precision", precision, "--logger", "none",
         "--overlay-images", "0", "--output", str(output),
         *(["--method.iterations", str(args.iterations)] if method == "lots" else []),
+        *(["--execution", execution] if execution else []),
     ]
     if getattr(args, "data", None):
         argv += ["--data", args.data]
@@ -53,17 +56,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-steps", type=int, default=14)
     parser.add_argument("--limit", type=int, default=8)
     parser.add_argument("--precision", default="32", help="comma-separated, e.g. 32,64 (float64 is slow)")
+    parser.add_argument("--executions", default="",
+                        help="comma-separated --execution values, e.g. eager,channels_last,compiled "
+                             "(default: the device's own)")
     args = parser.parse_args(argv)
     sizes = [int(b) for b in args.batch_sizes.split(",")]
+    executions = [e for e in args.executions.split(",") if e] or [None]
+    columns = [(e, b) for e in executions for b in sizes]
     print(f"LOTS, {args.limit} built-in photos, {args.iterations} iterations, {args.n_steps} curve steps")
     with tempfile.TemporaryDirectory() as tmp:
         for precision in args.precision.split(","):
-            means = {b: run_once(b, precision, args, Path(tmp) / f"{precision}-{b}") for b in sizes}
+            means = {(e, b): run_once(b, precision, args, Path(tmp) / f"{precision}-{e}-{b}", execution=e)
+                     for e, b in columns}
             print(f"\nprecision {precision}")
-            print("| metric | " + " | ".join(f"batch {b}" for b in sizes) + " | spread (max - min) |")
-            print("|---" * (len(sizes) + 2) + "|")
+            print("| metric | " + " | ".join(f"{e + ', ' if e else ''}batch {b}" for e, b in columns)
+                  + " | spread (max - min) |")
+            print("|---" * (len(columns) + 2) + "|")
             for key in METRIC_KEYS:
-                values = [means[b][key] for b in sizes]
+                values = [means[c][key] for c in columns]
                 spread = max(values) - min(values)
                 print(f"| {key} | " + " | ".join(f"{v:.4f}" for v in values) + f" | {spread:.2e} |")
             sys.stdout.flush()

@@ -3,7 +3,7 @@ through the model, and the ratio to the ideal (those passes at the model's best 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Callable
 
 import torch
@@ -27,6 +27,12 @@ class CaseResult:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def against(self, limit: ModelLimit) -> "CaseResult":
+        """This case with its ideal and ratio taken against ``limit`` (for a case measured in
+        another process, ``perf.eager_process``, before the limit of all executions was known)."""
+        ideal = self.forward_passes_per_image * limit.best_forward[1] + self.backward_passes_per_image * limit.backward_ms
+        return replace(self, ideal_ms_per_image=ideal, ratio=self.ms_per_image / ideal if ideal else float("nan"))
 
 
 def measure(

@@ -5,7 +5,10 @@ not tuned at run time, so runs are reproducible); this script shows whether it i
 on the machine at hand.
 
 Usage: ``python -m perf.chunks [--model M] [--device cpu|cuda] [--images 8] [--n-steps 14]
-[--chunk-sizes 4,8,16,32,64] [--repeats 2]``.
+[--chunk-sizes 4,8,16,32,64] [--repeats 2] [--execution channels_last]``.
+
+The model runs ``channels_last`` with freed memory kept (``models.allocator``), the CUDA
+default; the CPU's ``compiled`` default would compile one graph per chunk size.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-steps", type=int, default=14)
     parser.add_argument("--chunk-sizes", default="4,8,16,32,64")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--execution", default="channels_last", choices=("eager", "channels_last"))
     args = parser.parse_args(argv)
 
     from benchmark.cli import quiet_libraries
@@ -35,7 +39,11 @@ def main(argv: list[str] | None = None) -> int:
 
     quiet_libraries()
     device = torch.device(args.device)
-    model = build_classifier(args.model).to(device)
+    if args.execution != "eager":
+        from models.allocator import keep_freed_memory
+
+        keep_freed_memory()
+    model = build_classifier(args.model, execution=args.execution).to(device)
     images = load_images(args.images, device)
     with torch.no_grad():
         classes = model(images).argmax(dim=1)
@@ -46,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
             return model(x).softmax(dim=-1)
 
     default = DEFAULT_CHUNK_SIZE.get(device.type, DEFAULT_CHUNK_SIZE["cpu"])
-    print(f"{args.model} on {device}, {args.images} images, {args.n_steps} steps "
+    print(f"{args.model} on {device} ({args.execution}), {args.images} images, {args.n_steps} steps "
           f"(2 x {args.n_steps + 1} forwards per image); default chunk here: {default}")
     print("| chunk size | ms per image | per forward |")
     print("|---:|---:|---:|")

@@ -44,7 +44,8 @@ def load_images(count: int, device: torch.device) -> torch.Tensor:
     return images.repeat(repeats, 1, 1, 1)[:count].to(device)
 
 
-def lots_cases(model, images, limit, device, iterations: int, label: str = "") -> list[CaseResult]:
+def lots_cases(model, images, limit, device, iterations: int, label: str = "",
+               with_literal_loop: bool = True) -> list[CaseResult]:
     from methods.lots import lots_attack, lots_attack_reference
 
     targets = torch.zeros(images.shape[0], 1000, device=device)
@@ -54,6 +55,8 @@ def lots_cases(model, images, limit, device, iterations: int, label: str = "") -
         model.net, limit, images.shape[0], device, per=iterations, repeats=3,
         note="ideal = forward+backward per iteration",
     )
+    if not with_literal_loop:
+        return [batched]
     literal = measure(
         "LOTS literal one-image loop (thesis Algorithm 1), per iteration",
         lambda: [lots_attack_reference(model, image, targets[0], iterations=iterations, tau=0.0) for image in images],
@@ -178,7 +181,8 @@ def markdown(limits, results: list[CaseResult]) -> str:
     lines.append("")
     lines.append("ms/image. The cases run the default execution unless they name one; their ratios are against "
                  "the limit (the fastest execution). The compiled execution compiles forward-only passes, so it "
-                 "has no forward+backward figure.")
+                 "has no forward+backward figure. Eager runs in a process of its own with the platform's "
+                 "allocator; the other executions keep freed memory (models/allocator.py).")
     lines += ["", "| case | images | ms/image | fwd/img | bwd/img | ideal ms/image | ratio | note |",
               "|---|---:|---:|---:|---:|---:|---:|---|"]
     for r in results:
@@ -239,25 +243,37 @@ def main(argv: list[str] | None = None) -> int:
 
     device = torch.device(args.device)
     execution = DEVICE_DEFAULTS["cuda" if device.type == "cuda" else "cpu"]["execution"]
+    from models.allocator import keep_freed_memory
+    from models.execution import EXECUTIONS
+    from perf.eager_process import eager_case, eager_limit
+
+    # This process runs as the default execution does; eager's figures come from a child
+    # process with the platform's allocator (perf.eager_process).
+    allocator = keep_freed_memory() if execution != "eager" else "the platform's default"
+    print(f"this process: {execution}, allocator: {allocator}; eager: its own process, the platform's default "
+          "allocator", file=sys.stderr)
     model = build_classifier(args.model, execution=execution).to(device)
-    eager_model = build_classifier(args.model, execution="eager").to(device)
     images = load_images(args.batch_size, device)
     sizes = [int(s) for s in args.limit_batch_sizes.split(",")]
-    from models.execution import EXECUTIONS
+    child = {"model": args.model, "device": args.device, "images": args.batch_size,
+             "threads": torch.get_num_threads()}
 
     print(f"measuring the model's limit at batch sizes {sizes}, executions {', '.join(EXECUTIONS)} ...",
           file=sys.stderr)
-    limits = measure_limits(args.model, images, sizes, EXECUTIONS)
+    limits = {"eager": eager_limit(batch_sizes=args.limit_batch_sizes, **child),
+              **measure_limits(args.model, images, sizes, [e for e in EXECUTIONS if e != "eager"])}
     limit = fastest(limits)
     chunk = args.chunk_size or SaliencyScorer().chunk_size_for(torch.device(args.device))
     results: list[CaseResult] = []
     def whole_run(name: str) -> list[CaseResult]:
+        if name == "eager":
+            return [eager_case("whole_run", n_steps=args.n_steps, **child)]
         return [test_run_case(args.model, limit, device, args.batch_size, "gradcam", args.n_steps, 0, name)]
 
     steps = [
         ("LOTS, default and eager in turns", lambda: in_turns(
             lambda: lots_cases(model, images, limit, device, args.lots_iterations),
-            lambda: lots_cases(eager_model, images, limit, device, args.lots_iterations, "eager")[:1])),
+            lambda: [eager_case("lots", iterations=args.lots_iterations, **child)])),
         ("CAMs", lambda: cam_cases(model, images, limit, device, [m for m in args.methods.split(",") if m])),
         ("metrics", lambda: metric_cases(model, images, limit, device, args.n_steps, chunk)),
         ("whole test runs, default and eager in turns", lambda: in_turns(
@@ -265,12 +281,13 @@ def main(argv: list[str] | None = None) -> int:
     ]
     for label, step in steps:
         print(f"measuring {label} ...", file=sys.stderr)
-        results.extend(step())
+        results.extend(result.against(limit) for result in step())
     print(markdown(limits, results))
     print(speedups(results, execution))
     if args.json:
         payload = {
             "machine": machine(),
+            "allocator": {"eager": "the platform's default", execution: allocator},
             "model": args.model,
             "device": str(device),
             "limit": {"forward_ms_per_image": limit.forward_ms,

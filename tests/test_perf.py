@@ -64,6 +64,11 @@ def test_the_side_scripts_print_their_tables(capsys):
     assert "| metric | batch 1 | batch 2 | spread (max - min) |" in out
     assert sum(line.startswith("| ") for line in out.splitlines()) == 1 + 5  # header, five metrics
 
+    assert batch_spread.main(["--batch-sizes", "2", "--executions", "eager,channels_last", "--iterations", "2",
+                              "--n-steps", "2", "--limit", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "| metric | eager, batch 2 | channels_last, batch 2 | spread (max - min) |" in out
+
     assert precision.main(["--methods", "gradcam", "--precisions", "32,64", "--limit", "2", "--n-steps", "2"]) == 0
     out = capsys.readouterr().out
     rows = {line.split(" | ")[0][2:]: line for line in out.splitlines() if line.startswith("| ")}
@@ -99,3 +104,28 @@ def test_the_gpu_check_says_so_and_exits_0_without_a_gpu(tmp_path):
                           timeout=60)
     assert done.returncode == 0 and "no CUDA GPU is visible" in done.stdout
     assert not (tmp_path / "out.md").exists()
+
+
+def test_a_case_from_another_process_is_rescored_against_the_limit_of_all_executions():
+    from perf.cases import CaseResult
+
+    case = CaseResult(case="x", images=4, ms_per_image=100.0, ideal_ms_per_image=3.0, ratio=33.3,
+                      forward_passes_per_image=2.0, backward_passes_per_image=1.0)
+    limit = ModelLimit(forward_ms={1: 12.0, 8: 10.0}, forward_backward_ms={8: 30.0})
+    rescored = case.against(limit)
+    assert rescored.ideal_ms_per_image == 2 * 10.0 + 1 * (30.0 - 10.0)
+    assert rescored.ratio == 100.0 / 40.0 and rescored.ms_per_image == 100.0
+
+
+@pytest.mark.slow
+def test_eager_is_measured_in_a_process_of_its_own():
+    """The parent keeps freed memory (the fast executions' allocator); eager's figures come from
+    a child with the platform's allocator, as JSON."""
+    from perf.eager_process import eager_limit, in_eager_process
+
+    limit = eager_limit(batch_sizes="1,2", repeats=1, images=2, threads=1)
+    assert set(limit.forward_ms) == set(limit.forward_backward_ms) == {1, 2}
+    assert all(ms > 0 for ms in [*limit.forward_ms.values(), *limit.forward_backward_ms.values()])
+    lots = in_eager_process("lots", iterations=2, images=2, threads=1)
+    assert lots["case"] == "LOTS batched (batch 2), per iteration, eager"
+    assert lots["forward_passes_per_image"] == 1.5 and lots["backward_passes_per_image"] == 1.0
