@@ -41,8 +41,8 @@ from torch import Tensor, nn
 
 from metrics.errors import BenchmarkError
 from methods.base import Explainer, MethodConfig
-from methods.cam_device import DEVICE_METHODS, device_cam
-from methods.cam_device_perturbation import score_cam, smooth_gradcampp
+from methods.cam_device import CONVOLUTIONAL_ONLY, DEVICE_METHODS, device_cam
+from methods.cam_device_perturbation import ablation_cam, score_cam, smooth_gradcampp
 from methods.cam_variants import SeededRandomCAM, SmoothGradCAMPlusPlus, sample_seed
 from methods.registry import register_method
 from metrics.functional.image import minmax_normalize
@@ -330,11 +330,19 @@ class CAMExplainer(Explainer):
                 f"--method.backend device is available for {', '.join(DEVICE_METHODS)}, not {self.method_name}; "
                 "use --method.backend grad-cam or auto"
             )
+        if (getattr(self.config, "backend", "auto") == "device" and self.method_name in CONVOLUTIONAL_ONLY
+                and self.reshape_transform is not None):
+            raise BenchmarkError(
+                f"--method.backend device computes {self.method_name} on convolutional layers only, and "
+                f"{self.target_layer_path} gives a vision transformer's tokens; use --method.backend grad-cam or auto"
+            )
 
     def uses_device_backend(self) -> bool:
         """Whether the maps are computed in torch (:mod:`methods.cam_device`): with ``auto`` for
         every method it has (2x faster than grad-cam on the CPU: the backward stops at the layer)."""
         backend = getattr(self.config, "backend", "auto")
+        if self.method_name in CONVOLUTIONAL_ONLY and self.reshape_transform is not None:
+            return False
         return self.method_name in DEVICE_METHODS and backend in ("device", "auto")
 
     def class_independence(self) -> str | None:
@@ -406,6 +414,8 @@ class CAMExplainer(Explainer):
         chunk = self.chunk_for(images.device)
         if self.method_name == "scorecam":
             return score_cam(self.classifier, self.forward_only, layer, images, classes, chunk, self.reshape_transform)
+        if self.method_name == "ablationcam":
+            return ablation_cam(self.classifier, layer, images, classes, chunk)
         if self.method_name == "smoothgradcampp":
             seeds = [sample_seed(self.seed, i, SmoothGradCAMPlusPlus.seed_stream) for i in ids]
             return smooth_gradcampp(self.classifier, layer, images, classes, seeds, self.config.n_samples,

@@ -79,8 +79,11 @@ DEVICE_CAMS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
     "layercam": _layercam,
 }
 #: Methods computed here: the gradient ones above, Random-CAM and Eigen-CAM, and (in
-#: ``methods.cam_device_perturbation``) Score-CAM and SmoothGrad-CAM++.
-DEVICE_METHODS = (*DEVICE_CAMS, "random", "eigencam", "scorecam", "smoothgradcampp")
+#: ``methods.cam_device_perturbation``) Score-CAM, SmoothGrad-CAM++ and Ablation-CAM.
+DEVICE_METHODS = (*DEVICE_CAMS, "random", "eigencam", "scorecam", "smoothgradcampp", "ablationcam")
+#: Device methods that take no ``reshape_transform`` (grad-cam ablates a vision transformer's
+#: tokens with its own ``AblationLayerVit``): grad-cam's path computes them on those models.
+CONVOLUTIONAL_ONLY = ("ablationcam",)
 
 
 def random_channel_weights(seeds: Sequence[int], channels: int) -> np.ndarray:

@@ -1,5 +1,5 @@
-"""Score-CAM and SmoothGrad-CAM++ on the images' device, their perturbed copies going through
-the model in the benchmark's chunks.
+"""Score-CAM, SmoothGrad-CAM++ and Ablation-CAM on the images' device, their perturbed copies
+going through the model in the benchmark's chunks.
 
 grad-cam's Score-CAM scores the masked copies with one ``.item()`` per copy, with its hooks
 recording every copy's activations; its SmoothGrad-CAM++ here (``methods.cam_variants``) runs
@@ -18,7 +18,20 @@ one pass per noise sample with the backward to the input. Here:
   images of the batch (noise drawn per image from its own generator, in the same order as the
   grad-cam path) go through the model ``chunk`` at a time, the backward stopping at the layer.
 
-Both finish as every CAM here (ReLU, per-image min-max, bilinear resize, ReLU, min-max;
+* **Ablation-CAM** (Desai & Ramaswamy 2020, WACV): ``w_k = (y^c - y^c_k) / y^c`` with
+  ``y^c_k`` the logit when channel ``k`` of the layer's output is ablated, ``M = ReLU(sum_k w_k
+  A^k)``. grad-cam swaps the layer for its ``AblationLayer`` and runs the whole model on
+  ``chunk`` copies of the image per chunk of channels, recomputing everything before the layer
+  for every copy. Here a forward hook hands on each image's ``chunk`` ablated copies of the
+  layer's output in place of the batch's output, so the layers before it run once per chunk
+  and only the layers after it see the copies (1,282 full forwards per image with 1,280
+  channels become 81 of the batch). A skip connection around the layer makes the images enter
+  one at a time (its one image broadcasts against the copies: the same value); a model that
+  cannot broadcast it (a concatenation) gets the copies as images, as in grad-cam. The ablation value
+  is grad-cam's: 0 if the copies' minimum is 0, else that minimum minus 1e7, the minimum
+  taken again before each copy (so the values fall by 1e7 from copy to copy of a chunk).
+
+All three finish as every CAM here (ReLU, per-image min-max, bilinear resize, ReLU, min-max;
 :func:`methods.cam_device.finish_cams`). ``tests/test_cam_device.py`` checks them against the
 grad-cam path.
 """
@@ -102,3 +115,116 @@ def smooth_gradcampp(classifier: nn.Module, layer: nn.Module, images: Tensor, cl
         alpha = torch.where(d1 != 0, alpha, torch.zeros_like(alpha))
         weights = (d1.clamp(min=0) * alpha).sum(dim=(2, 3))
         return finish_cams(_weighted(weights, clean), images.shape[-2:])
+
+
+#: grad-cam's ``AblationLayer``: a layer whose minimum is not 0 is ablated to "minimum - 1e7".
+ABLATION_OFFSET = 1e7
+
+
+def ablation_values(minimum: Tensor, copies: int) -> Tensor:
+    """``[..., copies]``: the value grad-cam's ``AblationLayer`` writes into copy ``i``'s channel,
+    for each of the layer outputs whose minima are ``minimum`` (``[...]``, e.g. one per image).
+
+    It loops over the copies of a chunk and takes ``torch.min`` of all of them before each
+    write: 0 while that minimum is 0, else the minimum minus 1e7; each write below the minimum
+    becomes the next one."""
+    values, low = [], minimum.float()
+    for _ in range(copies):
+        value = torch.where(low == 0, torch.zeros_like(low), low - ABLATION_OFFSET)
+        values.append(value)
+        low = torch.minimum(low, value)
+    return torch.stack(values, dim=-1)
+
+
+def ablated_copies(activations: Tensor, channels: Tensor) -> Tensor:
+    """``[B * n, C, h, w]``: per image of ``activations`` (``[B, C, h, w]``) ``n`` copies, copy
+    ``i`` with channel ``channels[i]`` set to its ablation value (image-major; in the
+    activations' memory format)."""
+    batch, n = activations.shape[0], channels.numel()
+    copies = activations.unsqueeze(1).expand(batch, n, *activations.shape[1:]).clone(
+        memory_format=torch.contiguous_format)
+    values = ablation_values(activations.flatten(1).amin(dim=1), n).to(copies.dtype)  # [B, n]
+    copies[:, torch.arange(n, device=copies.device), channels] = values[:, :, None, None]
+    copies = copies.flatten(0, 1)
+    if activations.is_contiguous(memory_format=torch.channels_last) and not activations.is_contiguous():
+        copies = copies.contiguous(memory_format=torch.channels_last)
+    return copies
+
+
+def _scores_with(classifier: nn.Module, layer: nn.Module, images: Tensor, copies: Tensor, classes: Tensor,
+                 repeat_inputs: bool) -> Tensor | None:
+    """The logits of ``classes`` (one per copy) with ``layer``'s output replaced by ``copies``
+    (``[B * n]``, image-major). ``images`` (``[B, 3, H, W]``) enter once, or with
+    ``repeat_inputs`` once per copy (grad-cam's way). ``None`` when the images entering once
+    cannot stand for the copies (the model failed or gave another batch)."""
+    n = copies.shape[0] // images.shape[0]
+
+    def replace(module: nn.Module, args, output: Tensor) -> Tensor:
+        return copies
+
+    handle = layer.register_forward_hook(replace)
+    try:
+        inputs = images.repeat_interleave(n, dim=0) if repeat_inputs else images
+        try:
+            logits = classifier(inputs)
+        except RuntimeError:
+            if repeat_inputs:
+                raise
+            return None
+    finally:
+        handle.remove()
+    if logits.shape[0] != copies.shape[0]:
+        if repeat_inputs:
+            raise RuntimeError(f"the model gave {logits.shape[0]} outputs for {copies.shape[0]} ablated copies")
+        return None
+    return logits.gather(1, classes.view(-1, 1))[:, 0].float()
+
+
+def ablation_cam(classifier: nn.Module, layer: nn.Module, images: Tensor, classes: Tensor, chunk: int) -> Tensor:
+    """Ablation-CAM maps ``[B, H, W]``, ``chunk`` ablated channels of each image per pass.
+
+    The images of the batch enter together, each followed after the layer by its copies; where
+    the layers after it combine the copies with a tensor from before it (a skip connection),
+    one image enters at a time (its tensor broadcasts against its copies), and where that
+    fails too (a concatenation), the copies enter as images, as in grad-cam."""
+    with full_precision(images), torch.no_grad():
+        kept: dict[str, Tensor] = {}
+
+        def keep(module: nn.Module, args, output: Tensor) -> None:
+            kept["a"] = output.detach().clone()
+
+        handle = layer.register_forward_hook(keep)
+        try:
+            original = classifier(images).float()
+        finally:
+            handle.remove()
+        layer_output = kept["a"]
+        batch, channels = layer_output.shape[:2]
+        classes = classes.to(images.device).long().view(-1)
+        original = original.gather(1, classes.view(-1, 1))[:, 0]
+        ablated = torch.empty(batch, channels, dtype=torch.float32, device=images.device)
+
+        def scores_of(rows: slice, which: Tensor, repeat_inputs: bool) -> Tensor | None:
+            copies = ablated_copies(layer_output[rows], which)
+            wanted = classes[rows].repeat_interleave(which.numel())
+            scores = _scores_with(classifier, layer, images[rows], copies, wanted, repeat_inputs)
+            return None if scores is None else scores.view(-1, which.numel())
+
+        # "batch": the images enter together; "image": one at a time; "copies": grad-cam's way
+        mode = "batch" if batch > 1 else "image"
+        for start in range(0, channels, chunk):
+            which = torch.arange(start, min(start + chunk, channels), device=images.device)
+            if mode == "batch":
+                scores = scores_of(slice(0, batch), which, repeat_inputs=False)
+                if scores is not None:
+                    ablated[:, which] = scores
+                    continue
+                mode = "image"
+            for i in range(batch):
+                scores = scores_of(slice(i, i + 1), which, repeat_inputs=mode == "copies")
+                if scores is None:
+                    mode = "copies"
+                    scores = scores_of(slice(i, i + 1), which, repeat_inputs=True)
+                ablated[i, which] = scores[0]
+        weights = (original[:, None] - ablated) / original[:, None]
+        return finish_cams(_weighted(weights, layer_output.float()), images.shape[-2:])

@@ -4,6 +4,8 @@ when there is one."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 from torch import nn
@@ -71,7 +73,7 @@ def test_device_cams_equal_grad_cam_on_efficientnet_lite0():
     images = next(iter(ImageNetDataModule(limit=3, batch_size=3).test_dataloader()))["image"]
     classes = _top1(model, images)
     for name in DEVICE_METHODS:
-        count = 1 if name in ("scorecam", "smoothgradcampp") else 3  # 1280 / 16 passes per image
+        count = 1 if name in ("scorecam", "smoothgradcampp", "ablationcam") else 3  # grad-cam: 1282 passes per image
         expected = _maps(name, model, images[:count], classes[:count], "grad-cam", torch.arange(count))
         got = _maps(name, model, images[:count], classes[:count], "device", torch.arange(count))
         assert (got - expected).abs().max() < 1e-5, name
@@ -94,13 +96,14 @@ def test_auto_uses_the_device_cams_where_they_exist_and_grad_cam_elsewhere():
     assert CAM_METHODS["gradcam"](_tiny(), CAMConfig()).describe()["backend"] == "device"
     assert not CAM_METHODS["gradcam"](_tiny(), CAMConfig(backend="grad-cam")).uses_device_backend()
     assert CAM_METHODS["scorecam"](_tiny(), CAM_METHODS["scorecam"].config_class()).uses_device_backend()
-    assert not CAM_METHODS["ablationcam"](_tiny(), CAM_METHODS["ablationcam"].config_class()).uses_device_backend()
-    assert "backend" not in CAM_METHODS["ablationcam"](_tiny(), CAM_METHODS["ablationcam"].config_class()).describe()
+    assert CAM_METHODS["ablationcam"](_tiny(), CAM_METHODS["ablationcam"].config_class()).uses_device_backend()
+    assert not CAM_METHODS["gradcamelementwise"](_tiny(), CAMConfig()).uses_device_backend()
+    assert "backend" not in CAM_METHODS["gradcamelementwise"](_tiny(), CAMConfig()).describe()
 
 
 def test_device_backend_for_a_method_without_one_is_refused():
     with pytest.raises(BenchmarkError, match="--method.backend device is available for gradcam"):
-        CAM_METHODS["ablationcam"](_tiny(), BatchedCAMConfig(backend="device"))
+        CAM_METHODS["gradcamelementwise"](_tiny(), CAMConfig(backend="device"))
     with pytest.raises(BenchmarkError, match="--method.backend 'gpu' is unknown"):
         CAMConfig(backend="gpu").validate()
 
@@ -119,3 +122,103 @@ def test_the_backward_of_a_device_cam_stops_at_the_target_layer():
     activations, gradients = layer_activations(model, model.net.features[2], images, torch.tensor([0, 1]))
     assert reached == [] and seen_inputs == [False]
     assert gradients is not None and gradients.shape == activations.shape and gradients.abs().sum() > 0
+
+
+# -- Ablation-CAM: the copies enter after the target layer ------------------------------------
+
+
+def test_ablation_values_are_grad_cams_by_hand():
+    """grad-cam's AblationLayer writes 0 while the chunk's minimum is 0, else minimum - 1e7,
+    taking the minimum again before each copy. In float32 (spacing 1 at 1e7, 2 at 2e7):
+    -2.5 - 1e7 = -10000002.5 rounds to -10000002 (to even), then -20000002, -30000002."""
+    from methods.cam_device_perturbation import ablation_values
+
+    assert ablation_values(torch.tensor(0.0), 3).tolist() == [0.0, 0.0, 0.0]
+    got = ablation_values(torch.tensor(-2.5), 3)
+    assert got.dtype == torch.float32 and got.tolist() == [-10000002.0, -20000002.0, -30000002.0]
+    # all positive is not 0: 0.5 - 1e7 = -9999999.5 rounds to -10000000 (to even), then -20000000
+    assert ablation_values(torch.tensor(0.5), 2).tolist() == [-10000000.0, -20000000.0]
+
+
+class _ResidualAroundTarget(nn.Module):
+    """``relu(conv2(h) + h)``: the skip connection is one image broadcast against the copies."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(8)
+        self.conv1 = nn.Conv2d(3, 6, 3, padding=1)
+        self.conv2 = nn.Conv2d(6, 6, 3, padding=1)
+        self.fc = nn.Linear(6, 5)
+
+    def forward(self, x):
+        h = torch.relu(self.conv1(x))
+        return self.fc(torch.relu(self.conv2(h) + h).mean(dim=(2, 3)))
+
+
+class _ConcatAfterTarget(nn.Module):
+    """DenseNet's pattern: ``cat([conv2(h), h])`` cannot take one image for the copies."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(9)
+        self.conv1 = nn.Conv2d(3, 4, 3, padding=1)
+        self.conv2 = nn.Conv2d(4, 6, 3, padding=1)
+        self.fc = nn.Linear(10, 5)
+
+    def forward(self, x):
+        h = torch.relu(self.conv1(x))
+        return self.fc(torch.cat([torch.relu(self.conv2(h)), h], dim=1).mean(dim=(2, 3)))
+
+
+@pytest.mark.parametrize(
+    "net, layer, entering",
+    [
+        (lambda: TinyForAblation(), "features.3", "the batch"),  # after a ReLU: minimum 0
+        (_ResidualAroundTarget, "conv2", "one image"),  # a conv's output: negative somewhere
+        (_ConcatAfterTarget, "conv2", "the copies"),
+    ],
+)
+def test_ablation_cam_equals_grad_cam_whatever_enters_the_model(net, layer, entering):
+    """The copies follow the batch after the layer; with a skip connection around the layer one
+    image at a time; with a concatenation they enter as images (grad-cam's way)."""
+    model = _wrap(net())
+    images = _images(batch=3, size=16, seed=12)
+    classes = torch.tensor([0, 3, 1])
+    inputs_seen = []
+    model.net.register_forward_pre_hook(lambda module, args: inputs_seen.append(args[0].shape[0]))
+    config = BatchedCAMConfig(target_layer=layer, chunk_size=4)
+    expected = CAM_METHODS["ablationcam"](model, dataclasses.replace(config, backend="grad-cam")).explain(images, classes)
+    inputs_seen.clear()
+    got = CAM_METHODS["ablationcam"](model, dataclasses.replace(config, backend="device")).explain(images, classes)
+    assert (got - expected).abs().max() < 1e-5
+    assert expected.amax() == 1.0 and (expected > 0).float().mean() < 1  # a map, not a constant
+    chunks = 2  # 6 channels, 4 per pass
+    if entering == "the batch":  # one forward of the batch, then the batch again per chunk
+        assert inputs_seen == [3] + [3] * chunks
+    elif entering == "one image":  # the batch is tried once, then one image per chunk
+        assert inputs_seen == [3, 3] + [1] * (3 * chunks)
+    else:  # the batch and one image are tried, then the copies as grad-cam makes them (4, then 2)
+        assert inputs_seen[:3] == [3, 3, 1] and sorted(set(inputs_seen[3:])) == [2, 4]
+
+
+class TinyForAblation(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(10)
+        self.features = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.Conv2d(6, 6, 3, padding=1), nn.ReLU())
+        self.fc = nn.Linear(6, 5)
+
+    def forward(self, x):
+        return self.fc(self.features(x).mean(dim=(2, 3)))
+
+
+def test_ablation_cam_on_a_vision_transformer_stays_with_grad_cam():
+    """grad-cam ablates tokens with its own AblationLayerVit: auto keeps it, device refuses."""
+    timm = pytest.importorskip("timm")
+    from models.registry import NormalizedClassifier
+
+    net = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=5, img_size=32, patch_size=8)
+    model = NormalizedClassifier(net.eval(), (0.5,) * 3, (0.5,) * 3, name="vit")
+    assert not CAM_METHODS["ablationcam"](model, BatchedCAMConfig()).uses_device_backend()
+    with pytest.raises(BenchmarkError, match="convolutional layers only.*--method.backend grad-cam or auto"):
+        CAM_METHODS["ablationcam"](model, BatchedCAMConfig(backend="device"))
