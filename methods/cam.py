@@ -43,6 +43,7 @@ from metrics.errors import BenchmarkError
 from methods.base import Explainer, MethodConfig
 from methods.cam_device import CONVOLUTIONAL_ONLY, DEVICE_METHODS, device_cam
 from methods.cam_device_perturbation import ablation_cam, score_cam, smooth_gradcampp
+from methods.fullgrad_device import bias_layers, fullgrad
 from methods.cam_variants import SeededRandomCAM, SmoothGradCAMPlusPlus, sample_seed
 from methods.registry import register_method
 from metrics.functional.image import minmax_normalize
@@ -106,9 +107,19 @@ class FullGradConfig(MethodConfig):
     """FullGrad reads every bias layer: it has no target layer."""
 
     target_class: str = field(default="top1", metadata={"help": _TARGET_CLASS_HELP})
+    backend: str = field(
+        default="auto",
+        metadata={
+            "help": "device (torch on the images' device, every Conv2d/BatchNorm2d with a bias, timm's BatchNormAct2d "
+            "included), grad-cam (the package: only layers of exactly those two types, so on timm models such as "
+            "EfficientNet-Lite the input-gradient term alone) or auto (device)"
+        },
+    )
 
     def validate(self) -> None:
         _check_target_class(self.target_class)
+        if self.backend not in BACKENDS:
+            raise BenchmarkError(f"--method.backend {self.backend!r} is unknown; choose one of: {', '.join(BACKENDS)}")
 
 
 @dataclass
@@ -367,10 +378,14 @@ class CAMExplainer(Explainer):
                 return {"target_layer": self.target_layer_path}
             backend = "device" if self.uses_device_backend() else "grad-cam"
             return {"target_layer": self.target_layer_path, "backend": backend}
-        return {
-            "target_layer": None,
-            "layers": "the input gradient and the bias of every Conv2d/BatchNorm2d (FullGrad)",
-        }
+        if self.uses_device_backend():
+            layers = len(bias_layers(_backbone(self.classifier)))
+            return {"target_layer": None, "backend": "device",
+                    "layers": f"the input gradient and the bias of every Conv2d/BatchNorm2d ({layers} layers)"}
+        layers = len(grad_cam_bias_layers(_backbone(self.classifier)))
+        return {"target_layer": None, "backend": "grad-cam",
+                "layers": f"the input gradient and the bias of the layers of type exactly Conv2d/BatchNorm2d "
+                          f"({layers} layers)"}
 
     # -- explain -----------------------------------------------------------------------------
 
@@ -410,6 +425,8 @@ class CAMExplainer(Explainer):
     def device_maps(self, images: Tensor, classes: Tensor) -> Tensor:
         """The maps in torch on the images' device (:mod:`methods.cam_device`,
         :mod:`methods.cam_device_perturbation`)."""
+        if self.method_name == "fullgrad":
+            return fullgrad(self.classifier, _backbone(self.classifier), images, classes)
         layer, ids = self._target_layers[0], self.sample_ids_for(images.shape[0])
         chunk = self.chunk_for(images.device)
         if self.method_name == "scorecam":
@@ -497,6 +514,11 @@ class _RestoringAblationCAM:
 
 def _make_ablationcam(model, layers, config: BatchedCAMConfig, reshape_transform=None):
     return _RestoringAblationCAM(model, layers, config.chunk_size, reshape_transform)
+
+
+def grad_cam_bias_layers(net: nn.Module) -> list[nn.Module]:
+    """The layers grad-cam's FullGrad reads: of type exactly ``Conv2d`` or ``BatchNorm2d``, with a bias."""
+    return [m for m in net.modules() if type(m) in (nn.Conv2d, nn.BatchNorm2d) and m.bias is not None]
 
 
 def _make_fullgrad(model, layers, config, reshape_transform=None):
@@ -612,8 +634,9 @@ CAM_SPECS: tuple[CAMSpec, ...] = (
     """),
     CAMSpec("fullgrad", "FullGrad", _make_fullgrad, FullGradConfig, uses_target_layer=False, doc="""FullGrad: input-gradient and bias-gradient maps of every layer, summed (no target layer).
 
-    ``M = psi(|dy^c/dx * x|) + sum_l sum_c psi(|dy^c/db_l * b_l|)`` over every Conv2d and
-    BatchNorm2d bias ``b_l`` (psi = min-max scaling and resizing to the input).
+    ``M = psi(|dy^c/dx * x|) + sum_l sum_c psi(|b_l * dy^c/dz_l|)`` over every Conv2d and
+    BatchNorm2d with a bias ``b_l`` and output ``z_l`` (psi = per-channel min-max scaling and
+    resizing to the input; see :mod:`methods.fullgrad_device`, the default backend).
     Srinivas & Fleuret 2019, "Full-Gradient Representation for Neural Network Visualization"
     (NeurIPS).
     """),

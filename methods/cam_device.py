@@ -78,9 +78,10 @@ DEVICE_CAMS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
     "hirescam": _hirescam,
     "layercam": _layercam,
 }
-#: Methods computed here: the gradient ones above, Random-CAM and Eigen-CAM, and (in
-#: ``methods.cam_device_perturbation``) Score-CAM, SmoothGrad-CAM++ and Ablation-CAM.
-DEVICE_METHODS = (*DEVICE_CAMS, "random", "eigencam", "scorecam", "smoothgradcampp", "ablationcam")
+#: Methods computed in torch: the gradient ones above, Random-CAM and Eigen-CAM, (in
+#: ``methods.cam_device_perturbation``) Score-CAM, SmoothGrad-CAM++ and Ablation-CAM, and (in
+#: ``methods.fullgrad_device``) FullGrad.
+DEVICE_METHODS = (*DEVICE_CAMS, "random", "eigencam", "scorecam", "smoothgradcampp", "ablationcam", "fullgrad")
 #: Device methods that take no ``reshape_transform`` (grad-cam ablates a vision transformer's
 #: tokens with its own ``AblationLayerVit``): grad-cam's path computes them on those models.
 CONVOLUTIONAL_ONLY = ("ablationcam",)

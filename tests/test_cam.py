@@ -130,7 +130,7 @@ def test_every_method_gives_maps_in_unit_range_on_a_tiny_cnn(name):
     # released: no hook left on the model, and its forwards are not recorded any more
     assert all(not m._forward_hooks for m in model.modules())
     expected = (
-        {"target_layer": None, "layers": "the input gradient and the bias of every Conv2d/BatchNorm2d (FullGrad)"}
+        {"target_layer": None, "backend": "device", "layers": "the input gradient and the bias of every Conv2d/BatchNorm2d (2 layers)"}
         if name == "fullgrad"
         else {"target_layer": "features.2"} | ({"backend": "device"} if name in DEVICE_METHODS else {})
     )

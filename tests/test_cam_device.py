@@ -72,7 +72,8 @@ def test_device_cams_equal_grad_cam_on_efficientnet_lite0():
     model = build_classifier("efficientnet_lite0")
     images = next(iter(ImageNetDataModule(limit=3, batch_size=3).test_dataloader()))["image"]
     classes = _top1(model, images)
-    for name in DEVICE_METHODS:
+    # FullGrad: grad-cam reads none of Lite0's bias layers (tests/test_cam_grad_cam_equality.py)
+    for name in [m for m in DEVICE_METHODS if m != "fullgrad"]:
         count = 1 if name in ("scorecam", "smoothgradcampp", "ablationcam") else 3  # grad-cam: 1282 passes per image
         expected = _maps(name, model, images[:count], classes[:count], "grad-cam", torch.arange(count))
         got = _maps(name, model, images[:count], classes[:count], "device", torch.arange(count))

@@ -101,7 +101,7 @@ def _reference(name: str, model, layer_path: str | None, images, classes) -> np.
 def _ours(name: str, model, layer_path: str | None, images, classes) -> np.ndarray:
     cls = get_method(name)
     if name == "fullgrad":
-        config = FullGradConfig()
+        config = FullGradConfig(backend="grad-cam")
     else:
         config = cls.config_class(target_layer=layer_path, backend="grad-cam")
     method = cls(model, config)
@@ -246,16 +246,16 @@ def test_fullgrad_on_the_tiny_cnn_uses_the_conv_biases():
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="product bug: FullGrad on EfficientNet-Lite0 uses no bias at all. grad-cam's FullGrad "
-    "selects bias layers with `type(layer) in [Conv2d, BatchNorm2d]`; timm's 49 BatchNormAct2d "
-    "(subclasses of BatchNorm2d) are skipped and the convs have no bias, so the map is only "
-    "|dy/dx * x| although describe()/results.json say 'the bias of every Conv2d/BatchNorm2d'",
-)
 def test_fullgrad_on_efficientnet_lite0_uses_the_batchnorm_biases(lite0_small):
+    """grad-cam's FullGrad selects its bias layers with ``type(layer) in [Conv2d, BatchNorm2d]``:
+    timm's 49 BatchNormAct2d (subclasses of BatchNorm2d) are skipped and Lite0's convolutions
+    have no bias, so its map is |dy/dx * x| alone. The device backend (the default) reads them."""
     model, images, classes = lite0_small
     assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) == 49
-    ours = get_method("fullgrad")(model).explain(images, classes).numpy()
-    # today the difference is ~6e-8: the map IS the input-gradient term alone
+    input_only = _input_gradient_only_map(model, images, classes)
+    theirs = get_method("fullgrad")(model, FullGradConfig(backend="grad-cam")).explain(images, classes).numpy()
+    assert np.abs(theirs - input_only).max() < 1e-5  # grad-cam's: the input-gradient term alone
+    method = get_method("fullgrad")(model)
+    assert method.describe()["layers"].endswith("(49 layers)")
+    ours = method.explain(images, classes).numpy()
     assert np.abs(ours - _input_gradient_only_map(model, images, classes)).max() > 1e-2

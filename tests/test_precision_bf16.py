@@ -13,7 +13,6 @@ import torch
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from methods import get_method
-from methods.cam import FullGradConfig
 from methods.cam_device import DEVICE_METHODS
 from tests.cli_runs import run_in_process
 from tests.test_cam import _images, _tiny
@@ -58,8 +57,6 @@ def test_bf16_run_end_to_end_on_the_cpu(tmp_path):
 
 def _method(name: str, model):
     cls = get_method(name)
-    if name == "fullgrad":
-        return cls(model, FullGradConfig())
     return cls(model, cls.config_class(backend="grad-cam"))
 
 

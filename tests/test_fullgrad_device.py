@@ -1,0 +1,138 @@
+"""FullGrad on the device (methods/fullgrad_device.py): a map computed by hand, grad-cam's maps
+where both read the same layers (a CNN with in-place ReLUs, a torchvision ResNet whose shortcut
+hands one gradient to two BatchNorms), and timm's BatchNormAct2d read before its activation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from methods import get_method
+from methods.cam import FullGradConfig, grad_cam_bias_layers
+from methods.fullgrad_device import bias_layers, effective_bias
+from tests.test_cam import _images, _wrap
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
+
+
+def _fullgrad(model, images, classes, backend: str) -> torch.Tensor:
+    return get_method("fullgrad")(model, FullGradConfig(backend=backend)).explain(images, classes)
+
+
+def _randomized_batchnorms(net: nn.Module, seed: int) -> nn.Module:
+    """Non-trivial running statistics and affine parameters (fresh ones make the bias 0)."""
+    generator = torch.Generator().manual_seed(seed)
+    for module in net.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            channels = module.num_features
+            module.running_mean.copy_(torch.rand(channels, generator=generator) - 0.5)
+            module.running_var.copy_(torch.rand(channels, generator=generator) + 0.5)
+            module.weight.data.copy_(torch.rand(channels, generator=generator) + 0.5)
+            module.bias.data.copy_(torch.rand(channels, generator=generator) - 0.5)
+    return net.eval()
+
+
+def test_fullgrad_by_hand_on_a_one_conv_network():
+    """``z = w . x + b`` (a 1x1 conv, 3 -> 1 channel) on a 2x2 image, ``y = sum_ij a_ij z_ij``:
+    ``dy/dx_c,ij = w_c a_ij`` and ``dy/dz = a``, so the map is
+    ``minmax(sum_c psi(|w_c a x_c|) + psi(|b a|))`` with ``psi(v) = (v - min) / (1e-7 + max - min)``."""
+    conv = nn.Conv2d(3, 1, 1)
+    linear = nn.Linear(4, 1, bias=False)
+    w, b = torch.tensor([0.5, -2.0, 1.0]), 0.7
+    a = torch.tensor([[1.0, -3.0], [2.0, 0.5]])
+    with torch.no_grad():
+        conv.weight.copy_(w.view(1, 3, 1, 1))
+        conv.bias.fill_(b)
+        linear.weight.copy_(a.view(1, 4))
+    model = _wrap(nn.Sequential(conv, nn.Flatten(), linear))
+    x = torch.tensor([[[0.2, 0.9], [0.4, 0.1]], [[0.3, 0.3], [0.8, 0.6]], [[1.0, 0.0], [0.5, 0.25]]])[None]
+
+    def psi(v: np.ndarray) -> np.ndarray:
+        return (v - v.min()) / (1e-7 + v.max() - v.min())
+
+    an, xn = a.numpy().astype(np.float64), x[0].numpy().astype(np.float64)
+    total = sum(psi(np.abs(float(w[c]) * an * xn[c])) for c in range(3)) + psi(np.abs(b * an))
+    expected = (total - total.min()) / (1e-7 + (total - total.min()).max())
+    got = _fullgrad(model, x, torch.tensor([0]), "device")[0].numpy()
+    assert np.abs(got - expected).max() < 1e-6
+    assert len(bias_layers(model.net)) == 1 and effective_bias(conv).item() == pytest.approx(b)
+
+
+class _ConvBatchNormNet(nn.Module):
+    """conv(bias) - BN - ReLU(in place) - conv(stride 2, no bias) - BN - ReLU(in place) - pool - linear."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(3)
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(inplace=True),
+            nn.Conv2d(6, 8, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(inplace=True),
+        )
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x):
+        return self.fc(self.features(x).mean(dim=(2, 3)))
+
+
+def test_device_fullgrad_equals_grad_cam_where_both_read_the_same_layers():
+    """The in-place ReLU after each BatchNorm must not change the gradient read at it (dy/dz)."""
+    model = _wrap(_randomized_batchnorms(_ConvBatchNormNet(), seed=1))
+    images = _images(batch=3, size=16, seed=3)
+    classes = torch.tensor([0, 2, 4])
+    assert len(bias_layers(model.net)) == len(grad_cam_bias_layers(model.net)) == 3
+    expected = _fullgrad(model, images, classes, "grad-cam")
+    got = _fullgrad(model, images, classes, "device")
+    assert (got - expected).abs().max() < 1e-5
+    assert expected.amax() == 1.0 and expected.std() > 0.05
+
+
+def test_device_fullgrad_equals_grad_cam_on_a_resnet_whose_shortcut_shares_a_gradient():
+    """In a ResNet's downsampling block, ``bn2(..) + downsample(x)`` hands one gradient tensor to
+    both BatchNorms: the device path must not change it in place for one and read it for the other."""
+    torchvision = pytest.importorskip("torchvision")
+    from models.registry import NormalizedClassifier
+
+    torch.manual_seed(0)
+    net = _randomized_batchnorms(torchvision.models.resnet18(num_classes=10), seed=2)
+    model = NormalizedClassifier(net, (0.5,) * 3, (0.25,) * 3).eval().requires_grad_(False)
+    images = _images(batch=2, size=64, seed=5)
+    classes = torch.tensor([1, 7])
+    assert len(bias_layers(net)) == len(grad_cam_bias_layers(net)) == 20
+    expected = _fullgrad(model, images, classes, "grad-cam")
+    got = _fullgrad(model, images, classes, "device")
+    assert (got - expected).abs().max() < 1e-5
+
+
+def test_a_batchnorm_act_is_read_before_its_activation():
+    """timm's BatchNormAct2d (BN, dropout, activation in one module) gives the map of the same
+    network written as BatchNorm2d + ReLU; grad-cam skips it (its type is not BatchNorm2d)."""
+    from timm.layers.norm_act import BatchNormAct2d
+
+    plain = _randomized_batchnorms(_ConvBatchNormNet(), seed=4)
+    fused = _ConvBatchNormNet()
+    fused.load_state_dict(plain.state_dict())
+    for index in (1, 4):
+        module = BatchNormAct2d(plain.features[index].num_features, act_layer=nn.ReLU)
+        module.load_state_dict(plain.features[index].state_dict())
+        fused.features[index], fused.features[index + 1] = module, nn.Identity()
+    images = _images(batch=2, size=16, seed=6)
+    classes = torch.tensor([1, 3])
+    plain_model, fused_model = _wrap(plain), _wrap(fused.eval())
+    assert len(bias_layers(fused)) == 3 and len(grad_cam_bias_layers(fused)) == 1  # the first conv only
+    expected = _fullgrad(plain_model, images, classes, "device")
+    got = _fullgrad(fused_model, images, classes, "device")
+    assert (got - expected).abs().max() < 1e-5
+    assert (_fullgrad(fused_model, images, classes, "grad-cam") - expected).abs().max() > 1e-2
+
+
+def test_fullgrad_backend_is_checked_and_recorded():
+    from metrics.errors import BenchmarkError
+
+    model = _wrap(_ConvBatchNormNet().eval())
+    with pytest.raises(BenchmarkError, match="--method.backend 'numpy' is unknown"):
+        FullGradConfig(backend="numpy").validate()
+    assert get_method("fullgrad")(model).describe()["backend"] == "device"
+    described = get_method("fullgrad")(model, FullGradConfig(backend="grad-cam")).describe()
+    assert described["backend"] == "grad-cam" and described["layers"].endswith("(3 layers)")
