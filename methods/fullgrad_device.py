@@ -60,18 +60,17 @@ def effective_bias(layer: nn.Module) -> Tensor:
 
 def _scaled_channel_sum(values: Tensor, scale: Tensor | None = None) -> Tensor:
     """``[B, 1, h, w]``: the sum over the channels of grad-cam's ``scale_accross_batch_and_channels``
-    without the resize: each ``[h, w]`` map of ``|values * scale|`` (``values``: ``[B, C, h, w]``,
-    left as it is: autograd may hand one gradient to several layers; ``scale``: ``[1, C, 1, 1]``
-    or ``None``) taken to ``(v - min) / (1e-7 +
-    max(v - min))`` (``max(v - min) = max - min`` exactly: rounding is monotonic), the division
-    as a product with the reciprocal, the sum over the channels as one batched product."""
+    without the resize: each ``[h, w]`` map of ``v = |values * scale|`` (``values``: ``[B, C, h,
+    w]``, left as it is: autograd may hand one gradient to several layers; ``scale``: ``[1, C,
+    1, 1]`` or ``None``) taken to ``(v - min) / (1e-7 + max(v - min))`` (``max(v - min) = max -
+    min`` exactly: rounding is monotonic), in place on one new tensor (the pass is memory-bound:
+    6.7 million numbers per image on EfficientNet-Lite0)."""
     values = values.abs()  # a new tensor: the steps below work in place on it
     if scale is not None:
         values = values.mul_(scale.abs())
     low = values.amin(dim=(2, 3), keepdim=True)
-    reciprocal = 1.0 / (1e-7 + (values.amax(dim=(2, 3), keepdim=True) - low))
-    values = values.sub_(low)
-    return torch.einsum("bchw,bc->bhw", values, reciprocal[:, :, 0, 0]).unsqueeze(1)
+    spread = values.amax(dim=(2, 3), keepdim=True).sub_(low).add_(1e-7)
+    return values.sub_(low).div_(spread).sum(dim=1, keepdim=True)
 
 
 def fullgrad(classifier: nn.Module, net: nn.Module, images: Tensor, classes: Tensor) -> Tensor:
