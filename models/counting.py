@@ -10,7 +10,7 @@ the backbone without its hooks and reports its images through :func:`count_forwa
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator
 
 from torch import nn
@@ -20,6 +20,20 @@ from torch import nn
 class PassCount:
     forward_images: int = 0
     backward_images: int = 0
+    #: ``{batch size: images run at it}``: the model's work by the batch it ran at (a compiled
+    #: forward's padded last piece counts at its full batch, as it costs one)
+    forward_batches: dict[int, int] = field(default_factory=dict)
+    backward_batches: dict[int, int] = field(default_factory=dict)
+
+    def add(self, forward: bool, images: int, batch: int | None = None, pieces: int = 1) -> None:
+        """``images`` through the model in ``pieces`` passes of ``batch`` (default: one of ``images``)."""
+        batch = int(batch if batch is not None else images)
+        batches = self.forward_batches if forward else self.backward_batches
+        batches[batch] = batches.get(batch, 0) + batch * int(pieces)
+        if forward:
+            self.forward_images += int(images)
+        else:
+            self.backward_images += int(images)
 
 
 #: ``id(net) -> the counts open on it`` (for passes that bypass the hooks).
@@ -31,10 +45,10 @@ def is_counting_hook(hook: object) -> bool:
     return bool(getattr(hook, "counts_passes", False))
 
 
-def count_forward(net: nn.Module, images: int) -> None:
-    """Add ``images`` forward images to every count open on ``net``."""
+def count_forward(net: nn.Module, images: int, batch: int | None = None, pieces: int = 1) -> None:
+    """Add ``images`` forward images, run in ``pieces`` passes of ``batch``, to every count open on ``net``."""
     for count in _OPEN.get(id(net), ()):
-        count.forward_images += int(images)
+        count.add(True, images, batch, pieces)
 
 
 @contextmanager
@@ -43,11 +57,11 @@ def counting_passes(net: nn.Module) -> Iterator[PassCount]:
     count = PassCount()
 
     def on_forward(module, args):
-        count.forward_images += int(args[0].shape[0])
+        count.add(True, int(args[0].shape[0]))
 
     def on_backward(module, grad_output):
         if grad_output and grad_output[0] is not None:
-            count.backward_images += int(grad_output[0].shape[0])
+            count.add(False, int(grad_output[0].shape[0]))
 
     on_forward.counts_passes = on_backward.counts_passes = True
     handles = [net.register_forward_pre_hook(on_forward), net.register_full_backward_pre_hook(on_backward)]

@@ -113,7 +113,7 @@ class CompiledForward:
         except Exception as error:  # noqa: BLE001 - any compiler failure means: run uncompiled
             self._give_up(error)
             return self.classifier(images)
-        count_forward(self.net, images.shape[0])
+        count_forward(self.net, images.shape[0], batch=self.batch_size, pieces=-(-images.shape[0] // self.batch_size))
         return outputs
 
     def _piece(self, piece: Tensor) -> Tensor:

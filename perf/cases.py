@@ -3,7 +3,7 @@ through the model, and the ratio to the ideal (those passes at the model's best 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
 import torch
@@ -24,15 +24,30 @@ class CaseResult:
     forward_passes_per_image: float
     backward_passes_per_image: float
     note: str = ""
+    #: ``{batch size: images}`` of the case's passes (all its images, not per image)
+    forward_batches: dict[int, int] = field(default_factory=dict)
+    backward_batches: dict[int, int] = field(default_factory=dict)
+    #: what the times are divided by: images x LOTS iterations (0: ``images``)
+    units: int = 0
+    #: the ideal and ratio had every pass run at the model's best for its own batch size
+    ideal_at_batches_ms_per_image: float = float("nan")
+    ratio_at_batches: float = float("nan")
+
+    def __post_init__(self) -> None:  # JSON (perf.eager_process) turns the batch sizes into strings
+        self.forward_batches = {int(k): int(v) for k, v in self.forward_batches.items()}
+        self.backward_batches = {int(k): int(v) for k, v in self.backward_batches.items()}
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     def against(self, limit: ModelLimit) -> "CaseResult":
-        """This case with its ideal and ratio taken against ``limit`` (for a case measured in
+        """This case with its ideals and ratios taken against ``limit`` (for a case measured in
         another process, ``perf.eager_process``, before the limit of all executions was known)."""
         ideal = self.forward_passes_per_image * limit.best_forward[1] + self.backward_passes_per_image * limit.backward_ms
-        return replace(self, ideal_ms_per_image=ideal, ratio=self.ms_per_image / ideal if ideal else float("nan"))
+        at_batches = limit.ideal_at_batches_ms(self.forward_batches, self.backward_batches) / (self.units or self.images)
+        return replace(self, ideal_ms_per_image=ideal, ratio=self.ms_per_image / ideal if ideal else float("nan"),
+                       ideal_at_batches_ms_per_image=at_batches,
+                       ratio_at_batches=self.ms_per_image / at_batches if at_batches else float("nan"))
 
 
 def measure(
@@ -56,17 +71,19 @@ def measure(
     synchronize(device)
     elapsed = time_ms(fn, device, repeats=repeats, warmup=0, best=True)
     units = images * per
-    ideal = limit.ideal_ms(count.forward_images, count.backward_images)
     return CaseResult(
         case=case,
         images=images,
         ms_per_image=elapsed / units,
-        ideal_ms_per_image=ideal / units,
-        ratio=elapsed / ideal if ideal else float("nan"),
+        ideal_ms_per_image=float("nan"),
+        ratio=float("nan"),
         forward_passes_per_image=count.forward_images / units,
         backward_passes_per_image=count.backward_images / units,
         note=note,
-    )
+        forward_batches=dict(count.forward_batches),
+        backward_batches=dict(count.backward_batches),
+        units=units,
+    ).against(limit)
 
 
 def classes_of(model: nn.Module, images: Tensor) -> Tensor:

@@ -8,6 +8,7 @@ machine does not fall on one of them only."""
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -40,6 +41,23 @@ class ModelLimit:
 
     def ideal_ms(self, forward_images: int, backward_images: int) -> float:
         return forward_images * self.best_forward[1] + backward_images * self.backward_ms
+
+    def per_image_at(self, kind: str, batch: int) -> float:
+        """ms/image of ``kind`` (``forward`` or ``forward_backward``) at the measured batch size
+        nearest to ``batch`` (by ratio; between two, the larger)."""
+        table = self.forward_ms if kind == "forward" else self.forward_backward_ms
+        size = min(table, key=lambda s: (abs(math.log2(s / batch)), -s))
+        return table[size]
+
+    def ideal_at_batches_ms(self, forward_batches: dict[int, int], backward_batches: dict[int, int]) -> float:
+        """The passes' time had each run at the model's best for its own batch size
+        (``{batch: images}``, :class:`models.counting.PassCount`): a backward image costs the
+        forward+backward at its batch minus the forward at that batch."""
+        total = sum(images * self.per_image_at("forward", batch) for batch, images in forward_batches.items())
+        for batch, images in backward_batches.items():
+            backward = self.per_image_at("forward_backward", batch) - self.per_image_at("forward", batch)
+            total += images * max(backward, 0.0)
+        return total
 
 
 def _batch(images: Tensor, size: int) -> Tensor:

@@ -60,6 +60,7 @@ def test_compiles_once_for_any_count_of_images_and_keeps_the_outputs():
     assert lines[0] == "compiling tiny's forward (torch.compile, batches of 4 at 3x8x8; once per run) ..."
     assert lines[1] == f"compiled tiny's forward in {compiled.compile_s} s"
     assert count.forward_images == 1 + 4 + 5 + 11  # the images asked for, not the padding
+    assert count.forward_batches == {4: 4 * (1 + 1 + 2 + 3)}  # the work: 7 pieces of 4, padding included
     assert compiled.describe() == {"compiled_forward": "batches of 4", "compile_s": compiled.compile_s}
 
 

@@ -37,6 +37,7 @@ def test_counts_images_through_forward_and_backward():
             net(x[:2])
         torch.autograd.grad(net(x).sum(), x)
     assert (count.forward_images, count.backward_images) == (7, 5)
+    assert count.forward_batches == {2: 2, 5: 5} and count.backward_batches == {5: 5}
 
 
 def test_lots_passes_are_iterations_plus_one_final_forward():
@@ -109,12 +110,29 @@ def test_the_gpu_check_says_so_and_exits_0_without_a_gpu(tmp_path):
 def test_a_case_from_another_process_is_rescored_against_the_limit_of_all_executions():
     from perf.cases import CaseResult
 
+    # as it comes back from perf.eager_process: JSON, the batch sizes as strings
     case = CaseResult(case="x", images=4, ms_per_image=100.0, ideal_ms_per_image=3.0, ratio=33.3,
-                      forward_passes_per_image=2.0, backward_passes_per_image=1.0)
-    limit = ModelLimit(forward_ms={1: 12.0, 8: 10.0}, forward_backward_ms={8: 30.0})
+                      forward_passes_per_image=2.0, backward_passes_per_image=1.0,
+                      forward_batches={"1": 8}, backward_batches={"1": 4})
+    limit = ModelLimit(forward_ms={1: 12.0, 8: 10.0}, forward_backward_ms={1: 40.0, 8: 30.0})
     rescored = case.against(limit)
     assert rescored.ideal_ms_per_image == 2 * 10.0 + 1 * (30.0 - 10.0)
     assert rescored.ratio == 100.0 / 40.0 and rescored.ms_per_image == 100.0
+    # at its batches: 8 forwards at batch 1 (12 each), 4 backwards at batch 1 (40 - 12), per image of 4
+    assert rescored.ideal_at_batches_ms_per_image == (8 * 12.0 + 4 * 28.0) / 4
+    assert rescored.ratio_at_batches == 100.0 / 52.0
+
+
+def test_the_ideal_at_its_batches_takes_each_pass_at_the_nearest_measured_batch_size():
+    limit = ModelLimit(forward_ms={1: 10.0, 4: 5.0, 16: 4.0}, forward_backward_ms={1: 30.0, 4: 15.0, 16: 12.0})
+    assert limit.per_image_at("forward", 1) == 10.0
+    assert limit.per_image_at("forward", 2) == 5.0  # as near to 1 as to 4: the larger
+    assert limit.per_image_at("forward", 3) == 5.0
+    assert limit.per_image_at("forward", 8) == 4.0  # as near to 4 as to 16: the larger
+    assert limit.per_image_at("forward", 64) == 4.0
+    assert limit.per_image_at("forward_backward", 4) == 15.0
+    # 8 images at batch 4 and 32 at batch 16 forward, 8 at batch 4 backward (15 - 5 each)
+    assert limit.ideal_at_batches_ms({4: 8, 16: 32}, {4: 8}) == 8 * 5.0 + 32 * 4.0 + 8 * 10.0
 
 
 @pytest.mark.slow
