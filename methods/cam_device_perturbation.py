@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from methods.cam_device import _weighted, finish_cams, layer_activations
-from metrics.functional.image import full_precision
+from metrics.functional.image import at_least_float32, full_precision
 
 Reshape = Callable[[Tensor], Tensor] | None
 
@@ -227,4 +227,5 @@ def ablation_cam(classifier: nn.Module, layer: nn.Module, images: Tensor, classe
                     scores = scores_of(slice(i, i + 1), which, repeat_inputs=True)
                 ablated[i, which] = scores[0]
         weights = (original[:, None] - ablated) / original[:, None]
-        return finish_cams(_weighted(weights, layer_output.float()), images.shape[-2:])
+        return finish_cams(_weighted(weights.to(at_least_float32(layer_output).dtype), at_least_float32(layer_output)),
+                           images.shape[-2:])

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from metrics.functional.image import full_precision
+from metrics.functional.image import at_least_float32, full_precision
 
 
 def bias_layers(net: nn.Module) -> list[tuple[nn.Module, nn.Module]]:
@@ -95,7 +95,7 @@ def fullgrad(classifier: nn.Module, net: nn.Module, images: Tensor, classes: Ten
             handles.append(read.register_forward_hook(reader(index)))
         try:
             with torch.inference_mode(False), torch.enable_grad():
-                inputs = images.detach().clone().float().requires_grad_(True)
+                inputs = images.detach().clone().requires_grad_(True)
                 logits = classifier(inputs)
                 score = logits.gather(1, classes.to(logits.device).long().view(-1, 1)).sum()
                 (input_gradient,) = torch.autograd.grad(score, inputs)
@@ -103,14 +103,14 @@ def fullgrad(classifier: nn.Module, net: nn.Module, images: Tensor, classes: Ten
             for handle in handles:
                 handle.remove()
         size = tuple(images.shape[-2:])
-        total = _scaled_channel_sum(input_gradient * inputs.detach())[:, 0]
+        total = _scaled_channel_sum(at_least_float32(input_gradient * inputs.detach()))[:, 0]
         # the resize is linear: the layers' terms of one resolution are summed, then resized once
         by_size: dict[tuple[int, int], Tensor] = {}
         for (layer, _), gradient in zip(layers, gradients):
             if gradient is None:  # the layer does not reach the class score: a zero map, scaled to 0
                 continue
-            bias = effective_bias(layer).detach().float()[None, :, None, None]
-            term = _scaled_channel_sum(gradient.float(), bias)  # |b * dy/dz| = |dy/dz| * |b|
+            bias = at_least_float32(effective_bias(layer).detach())[None, :, None, None]
+            term = _scaled_channel_sum(at_least_float32(gradient), bias)  # |b * dy/dz| = |dy/dz| * |b|
             key = tuple(term.shape[-2:])
             by_size[key] = term if key not in by_size else by_size[key] + term
         for term in by_size.values():

@@ -136,3 +136,17 @@ def test_fullgrad_backend_is_checked_and_recorded():
     assert get_method("fullgrad")(model).describe()["backend"] == "device"
     described = get_method("fullgrad")(model, FullGradConfig(backend="grad-cam")).describe()
     assert described["backend"] == "grad-cam" and described["layers"].endswith("(3 layers)")
+
+
+@pytest.mark.parametrize("name", ["fullgrad", "ablationcam"])
+def test_the_new_device_paths_run_a_float64_model(name):
+    """``--precision 64``: the model and images are float64; the device paths keep them so (they
+    do not cast the input to float32) and give grad-cam's maps."""
+    model = _wrap(_randomized_batchnorms(_ConvBatchNormNet(), seed=5)).double()
+    images = _images(batch=2, size=16, seed=7).double()
+    classes = torch.tensor([1, 4])
+    cls = get_method(name)
+    expected = cls(model, cls.config_class(backend="grad-cam")).explain(images, classes)
+    got = cls(model, cls.config_class(backend="device")).explain(images, classes)
+    assert got.dtype == expected.dtype == torch.float64
+    assert (got - expected).abs().max() < 1e-5
