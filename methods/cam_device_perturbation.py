@@ -136,14 +136,17 @@ def ablation_values(minimum: Tensor, copies: int) -> Tensor:
     return torch.stack(values, dim=-1)
 
 
-def ablated_copies(activations: Tensor, channels: Tensor) -> Tensor:
+def ablated_copies(activations: Tensor, channels: Tensor, values: Tensor | None = None) -> Tensor:
     """``[B * n, C, h, w]``: per image of ``activations`` (``[B, C, h, w]``) ``n`` copies, copy
     ``i`` with channel ``channels[i]`` set to its ablation value (image-major; in the
-    activations' memory format)."""
+    activations' memory format). ``values``: :func:`ablation_values` of the images (``[B, >=
+    n]``: a chunk's values are the first ``n`` of a longer chunk's), else computed here."""
     batch, n = activations.shape[0], channels.numel()
     copies = activations.unsqueeze(1).expand(batch, n, *activations.shape[1:]).clone(
         memory_format=torch.contiguous_format)
-    values = ablation_values(activations.flatten(1).amin(dim=1), n).to(copies.dtype)  # [B, n]
+    if values is None:
+        values = ablation_values(activations.flatten(1).amin(dim=1), n)
+    values = values[:, :n].to(copies.dtype)  # [B, n]
     copies[:, torch.arange(n, device=copies.device), channels] = values[:, :, None, None]
     copies = copies.flatten(0, 1)
     if activations.is_contiguous(memory_format=torch.channels_last) and not activations.is_contiguous():
@@ -203,9 +206,10 @@ def ablation_cam(classifier: nn.Module, layer: nn.Module, images: Tensor, classe
         classes = classes.to(images.device).long().view(-1)
         original = original.gather(1, classes.view(-1, 1))[:, 0]
         ablated = torch.empty(batch, channels, dtype=torch.float32, device=images.device)
+        values = ablation_values(layer_output.flatten(1).amin(dim=1), min(chunk, channels))  # every chunk's
 
         def scores_of(rows: slice, which: Tensor, repeat_inputs: bool) -> Tensor | None:
-            copies = ablated_copies(layer_output[rows], which)
+            copies = ablated_copies(layer_output[rows], which, values[rows])
             wanted = classes[rows].repeat_interleave(which.numel())
             scores = _scores_with(classifier, layer, images[rows], copies, wanted, repeat_inputs)
             return None if scores is None else scores.view(-1, which.numel())
