@@ -22,7 +22,6 @@ from benchmark.devices import (
 from benchmark.progress import ImageProgressBar
 from benchmark.variants import base_method, folder_name
 from benchmark.report import INTERVAL_NOTE, markdown_table, metric_keys, results_header, results_row, table_extras
-from models.allocator import allocator_in_force
 
 
 @dataclass
@@ -210,7 +209,7 @@ def evaluate(
 
         evaluated = datamodule
     apply_numerics(o)  # TF32 and cuDNN as the options say, whoever called (cli, evaluate(), a table)
-    apply_allocator(o)  # and the execution's allocator
+    allocator = apply_allocator(o)  # and the execution's allocator
     pl.seed_everything(o.seed, workers=True, verbose=False)
     method = build_method(config, method_name, show_progress=not o.quiet)
     earlier_s = records.recorded_seconds(resume) if resume is not None else 0.0
@@ -246,7 +245,7 @@ def evaluate(
                 "precision": o.precision,
                 "threads": torch.get_num_threads(),
                 "execution": o.execution,
-                "allocator": allocator_in_force(),
+                "allocator": allocator,
                 **method.execution_facts(),
                 "method_info": method.describe(),
                 "metric_info": method.scorer.info(),

@@ -43,7 +43,7 @@ class CaseResult:
     def against(self, limit: ModelLimit) -> "CaseResult":
         """This case with its ideals and ratios taken against ``limit`` (for a case measured in
         another process, ``perf.eager_process``, before the limit of all executions was known)."""
-        ideal = self.forward_passes_per_image * limit.best_forward[1] + self.backward_passes_per_image * limit.backward_ms
+        ideal = limit.ideal_ms(self.forward_passes_per_image, self.backward_passes_per_image)
         at_batches = limit.ideal_at_batches_ms(self.forward_batches, self.backward_batches) / (self.units or self.images)
         return replace(self, ideal_ms_per_image=ideal, ratio=self.ms_per_image / ideal if ideal else float("nan"),
                        ideal_at_batches_ms_per_image=at_batches,

@@ -39,7 +39,7 @@ class ModelLimit:
         """Best backward time per image: best forward+backward minus best forward."""
         return max(self.best_forward_backward[1] - self.best_forward[1], 0.0)
 
-    def ideal_ms(self, forward_images: int, backward_images: int) -> float:
+    def ideal_ms(self, forward_images: float, backward_images: float) -> float:
         return forward_images * self.best_forward[1] + backward_images * self.backward_ms
 
     def per_image_at(self, kind: str, batch: int) -> float:

@@ -248,15 +248,15 @@ def main(argv: list[str] | None = None) -> int:
 
     device = torch.device(args.device)
     execution = DEVICE_DEFAULTS["cuda" if device.type == "cuda" else "cpu"]["execution"]
-    from models.allocator import keep_freed_memory
+    from models.allocator import DEFAULT as PLATFORM_ALLOCATOR, keep_freed_memory
     from models.execution import EXECUTIONS
     from perf.eager_process import eager_case, eager_limit
 
     # This process runs as the default execution does; eager's figures come from a child
     # process with the platform's allocator (perf.eager_process).
-    allocator = keep_freed_memory() if execution != "eager" else "the platform's default"
-    print(f"this process: {execution}, allocator: {allocator}; eager: its own process, the platform's default "
-          "allocator", file=sys.stderr)
+    allocator = keep_freed_memory() if execution != "eager" else PLATFORM_ALLOCATOR
+    print(f"this process: {execution}, allocator: {allocator}; eager: its own process, allocator: "
+          f"{PLATFORM_ALLOCATOR}", file=sys.stderr)
     model = build_classifier(args.model, execution=execution).to(device)
     images = load_images(args.batch_size, device)
     sizes = [int(s) for s in args.limit_batch_sizes.split(",")]
@@ -292,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         payload = {
             "machine": machine(),
-            "allocator": {"eager": "the platform's default", execution: allocator},
+            "allocator": {"eager": PLATFORM_ALLOCATOR, execution: allocator},
             "model": args.model,
             "device": str(device),
             "limit": {"forward_ms_per_image": limit.forward_ms,
