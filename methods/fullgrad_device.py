@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from metrics.functional.image import at_least_float32, full_precision
+from models.batchnorm import eval_affine
 
 
 def bias_layers(net: nn.Module) -> list[tuple[nn.Module, nn.Module]]:
@@ -52,9 +53,9 @@ def bias_layers(net: nn.Module) -> list[tuple[nn.Module, nn.Module]]:
 
 def effective_bias(layer: nn.Module) -> Tensor:
     """A convolution's bias; a BatchNorm's ``beta - mu * gamma / sqrt(var + eps)`` (the bias of
-    the affine map it is in eval mode, as in the paper's code)."""
+    the affine map it is in eval mode, :func:`models.batchnorm.eval_affine`; the paper's code)."""
     if isinstance(layer, nn.BatchNorm2d):
-        return layer.bias - layer.running_mean * layer.weight / torch.sqrt(layer.running_var + layer.eps)
+        return eval_affine(layer)[1]
     return layer.bias
 
 

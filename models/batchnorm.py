@@ -36,13 +36,20 @@ import torch
 from torch import Tensor, nn
 
 
-def _affine(module: nn.modules.batchnorm._BatchNorm, x: Tensor) -> Tensor:
+def eval_affine(module: nn.modules.batchnorm._BatchNorm) -> tuple[Tensor, Tensor]:
+    """``(s, t)`` per channel: the BatchNorm in eval mode is ``x * s + t``, with
+    ``s = w / sqrt(var + eps)`` and ``t = b - mean * s`` (``t`` is its effective bias)."""
     scale = torch.rsqrt(module.running_var + module.eps)
     if module.weight is not None:
         scale = scale * module.weight
     shift = -module.running_mean * scale
     if module.bias is not None:
         shift = shift + module.bias
+    return scale, shift
+
+
+def _affine(module: nn.modules.batchnorm._BatchNorm, x: Tensor) -> Tensor:
+    scale, shift = eval_affine(module)
     shape = (1, -1, *([1] * (x.dim() - 2)))
     return torch.addcmul(shift.view(shape), x, scale.view(shape))
 
