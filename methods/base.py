@@ -154,11 +154,30 @@ class Explainer(pl.LightningModule):
     def forward_only(self, images: Tensor) -> Tensor:
         """``classifier(images)`` for a pass that needs neither hooks nor gradients: compiled
         under the ``compiled`` execution (in pieces of the scorer's chunk), else the classifier."""
+        return self._forward_only_for(images.device)(images)
+
+    def forward_only_layer(self) -> nn.Module | None:
+        """A layer whose output the method reads in forward-only passes (through
+        :meth:`forward_with_layer`), or ``None`` (default): under the ``compiled`` execution the
+        run's one compiled graph then returns it with the logits."""
+        return None
+
+    def forward_with_layer(self, images: Tensor) -> tuple[Tensor, Tensor] | None:
+        """The logits and :meth:`forward_only_layer`'s output on ``images`` from the run's compiled
+        forward, or ``None`` when the execution does not compile (the method then runs its own
+        hooked pass, as under ``eager`` and ``channels_last``)."""
+        with_layer = getattr(self._forward_only_for(images.device), "with_layer", None)
+        if with_layer is None or self.forward_only_layer() is None:
+            return None
+        return with_layer(images)
+
+    def _forward_only_for(self, device: torch.device) -> Callable[[Tensor], Tensor]:
         if self._forward_only is None:
             from models.execution import forward_only
 
-            self._forward_only = forward_only(self.classifier, self.scorer.chunk_size_for(images.device))
-        return self._forward_only(images)
+            self._forward_only = forward_only(self.classifier, self.scorer.chunk_size_for(device),
+                                              layer=self.forward_only_layer())
+        return self._forward_only
 
     def execution_facts(self) -> dict[str, Any]:
         """How the forward-only passes ran (results.json), under the ``compiled`` execution."""

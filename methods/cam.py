@@ -41,7 +41,7 @@ from torch import Tensor, nn
 
 from metrics.errors import BenchmarkError
 from methods.base import Explainer, MethodConfig
-from methods.cam_device import CONVOLUTIONAL_ONLY, DEVICE_METHODS, device_cam
+from methods.cam_device import CONVOLUTIONAL_ONLY, DEVICE_METHODS, FORWARD_ONLY_METHODS, device_cam
 from methods.cam_device_perturbation import ablation_cam, score_cam, smooth_gradcampp
 from methods.fullgrad_device import bias_layers, fullgrad
 from methods.cam_variants import SeededRandomCAM, SmoothGradCAMPlusPlus, sample_seed
@@ -439,7 +439,13 @@ class CAMExplainer(Explainer):
                                     self.config.noise_std, chunk, self.reshape_transform)
         seeds = [sample_seed(self.seed, i, SeededRandomCAM.seed_stream) for i in ids]
         return device_cam(self.method_name, self.classifier, layer, images, classes, seeds=seeds,
-                          reshape_transform=self.reshape_transform)
+                          reshape_transform=self.reshape_transform, forward_with_layer=self.forward_with_layer)
+
+    def forward_only_layer(self) -> nn.Module | None:
+        """Random-CAM's and Eigen-CAM's layer on the device backend: their one pass is forward-only."""
+        if self.method_name in FORWARD_ONLY_METHODS and self.uses_device_backend():
+            return self._target_layers[0]
+        return None
 
     def explain(self, images: Tensor, classes: Tensor) -> Tensor:
         batch = images.shape[0]

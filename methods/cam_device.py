@@ -85,6 +85,9 @@ DEVICE_METHODS = (*DEVICE_CAMS, "random", "eigencam", "scorecam", "smoothgradcam
 #: Device methods that take no ``reshape_transform`` (grad-cam ablates a vision transformer's
 #: tokens with its own ``AblationLayerVit``): grad-cam's path computes them on those models.
 CONVOLUTIONAL_ONLY = ("ablationcam",)
+#: Device methods that read the layer's activations in a forward-only pass (no backward): under
+#: the ``compiled`` execution the run's compiled graph returns them with the logits.
+FORWARD_ONLY_METHODS = ("random", "eigencam")
 
 
 def random_channel_weights(seeds: Sequence[int], channels: int) -> np.ndarray:
@@ -153,24 +156,34 @@ def device_cam(
     classes: Tensor,
     seeds: Sequence[int] | None = None,
     reshape_transform: Callable[[Tensor], Tensor] | None = None,
+    forward_with_layer: Callable[[Tensor], tuple[Tensor, Tensor] | None] | None = None,
 ) -> Tensor:
     """Maps ``[B, H, W]`` (float32, on the images' device) of CAM ``kind`` (see
     :data:`DEVICE_METHODS`); ``seeds`` = one per image, for ``random``; ``reshape_transform``
-    maps the layer's output (and its gradient) to ``[B, C, h, w]`` (vision transformers)."""
+    maps the layer's output (and its gradient) to ``[B, C, h, w]`` (vision transformers).
+
+    ``forward_with_layer(images)``: the logits and ``layer``'s output from a forward-only pass
+    (the run's compiled graph, :meth:`models.execution.CompiledForward.with_layer`) or ``None``;
+    the methods of :data:`FORWARD_ONLY_METHODS` read their activations from it, else from a
+    hooked forward."""
     with full_precision(images):  # as the grad-cam backend (numpy has no bfloat16): float32 maps under bf16
-        return _device_cam(kind, classifier, layer, images, classes, seeds, reshape_transform)
+        return _device_cam(kind, classifier, layer, images, classes, seeds, reshape_transform, forward_with_layer)
 
 
-def _device_cam(kind, classifier, layer, images, classes, seeds, reshape_transform) -> Tensor:
+def _forward_activations(classifier, layer, images, forward_with_layer) -> Tensor:
+    both = forward_with_layer(images) if forward_with_layer is not None else None
+    return both[1] if both is not None else layer_activations(classifier, layer, images, None)[0]
+
+
+def _device_cam(kind, classifier, layer, images, classes, seeds, reshape_transform, forward_with_layer) -> Tensor:
     reshape = reshape_transform if reshape_transform is not None else (lambda tensor: tensor)
     if kind == "eigencam":
-        activations = reshape(layer_activations(classifier, layer, images, None)[0])
+        activations = reshape(_forward_activations(classifier, layer, images, forward_with_layer))
         cams = eigen_projection(at_least_float32(activations))
     elif kind == "random":
         if seeds is None or len(seeds) != images.shape[0]:
             raise ValueError("random needs one seed per image")
-        activations, _ = layer_activations(classifier, layer, images, None)
-        activations = reshape(activations)
+        activations = reshape(_forward_activations(classifier, layer, images, forward_with_layer))
         weights = torch.from_numpy(random_channel_weights(seeds, activations.shape[1]))
         # float64 as in grad-cam (numpy promotes the float32 activations to the weights' dtype)
         cams = _weighted(weights.to(device=activations.device), activations.double())

@@ -11,7 +11,10 @@
   user's hook) or gradients (LOTS, the gradient CAMs) run ``channels_last``. The compile cost
   (tens of seconds on a CPU the first time; PyTorch caches the result on disk) is paid on the
   first such pass and shown on stderr; a model that cannot be compiled as one graph runs those
-  passes ``channels_last`` after one line saying so.
+  passes ``channels_last`` after one line saying so. A method that reads one layer's output in
+  a forward-only pass (Random-CAM, Eigen-CAM) gets it from the same graph: the run's one
+  compiled forward then returns the logits and that layer's output
+  (:meth:`CompiledForward.with_layer`).
 
 ``channels_last`` and ``compiled`` also run eval-mode BatchNorms as one multiply-add in the
 passes that record a graph (:mod:`models.batchnorm`: its backward is one multiply, about 10%
@@ -28,7 +31,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 from torch import Tensor, nn
@@ -54,15 +57,21 @@ def apply_execution(net: nn.Module, execution: str) -> nn.Module:
     return net
 
 
+def _is_layer_capture(hook: object) -> bool:
+    return bool(getattr(hook, "captures_layer", False))
+
+
 def has_hooks(net: nn.Module) -> bool:
     """Whether a forward hook anywhere in ``net`` (or a global one) would see its passes; the
-    pass counter's own hooks on ``net`` do not count (compiled passes report to it directly)."""
+    pass counter's own hooks on ``net`` do not count (compiled passes report to it directly),
+    nor does :class:`CompiledForward`'s own capture of a layer (the graph contains it)."""
     from torch.nn.modules import module as module_globals
 
     if module_globals._global_forward_hooks or module_globals._global_forward_pre_hooks:
         return True
     for module in net.modules():
         hooks = [*module._forward_hooks.values(), *module._forward_pre_hooks.values()]
+        hooks = [hook for hook in hooks if not _is_layer_capture(hook)]
         if module is net:
             hooks = [hook for hook in hooks if not is_counting_hook(hook)]
         if hooks:
@@ -78,22 +87,45 @@ class CompiledForward:
     classifier itself (after one line on stderr) when the model cannot be compiled, and per
     call for inputs the graph does not cover: not float32, under autocast, with gradients, or
     while a hook is registered on the backbone.
+
+    With ``layer`` (a module of the backbone), the graph also returns that layer's output, read
+    by a forward hook of this object's own that stays on the layer (torch.compile traces it
+    into the graph; :func:`has_hooks` does not count it): :meth:`with_layer` gives both, and
+    ``__call__`` the logits of the same graph, so a run still compiles once.
     """
 
-    def __init__(self, classifier: nn.Module, batch_size: int, note: Callable[[str], None] | None = None):
+    def __init__(self, classifier: nn.Module, batch_size: int, note: Callable[[str], None] | None = None,
+                 layer: nn.Module | None = None):
         from models.registry import note as default_note
 
         self.classifier = classifier
         self.net: nn.Module = classifier.net
         self.batch_size = int(batch_size)
         self.note = note or default_note
+        self.layer = layer
         self.failure: str | None = None  # why the model runs uncompiled, once it failed
         self.compile_s: float | None = None
-        self._compiled: Callable[[Tensor], Tensor] | None = None
+        self._compiled: Callable[[Tensor], Tensor | tuple[Tensor, Tensor]] | None = None
+        #: the layer's output of the pass running; ``"armed"`` while this object runs a pass, so
+        #: that the model's other passes (a CAM's hooked one, a warm-up) leave nothing here
+        self._captured: dict[str, Any] = {}
+        if layer is not None:
+            captured = self._captured
 
-    def _plain(self, images: Tensor) -> Tensor:
+            def capture(module: nn.Module, args, output: Tensor) -> None:
+                if captured.get("armed"):
+                    # a copy: an in-place op after the layer cannot change it
+                    captured["layer"] = output.detach().clone()
+
+            capture.captures_layer = True
+            layer.register_forward_hook(capture)
+
+    def _plain(self, images: Tensor) -> Tensor | tuple[Tensor, Tensor]:
         # net.forward, not net(...): the pass counter's hook on the backbone stays out of the graph
-        return self.net.forward((images - self.classifier.mean) / self.classifier.std)
+        logits = self.net.forward((images - self.classifier.mean) / self.classifier.std)
+        if self.layer is None:
+            return logits
+        return logits, self._captured.pop("layer")
 
     def covers(self, images: Tensor) -> bool:
         return (
@@ -105,27 +137,68 @@ class CompiledForward:
         )
 
     def __call__(self, images: Tensor) -> Tensor:
-        if not self.covers(images):
-            return self.classifier(images)
-        try:
-            with torch.no_grad():
-                outputs = torch.cat([self._piece(piece) for piece in images.split(self.batch_size)])
-        except Exception as error:  # noqa: BLE001 - any compiler failure means: run uncompiled
-            self._give_up(error)
-            return self.classifier(images)
-        count_forward(self.net, images.shape[0], batch=self.batch_size, pieces=-(-images.shape[0] // self.batch_size))
-        return outputs
+        return self._run(images)[0]
 
-    def _piece(self, piece: Tensor) -> Tensor:
-        """The logits of ``piece`` (at most ``batch_size`` images), padded to the graph's batch."""
+    def with_layer(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """The logits and the output of ``layer`` (given at construction) on ``images``, from one
+        forward: the full pieces of ``batch_size`` images through the compiled graph (where it
+        covers the input), the rest through the classifier's own pass, not padded: a padded
+        piece costs the graph's full batch (a run's batch of 8 in the CPU's graph of 16 would
+        cost 16 images of the graph against 8 of ``channels_last``, 1.7x more on this project's
+        CPU, ``perf/README.md``)."""
+        if self.layer is None:
+            raise ValueError("this CompiledForward was made without a layer")
+        count = images.shape[0]
+        full = count - count % self.batch_size if self.covers(images) else 0
+        parts = [self._run(images[:full])] if full else []
+        if full < count:
+            with torch.no_grad():
+                parts.append(self._eager(images[full:]))
+        return torch.cat([logits for logits, _ in parts]), torch.cat([layer for _, layer in parts])  # type: ignore[misc]
+
+    def _run(self, images: Tensor) -> tuple[Tensor, Tensor | None]:
+        self._captured["armed"] = True
+        try:
+            return self._run_armed(images)
+        finally:
+            self._captured.clear()
+
+    def _run_armed(self, images: Tensor) -> tuple[Tensor, Tensor | None]:
+        if self.covers(images):
+            try:
+                with torch.no_grad():
+                    pieces = [self._piece(piece) for piece in images.split(self.batch_size)]
+            except Exception as error:  # noqa: BLE001 - any compiler failure means: run uncompiled
+                self._give_up(error)
+            else:
+                count_forward(self.net, images.shape[0], batch=self.batch_size,
+                              pieces=-(-images.shape[0] // self.batch_size))
+                logits = torch.cat([piece[0] for piece in pieces])
+                return logits, (torch.cat([piece[1] for piece in pieces]) if self.layer is not None else None)
+        return self._eager(images)
+
+    def _eager(self, images: Tensor) -> tuple[Tensor, Tensor | None]:
+        self._captured["armed"] = True
+        try:
+            logits = self.classifier(images)
+            return logits, self._captured.get("layer") if self.layer is not None else None
+        finally:
+            self._captured.clear()
+
+    def _piece(self, piece: Tensor) -> tuple[Tensor, Tensor | None]:
+        """The logits of ``piece`` (at most ``batch_size`` images), padded to the graph's batch,
+        and the layer's output on it (``None`` without a layer)."""
         count = piece.shape[0]
         if count < self.batch_size:
             piece = torch.cat([piece, piece.new_zeros(self.batch_size - count, *piece.shape[1:])])
         piece = piece.contiguous(memory_format=torch.channels_last)
         output = self._compile(piece) if self._compiled is None else self._compiled(piece)
-        return output[:count]
+        if self.layer is None:
+            return output[:count], None
+        logits, layer_output = output
+        return logits[:count], layer_output[:count]
 
-    def _compile(self, piece: Tensor) -> Tensor:
+    def _compile(self, piece: Tensor) -> Tensor | tuple[Tensor, Tensor]:
         name = getattr(self.classifier, "name", "") or "the model"
         shape = "x".join(str(s) for s in piece.shape[1:])
         self.note(f"compiling {name}'s forward (torch.compile, batches of {self.batch_size} at {shape}; "
@@ -155,10 +228,11 @@ class CompiledForward:
         return {"compiled_forward": f"batches of {self.batch_size}", "compile_s": self.compile_s}
 
 
-def forward_only(classifier: nn.Module, batch_size: int) -> Callable[[Tensor], Tensor]:
+def forward_only(classifier: nn.Module, batch_size: int, layer: nn.Module | None = None) -> Callable[[Tensor], Tensor]:
     """The callable for the classifier's passes that need neither hooks nor gradients: a
-    :class:`CompiledForward` under the ``compiled`` execution, else the classifier itself (so
-    ``eager`` and ``channels_last`` run exactly as before)."""
+    :class:`CompiledForward` under the ``compiled`` execution (returning ``layer``'s output
+    too, through :meth:`CompiledForward.with_layer`, when given), else the classifier itself
+    (so ``eager`` and ``channels_last`` run exactly as before)."""
     if getattr(classifier, "execution", "eager") == "compiled" and hasattr(classifier, "net"):
-        return CompiledForward(classifier, batch_size)
+        return CompiledForward(classifier, batch_size, layer=layer)
     return classifier

@@ -150,3 +150,88 @@ def test_weights_changed_in_place_reach_the_compiled_graph():
     torch.testing.assert_close(randomized, eager, atol=1e-5, rtol=1e-5)
     assert not torch.allclose(randomized, trained, atol=1e-3)
     torch.testing.assert_close(after, trained, atol=0, rtol=0)
+
+
+class _InPlaceAfterLayer(_Tiny):
+    """The layer's output is changed in place right after it (as an in-place ReLU does)."""
+
+    def forward(self, x):
+        return self.head(self.conv(x).relu_().mean(dim=(2, 3)))
+
+
+def _layer_output(model: NormalizedClassifier, images: torch.Tensor) -> torch.Tensor:
+    kept = []
+    handle = model.net.conv.register_forward_hook(lambda module, args, output: kept.append(output.clone()))
+    try:
+        with torch.no_grad():
+            model(images)
+    finally:
+        handle.remove()
+    return kept[0]
+
+
+def test_the_one_graph_also_returns_a_layers_output_for_its_full_pieces():
+    """``with_layer``: the logits and the layer's output (before an in-place op after it) from
+    one forward; full pieces of the graph's batch through the graph, the rest (not padded)
+    through the plain model; ``__call__`` gives the logits of the same graph: one compile."""
+    model = _classifier(_InPlaceAfterLayer())
+    lines: list[str] = []
+    compiled = CompiledForward(model, batch_size=4, note=lines.append, layer=model.net.conv)
+    from models.execution import has_hooks
+
+    assert not has_hooks(model.net)  # its own capture does not count as a user's hook
+    counts = (1, 4, 5, 11)
+    with torch.no_grad(), counting_passes(model.net) as count:
+        outputs = [compiled.with_layer(_images(n)) for n in counts]
+    for n, (logits, layer_output) in zip(counts, outputs):
+        with torch.no_grad():
+            torch.testing.assert_close(logits, model(_images(n)), atol=1e-5, rtol=1e-5)
+        expected = _layer_output(model, _images(n))
+        assert layer_output.shape == (n, 4, 8, 8) and (expected < 0).any()  # before the in-place ReLU
+        torch.testing.assert_close(layer_output, expected, atol=1e-5, rtol=1e-5)
+    assert count.forward_images == 1 + 4 + 5 + 11
+    # the graph ran the full pieces (4, 4 of 5, 8 of 11), the plain model the rest (1, 1, 3)
+    assert count.forward_batches == {4: 4 + 4 + 8, 1: 1 + 1, 3: 3}
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(_images(3)), model(_images(3)), atol=1e-5, rtol=1e-5)
+    assert len(lines) == 2 and compiled._captured == {}  # compiled once; nothing kept after a call
+
+
+def test_a_users_hook_sends_the_layer_read_through_the_plain_model():
+    model = _classifier(_Tiny())
+    compiled = CompiledForward(model, batch_size=4, note=lambda line: None, layer=model.net.conv)
+    seen: list[int] = []
+    handle = model.net.conv.register_forward_hook(lambda module, args, output: seen.append(output.shape[0]))
+    try:
+        with torch.no_grad():
+            logits, layer_output = compiled.with_layer(_images(8))
+    finally:
+        handle.remove()
+    assert seen == [8] and compiled.compile_s is None  # the user's hook saw the whole pass
+    torch.testing.assert_close(layer_output, _layer_output(model, _images(8)))
+    with pytest.raises(ValueError, match="without a layer"):
+        CompiledForward(model, batch_size=4).with_layer(_images(1))
+
+
+@pytest.mark.parametrize("name", ["random", "eigencam"])
+def test_random_and_eigen_cam_read_their_layer_from_the_compiled_graph(name):
+    """Their one pass is forward-only: under ``compiled`` a batch of the graph's size takes the
+    run's graph (no hooked pass), and the maps equal ``channels_last``'s to float32 rounding."""
+    from methods.cam import CAM_METHODS
+
+    images = _images(4)
+    maps, batches = {}, {}
+    for execution in ("channels_last", "compiled"):
+        model = _classifier(_Tiny())
+        model.execution = execution
+        method = CAM_METHODS[name](model, CAM_METHODS[name].config_class(target_layer="conv"))
+        method.scorer.chunk_size_for = lambda device: 4  # the graph's batch: the 4 images
+        with torch.no_grad():
+            classes = model(images).argmax(dim=1)
+        with counting_passes(model.net) as count:
+            maps[execution] = method.explain(images, classes)
+        batches[execution] = dict(count.forward_batches)
+    assert method.forward_only_layer() is method._target_layers[0]
+    assert method._forward_only.compile_s is not None
+    assert batches == {"channels_last": {4: 4}, "compiled": {4: 4}}
+    torch.testing.assert_close(maps["compiled"], maps["channels_last"], atol=1e-5, rtol=0)
