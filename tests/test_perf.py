@@ -147,3 +147,30 @@ def test_eager_is_measured_in_a_process_of_its_own():
     lots = in_eager_process("lots", iterations=2, images=2, threads=1)
     assert lots["case"] == "LOTS batched (batch 2), per iteration, eager"
     assert lots["forward_passes_per_image"] == 1.5 and lots["backward_passes_per_image"] == 1.0
+
+
+def test_the_targets_list_each_case_above_its_bound_and_leave_out_baselines_and_references():
+    from perf.cases import CaseResult
+    from perf.run import bound_of, targets
+
+    def case(name: str, ratio: float, at_batches: float, note: str = "") -> CaseResult:
+        return CaseResult(case=name, images=8, ms_per_image=10.0, ideal_ms_per_image=10.0 / ratio, ratio=ratio,
+                          forward_passes_per_image=1.0, backward_passes_per_image=0.0, note=note,
+                          ratio_at_batches=at_batches)
+
+    cases = [
+        case("gradcam (device)", 0.6, 0.5),
+        case("random (device)", 1.2, 1.1),  # over 1.15 against the best batch
+        case("eigencam (device)", 1.25, 1.2),  # within its 1.3
+        case("scorecam (device)", 1.2, 1.31, note="perturbation method"),  # over 1.3 at its batches
+        case("gradcam (grad-cam)", 1.4, 1.4, note="reference: not the default backend"),
+        case("Insertion+Deletion naive (one forward per step, 224 steps)", 2.4, 1.1, note="baseline"),
+        case("LOTS batched (batch 8), per iteration, eager", 2.3, 2.1),
+        case("whole test run (gradcam, 8 images, 224 steps, eager)", 3.2, 3.2),
+    ]
+    assert [bound_of(c) for c in cases] == [1.15, 1.15, 1.3, 1.3, None, None, None, None]
+    text = targets(cases)
+    assert "held to a bound" in text and ": 4; above it: 2" in text
+    assert "- random (device): 1.20 (1.10 at its batches) > 1.15" in text
+    assert "- scorecam (device): 1.20 (1.31 at its batches) > 1.3" in text
+    assert "eigencam" not in text.split("above it")[1] and "gradcam (grad-cam)" not in text
