@@ -11,12 +11,16 @@ work per image beyond passes, timed here (``seconds_per_image``: ROAD's imputati
 worst case (``iterations`` updates, no early stop), since its iterations depend on the image.
 The counts times the model's measured time per image of a forward and of a backward (the
 run's execution and precision, a few of the run's images, best of 3, timed once for all
-methods) times the images give the estimate. Data loading, figures and logging are left out.
+methods) times the images give the estimate, plus the method's own work beyond its passes
+(the one image's explanation timed, less its passes: Ablation-CAM's copies after its layer,
+which are not passes through the whole model, FullGrad's bias terms, an SVD), once per call of
+the method. Data loading, figures and logging are left out.
 Under the ``compiled`` execution the passes are timed uncompiled (no compile for an estimate).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 
@@ -60,22 +64,25 @@ def pass_times(classifier, images: torch.Tensor) -> tuple[float, float]:
     return forward_ms, backward_ms
 
 
-def explain_passes(method, image: torch.Tensor) -> tuple[int, int]:
-    """Images through the model's forward and backward while ``method`` explains ``image``."""
+def explain_passes(method, image: torch.Tensor) -> tuple[int, int, float]:
+    """Images through the model's forward and backward while ``method`` explains ``image``, and
+    the seconds that took (0 for a method that declares its worst case instead of running)."""
     from models.counting import counting_passes
 
     worst = getattr(method, "worst_case_passes", None)
     if worst is not None:
-        return worst()
+        return (*worst(), 0.0)
     with torch.no_grad():
         classes = method.classifier(image).argmax(dim=-1)
     method.current_sample_ids = torch.zeros(1, dtype=torch.long)
     try:
         with counting_passes(method.classifier.net) as count:
+            start = time.perf_counter()
             method.explain(image, classes)
+            seconds = time.perf_counter() - start
     finally:
         method.current_sample_ids = None
-    return count.forward_images, count.backward_images
+    return count.forward_images, count.backward_images, seconds
 
 
 def estimate(config: RunConfig, datamodule, methods: list[str]) -> list[MethodEstimate]:
@@ -83,6 +90,8 @@ def estimate(config: RunConfig, datamodule, methods: list[str]) -> list[MethodEs
     from benchmark.run import build_method
 
     o = config.options
+    if o.execution == "compiled":  # the passes timed uncompiled: no compile (10-40 s) for an estimate
+        config = dataclasses.replace(config, options=dataclasses.replace(o, execution="channels_last"))
     count = len(datamodule.samples)
     dtype = torch.float64 if o.precision == "64" else torch.float32
     sample = torch.stack([datamodule.dataset[i]["image"] for i in range(min(4, count))]).to(dtype)
@@ -97,7 +106,10 @@ def estimate(config: RunConfig, datamodule, methods: list[str]) -> list[MethodEs
         if times is None:  # the same model, execution and precision for every method: timed once
             times = pass_times(method.classifier, sample)
         forward_ms, backward_ms = times
-        forwards, backwards = explain_passes(method, sample[:1])
+        forwards, backwards, explain_seconds = explain_passes(method, sample[:1])
+        # the method's own work beyond the passes counted (Ablation-CAM's copies after its layer,
+        # FullGrad's bias terms, an SVD, grad-cam's numpy), per call: the call's time less its passes
+        method_work = max(explain_seconds - (forwards * forward_ms + backwards * backward_ms) / 1000, 0.0)
         computed = {key: m for key, m in method.scorer.metrics.items() if key not in method.scorer.not_computable}
         calls = 1 + sum(metric.method_calls() for metric in computed.values())  # the map, then the metrics' calls
         metric_passes = [m.model_passes() for m in computed.values()]
@@ -108,7 +120,8 @@ def estimate(config: RunConfig, datamodule, methods: list[str]) -> list[MethodEs
             if key not in own_seconds:
                 own_seconds[key] = metric.seconds_per_image(sample)
         own_work = sum(own_seconds[key] for key in computed)
-        seconds = count * ((per_image_forwards * forward_ms + per_image_backwards * backward_ms) / 1000 + own_work)
+        seconds = count * ((per_image_forwards * forward_ms + per_image_backwards * backward_ms) / 1000
+                           + method_work * calls + own_work)
         results.append(MethodEstimate(name, per_image_forwards, per_image_backwards, seconds))
     return results
 

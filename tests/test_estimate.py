@@ -18,6 +18,8 @@ def _config(*args):
 
 def test_the_counts_and_the_time_follow_the_settings(monkeypatch):
     monkeypatch.setattr(estimate_module, "pass_times", lambda classifier, images: (10.0, 20.0))
+    counted = estimate_module.explain_passes  # the real counts; the method's own time: none
+    monkeypatch.setattr(estimate_module, "explain_passes", lambda method, image: (*counted(method, image)[:2], 0.0))
     config = _config("--methods", "gradcam,lots", "--method.iterations", "3", "--limit", "2", "--metrics.n_steps", "4")
     results = {r.method: r for r in estimate_module.estimate(config, build_datamodule(config), ["gradcam", "lots"])}
     # Grad-CAM: one forward and one backward per explanation, twice (the map of x, then of x * M for
@@ -88,3 +90,37 @@ def test_estimate_prints_the_table_and_writes_nothing(tmp_path):
     assert lines[2].split("|")[1].strip() == "gradcam" and lines[2].split("|")[3].strip() == "14"
     assert lines[-1].startswith("expected: ") and "nothing was run" in lines[-1]
     assert not (tmp_path / "runs").exists()
+
+
+def test_under_the_compiled_execution_the_method_is_counted_uncompiled(monkeypatch):
+    """An estimate compiles nothing (a compile costs 10-40 s on a CPU): the method whose passes
+    are counted runs channels_last, and the table still names the run's execution."""
+    seen = []
+
+    def passes(method, image):
+        seen.append(method.classifier.execution)
+        return 1, 0, 0.0
+
+    monkeypatch.setattr(estimate_module, "pass_times", lambda classifier, images: (10.0, 20.0))
+    monkeypatch.setattr(estimate_module, "explain_passes", passes)
+    config = _config("--methods", "scorecam", "--limit", "2", "--metrics.n_steps", "4", "--execution", "compiled")
+    assert config.options.execution == "compiled"
+    (result,) = estimate_module.estimate(config, build_datamodule(config), ["scorecam"])
+    assert seen == ["channels_last"] and config.options.execution == "compiled"
+    assert result.forwards_per_image == 2 + 1 + 1 + 10  # the map of x and of x * M, top-1, x * M, curves
+
+
+def test_the_methods_own_work_beyond_its_passes_is_added_once_per_call(monkeypatch):
+    """Time an explanation takes beyond its counted passes (Ablation-CAM's copies after its
+    layer are not passes through the whole model) counts once per call of the method."""
+    monkeypatch.setattr(estimate_module, "pass_times", lambda classifier, images: (10.0, 20.0))
+    # one explanation: 3 forwards, 1 backward = 50 ms of passes, taking 0.55 s: 0.5 s of its own
+    monkeypatch.setattr(estimate_module, "explain_passes", lambda method, image: (3, 1, 0.55))
+    config = _config("--methods", "gradcam", "--limit", "2", "--metrics.n_steps", "4")
+    (result,) = estimate_module.estimate(config, build_datamodule(config), ["gradcam"])
+    # two calls (the map, Coherency's map of x * M): 2 x (3 fwd + 1 bwd) + top-1 + x * M + 10 curve forwards
+    assert (result.forwards_per_image, result.backwards_per_image) == (6 + 1 + 1 + 10, 2)
+    assert result.seconds == pytest.approx(2 * ((18 * 10 + 2 * 20) / 1000 + 2 * 0.5))
+    monkeypatch.setattr(estimate_module, "explain_passes", lambda method, image: (3, 1, 0.01))  # faster than timed
+    (result,) = estimate_module.estimate(config, build_datamodule(config), ["gradcam"])
+    assert result.seconds == pytest.approx(2 * (18 * 10 + 2 * 20) / 1000)  # nothing taken off
