@@ -164,8 +164,8 @@ class Explainer(pl.LightningModule):
 
     def forward_with_layer(self, images: Tensor) -> tuple[Tensor, Tensor] | None:
         """The logits and :meth:`forward_only_layer`'s output on ``images`` from the run's compiled
-        forward, or ``None`` when the execution does not compile (the method then runs its own
-        hooked pass, as under ``eager`` and ``channels_last``)."""
+        forward, or ``None`` when the execution does not compile or the method reads no layer
+        (it then runs its own hooked pass, as under ``eager`` and ``channels_last``)."""
         with_layer = getattr(self._forward_only_for(images.device), "with_layer", None)
         if with_layer is None or self.forward_only_layer() is None:
             return None

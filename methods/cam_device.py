@@ -86,7 +86,8 @@ DEVICE_METHODS = (*DEVICE_CAMS, "random", "eigencam", "scorecam", "smoothgradcam
 #: tokens with its own ``AblationLayerVit``): grad-cam's path computes them on those models.
 CONVOLUTIONAL_ONLY = ("ablationcam",)
 #: Device methods that read the layer's activations in a forward-only pass (no backward): under
-#: the ``compiled`` execution the run's compiled graph returns them with the logits.
+#: the ``compiled`` execution the run's compiled graph returns them with the logits, for the
+#: full pieces of the graph's batch (the rest runs the hooked pass).
 FORWARD_ONLY_METHODS = ("random", "eigencam")
 
 

@@ -74,8 +74,10 @@ def _scaled_channel_sum(values: Tensor, scale: Tensor | None = None) -> Tensor:
     nine. The pass is memory-bound (6.7 million numbers per image on EfficientNet-Lite0), and
     the channels are read where they lie: a ``channels_last`` gradient as ``[B, h*w, C]``."""
     batch, channels, height, width = values.shape
-    nhwc = values.is_contiguous(memory_format=torch.channels_last) and not values.is_contiguous()
-    magnitude = values.abs()  # a new tensor, in the input's layout: the steps below work in place on it
+    magnitude = values.abs()  # a new tensor: the steps below work in place on it
+    nhwc = magnitude.is_contiguous(memory_format=torch.channels_last) and not magnitude.is_contiguous()
+    if not nhwc:
+        magnitude = magnitude.contiguous()  # a no-op for NCHW; a gradient in another layout is copied
     if nhwc:
         flat, pixel_dim = magnitude.permute(0, 2, 3, 1).view(batch, height * width, channels), 1
     else:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import time
+import weakref
 from typing import Any, Callable
 
 import torch
@@ -118,7 +119,8 @@ class CompiledForward:
                     captured["layer"] = output.detach().clone()
 
             capture.captures_layer = True
-            layer.register_forward_hook(capture)
+            # removed with this object (a model shared by several explainers keeps no stale hooks)
+            weakref.finalize(self, layer.register_forward_hook(capture).remove)
 
     def _plain(self, images: Tensor) -> Tensor | tuple[Tensor, Tensor]:
         # net.forward, not net(...): the pass counter's hook on the backbone stays out of the graph
@@ -137,7 +139,7 @@ class CompiledForward:
         )
 
     def __call__(self, images: Tensor) -> Tensor:
-        return self._run(images)[0]
+        return self._run(images, keep_layer=False)[0]
 
     def with_layer(self, images: Tensor) -> tuple[Tensor, Tensor]:
         """The logits and the output of ``layer`` (given at construction) on ``images``, from one
@@ -150,38 +152,39 @@ class CompiledForward:
             raise ValueError("this CompiledForward was made without a layer")
         count = images.shape[0]
         full = count - count % self.batch_size if self.covers(images) else 0
-        parts = [self._run(images[:full])] if full else []
+        parts = [self._run(images[:full], keep_layer=True)] if full else []
         if full < count:
             with torch.no_grad():
-                parts.append(self._eager(images[full:]))
+                parts.append(self._eager(images[full:], keep_layer=True))
         return torch.cat([logits for logits, _ in parts]), torch.cat([layer for _, layer in parts])  # type: ignore[misc]
 
-    def _run(self, images: Tensor) -> tuple[Tensor, Tensor | None]:
+    def _run(self, images: Tensor, keep_layer: bool) -> tuple[Tensor, Tensor | None]:
+        """The logits (and with ``keep_layer`` the layer's output) through the graph, or the
+        classifier where the graph does not cover ``images``. The graph is always run armed
+        (its guards hold), and always returns the layer's output when it has a layer."""
         self._captured["armed"] = True
         try:
-            return self._run_armed(images)
+            if self.covers(images):
+                try:
+                    with torch.no_grad():
+                        pieces = [self._piece(piece) for piece in images.split(self.batch_size)]
+                except Exception as error:  # noqa: BLE001 - any compiler failure means: run uncompiled
+                    self._give_up(error)
+                else:
+                    count_forward(self.net, images.shape[0], batch=self.batch_size,
+                                  pieces=-(-images.shape[0] // self.batch_size))
+                    logits = torch.cat([piece[0] for piece in pieces])
+                    return logits, (torch.cat([piece[1] for piece in pieces]) if keep_layer else None)
         finally:
             self._captured.clear()
+        return self._eager(images, keep_layer)
 
-    def _run_armed(self, images: Tensor) -> tuple[Tensor, Tensor | None]:
-        if self.covers(images):
-            try:
-                with torch.no_grad():
-                    pieces = [self._piece(piece) for piece in images.split(self.batch_size)]
-            except Exception as error:  # noqa: BLE001 - any compiler failure means: run uncompiled
-                self._give_up(error)
-            else:
-                count_forward(self.net, images.shape[0], batch=self.batch_size,
-                              pieces=-(-images.shape[0] // self.batch_size))
-                logits = torch.cat([piece[0] for piece in pieces])
-                return logits, (torch.cat([piece[1] for piece in pieces]) if self.layer is not None else None)
-        return self._eager(images)
-
-    def _eager(self, images: Tensor) -> tuple[Tensor, Tensor | None]:
-        self._captured["armed"] = True
+    def _eager(self, images: Tensor, keep_layer: bool) -> tuple[Tensor, Tensor | None]:
+        """The classifier's own pass; the capture is armed only when the layer's output is wanted."""
+        self._captured["armed"] = keep_layer
         try:
             logits = self.classifier(images)
-            return logits, self._captured.get("layer") if self.layer is not None else None
+            return logits, self._captured.get("layer") if keep_layer else None
         finally:
             self._captured.clear()
 

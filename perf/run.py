@@ -66,15 +66,17 @@ def lots_cases(model, images, limit, device, iterations: int, label: str = "",
     return [batched, literal]
 
 
-def cam_cases(model, images, limit, device, methods: list[str], graph_batch: int) -> list[CaseResult]:
+def cam_cases(model, images, limit, device, methods: list[str]) -> list[CaseResult]:
     """Each CAM method on ``images`` (one image for the perturbation methods), with each backend;
-    the methods whose one pass is forward-only (Random-CAM, Eigen-CAM) also at ``graph_batch``,
-    the compiled graph's batch, where their pass goes through it (a shorter batch, as a run's
-    8 against the CPU's graph of 16, runs the plain model: :meth:`CompiledForward.with_layer`)."""
+    the methods whose one pass is forward-only (Random-CAM, Eigen-CAM) also at the compiled
+    graph's batch (the explainer's chunk), where their pass goes through it (a shorter batch,
+    as a run's 8 against the CPU's graph of 16, runs the plain model:
+    :meth:`models.execution.CompiledForward.with_layer`)."""
     from methods import get_method
-
     from methods.cam_device import DEVICE_METHODS, FORWARD_ONLY_METHODS
+    from metrics import SaliencyScorer
 
+    graph_batch = SaliencyScorer().chunk_size_for(device)  # the explainers' scorer below: the default
     results = []
     for name in methods:
         batch = images[:1] if name in PERTURBATION_METHODS else images
@@ -317,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         ("LOTS, default and eager in turns", lambda: in_turns(
             lambda: lots_cases(model, images, limit, device, args.lots_iterations),
             lambda: [eager_case("lots", iterations=args.lots_iterations, **child)])),
-        ("CAMs", lambda: cam_cases(model, images, limit, device, [m for m in args.methods.split(",") if m], chunk)),
+        ("CAMs", lambda: cam_cases(model, images, limit, device, [m for m in args.methods.split(",") if m])),
         ("metrics", lambda: metric_cases(model, images, limit, device, args.n_steps, chunk)),
         ("whole test runs, default and eager in turns", lambda: in_turns(
             lambda: whole_run(execution), lambda: whole_run("eager"))),

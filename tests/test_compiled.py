@@ -181,20 +181,37 @@ def test_the_one_graph_also_returns_a_layers_output_for_its_full_pieces():
 
     assert not has_hooks(model.net)  # its own capture does not count as a user's hook
     counts = (1, 4, 5, 11)
-    with torch.no_grad(), counting_passes(model.net) as count:
+    with torch.no_grad():
+        compiled.with_layer(_images(4))  # the compile
+    # no call after it compiles again (dynamo would recompile silently on a guard that fails,
+    # e.g. on the capture's state between calls)
+    with torch.no_grad(), torch._dynamo.config.patch(error_on_recompile=True), \
+            counting_passes(model.net) as count:
         outputs = [compiled.with_layer(_images(n)) for n in counts]
+        plain_logits = compiled(_images(3))  # __call__: the same graph, its layer output dropped
     for n, (logits, layer_output) in zip(counts, outputs):
         with torch.no_grad():
             torch.testing.assert_close(logits, model(_images(n)), atol=1e-5, rtol=1e-5)
         expected = _layer_output(model, _images(n))
         assert layer_output.shape == (n, 4, 8, 8) and (expected < 0).any()  # before the in-place ReLU
         torch.testing.assert_close(layer_output, expected, atol=1e-5, rtol=1e-5)
-    assert count.forward_images == 1 + 4 + 5 + 11
-    # the graph ran the full pieces (4, 4 of 5, 8 of 11), the plain model the rest (1, 1, 3)
-    assert count.forward_batches == {4: 4 + 4 + 8, 1: 1 + 1, 3: 3}
+    assert count.forward_images == 1 + 4 + 5 + 11 + 3
+    # the graph ran the full pieces (4, 4 of 5, 8 of 11) and __call__'s padded 3, the plain model the rest (1, 1, 3)
+    assert count.forward_batches == {4: 4 + 4 + 8 + 4, 1: 1 + 1, 3: 3}
     with torch.no_grad():
-        torch.testing.assert_close(compiled(_images(3)), model(_images(3)), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(plain_logits, model(_images(3)), atol=1e-5, rtol=1e-5)
     assert len(lines) == 2 and compiled._captured == {}  # compiled once; nothing kept after a call
+
+
+def test_the_capture_hook_goes_with_its_compiled_forward():
+    import gc
+
+    model = _classifier(_Tiny())
+    compiled = CompiledForward(model, batch_size=4, note=lambda line: None, layer=model.net.conv)
+    assert len(model.net.conv._forward_hooks) == 1
+    del compiled
+    gc.collect()
+    assert len(model.net.conv._forward_hooks) == 0
 
 
 def test_a_users_hook_sends_the_layer_read_through_the_plain_model():
@@ -232,6 +249,7 @@ def test_random_and_eigen_cam_read_their_layer_from_the_compiled_graph(name):
             maps[execution] = method.explain(images, classes)
         batches[execution] = dict(count.forward_batches)
     assert method.forward_only_layer() is method._target_layers[0]
+    # one pass of 4 either way; what tells the graph's from the hooked one is that it compiled
     assert method._forward_only.compile_s is not None
     assert batches == {"channels_last": {4: 4}, "compiled": {4: 4}}
     torch.testing.assert_close(maps["compiled"], maps["channels_last"], atol=1e-5, rtol=0)

@@ -94,7 +94,7 @@ def test_estimate_prints_the_table_and_writes_nothing(tmp_path):
 
 def test_under_the_compiled_execution_the_method_is_counted_uncompiled(monkeypatch):
     """An estimate compiles nothing (a compile costs 10-40 s on a CPU): the method whose passes
-    are counted runs channels_last, and the table still names the run's execution."""
+    are counted runs channels_last, and the run's settings keep their execution."""
     seen = []
 
     def passes(method, image):
@@ -113,14 +113,17 @@ def test_under_the_compiled_execution_the_method_is_counted_uncompiled(monkeypat
 def test_the_methods_own_work_beyond_its_passes_is_added_once_per_call(monkeypatch):
     """Time an explanation takes beyond its counted passes (Ablation-CAM's copies after its
     layer are not passes through the whole model) counts once per call of the method."""
-    monkeypatch.setattr(estimate_module, "pass_times", lambda classifier, images: (10.0, 20.0))
-    # one explanation: 3 forwards, 1 backward = 50 ms of passes, taking 0.55 s: 0.5 s of its own
+    # ms per image of a forward and of a backward: at the run's batch, and at one image
+    monkeypatch.setattr(estimate_module, "pass_times",
+                        lambda classifier, images: (10.0, 20.0) if images.shape[0] > 1 else (15.0, 35.0))
+    # one explanation of one image: 3 forwards, 1 backward = 80 ms of passes at one image's
+    # times, taking 0.55 s: 0.47 s of its own
     monkeypatch.setattr(estimate_module, "explain_passes", lambda method, image: (3, 1, 0.55))
     config = _config("--methods", "gradcam", "--limit", "2", "--metrics.n_steps", "4")
     (result,) = estimate_module.estimate(config, build_datamodule(config), ["gradcam"])
     # two calls (the map, Coherency's map of x * M): 2 x (3 fwd + 1 bwd) + top-1 + x * M + 10 curve forwards
     assert (result.forwards_per_image, result.backwards_per_image) == (6 + 1 + 1 + 10, 2)
-    assert result.seconds == pytest.approx(2 * ((18 * 10 + 2 * 20) / 1000 + 2 * 0.5))
+    assert result.seconds == pytest.approx(2 * ((18 * 10 + 2 * 20) / 1000 + 2 * 0.47))
     monkeypatch.setattr(estimate_module, "explain_passes", lambda method, image: (3, 1, 0.01))  # faster than timed
     (result,) = estimate_module.estimate(config, build_datamodule(config), ["gradcam"])
     assert result.seconds == pytest.approx(2 * (18 * 10 + 2 * 20) / 1000)  # nothing taken off

@@ -76,9 +76,58 @@ class _ConvBatchNormNet(nn.Module):
         return self.fc(self.features(x).mean(dim=(2, 3)))
 
 
-def test_device_fullgrad_equals_grad_cam_where_both_read_the_same_layers():
-    """The in-place ReLU after each BatchNorm must not change the gradient read at it (dy/dz)."""
+def _channel_sum_reference(values: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
+    """grad-cam's per-channel min-max of ``|values * scale|``, written out, summed over the channels."""
+    v = (values * (scale.view(1, -1, 1, 1) if scale is not None else 1)).abs()
+    v = v - v.amin(dim=(2, 3), keepdim=True)
+    return (v / (1e-7 + v.amax(dim=(2, 3), keepdim=True))).sum(dim=1, keepdim=True)
+
+
+@pytest.mark.parametrize("layout", ["nchw", "channels_last", "one_pixel", "one_channel", "permuted", "sliced"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("with_scale", [True, False])
+def test_the_scaled_channel_sum_equals_grad_cams_formula_in_every_layout(layout, dtype, with_scale):
+    """The rewritten sum ((|g| - min|g|) times per-channel weights, one batched product, the
+    channels read where they lie) against the formula, for gradients in the layouts autograd can
+    hand over: NCHW, channels_last (the fast executions), 1x1 maps and one channel (both layouts
+    at once), a permuted one and a channel slice of a channels_last one (neither); a channel of
+    bias 0 and a constant channel included."""
+    from methods.fullgrad_device import _scaled_channel_sum
+
+    generator = torch.Generator().manual_seed(7)
+    shape = {"one_pixel": (3, 5, 1, 1), "one_channel": (3, 1, 6, 4)}.get(layout, (3, 5, 6, 4))
+    values = torch.randn(*shape, generator=generator, dtype=dtype)
+    if shape[1] > 1:
+        values[1, 2] = 0.75  # a constant channel: (v - min) = 0 everywhere
+    if layout == "channels_last":
+        values = values.contiguous(memory_format=torch.channels_last)
+    elif layout == "permuted":
+        values = values.permute(0, 1, 3, 2)  # [3, 5, 4, 6], neither layout
+    elif layout == "sliced":
+        values = torch.randn(3, 10, 6, 4, generator=generator, dtype=dtype).contiguous(
+            memory_format=torch.channels_last)[:, ::2]
+    scale = None
+    if with_scale:
+        scale = torch.randn(values.shape[1], generator=generator, dtype=dtype)
+        if values.shape[1] > 1:
+            scale[0] = 0.0  # a bias of 0: a zero term
+    got = _scaled_channel_sum(values, scale)
+    expected = _channel_sum_reference(values, scale)
+    assert got.shape == expected.shape == (values.shape[0], 1, *values.shape[2:])
+    assert got.dtype == dtype
+    torch.testing.assert_close(got, expected, atol=1e-5 if dtype == torch.float32 else 1e-12, rtol=0)
+    if layout != "one_pixel":  # one pixel per channel: every term is 0 (v - min)
+        assert expected.abs().max() > 0.5  # not a sum of zeros
+
+
+@pytest.mark.parametrize("execution", ["eager", "channels_last"])
+def test_device_fullgrad_equals_grad_cam_where_both_read_the_same_layers(execution):
+    """The in-place ReLU after each BatchNorm must not change the gradient read at it (dy/dz);
+    under ``channels_last`` (the fast executions) the gradients arrive in that layout."""
+    from models.execution import apply_execution
+
     model = _wrap(_randomized_batchnorms(_ConvBatchNormNet(), seed=1))
+    apply_execution(model.net, execution)
     images = _images(batch=3, size=16, seed=3)
     classes = torch.tensor([0, 2, 4])
     assert len(bias_layers(model.net)) == len(grad_cam_bias_layers(model.net)) == 3

@@ -4,6 +4,7 @@ last line says how to resume; a torn record line never blocks a later resumption
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -47,6 +48,17 @@ def _wait_for_first_batch(process: subprocess.Popen, output: Path, err: list[str
     pytest.fail("no batch was recorded in time")
 
 
+def _wait_until_stopped(pid: int, timeout: float = 10) -> None:
+    """SIGSTOP is asynchronous: wait until the process's state is T (stopped)."""
+    deadline = time.monotonic() + timeout
+    stat = Path(f"/proc/{pid}/stat")
+    while time.monotonic() < deadline:
+        if not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "T":
+            return
+        time.sleep(0.01)
+    pytest.fail(f"the run did not stop within {timeout} s of SIGSTOP")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_signal_stops_the_run_mid_batch_and_the_run_resumes(tmp_path, signum):
@@ -71,6 +83,7 @@ def test_a_signal_stops_the_run_mid_batch_and_the_run_resumes(tmp_path, signum):
         records = _wait_for_first_batch(process, output, lines)
         # frozen while the records are counted again, so the signal lands where they were counted
         process.send_signal(signal.SIGSTOP)
+        _wait_until_stopped(process.pid)
         recorded = _lines(records)
         sent = time.monotonic()
         process.send_signal(signum)
@@ -83,7 +96,11 @@ def test_a_signal_stops_the_run_mid_batch_and_the_run_resumes(tmp_path, signum):
         reader.join(timeout=30)
     finally:
         if process.poll() is None:
-            process.kill()
+            try:  # the run's own session: inductor's compile workers go with it
+                os.killpg(process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            process.wait(timeout=60)
     err = "".join(lines)
     run_dir = records.parent.parent
     assert process.returncode == 128 + signum, err[-3000:]
@@ -91,10 +108,10 @@ def test_a_signal_stops_the_run_mid_batch_and_the_run_resumes(tmp_path, signum):
     assert reported["at"] - sent < REPORT_S, f"took {reported['at'] - sent:.1f} s to stop"
     assert _lines(records) == 2, "the second batch was finished: the run did not stop mid-batch"
     assert not (run_dir / "results.json").exists()
-    lines = err.strip().splitlines()
-    assert lines[-3] == f"interrupted by {signal.Signals(signum).name}"
-    assert lines[-2] == f"2 of 4 images are recorded in {run_dir}"
-    assert lines[-1] == f"resume with: python -m benchmark test --resume {run_dir}"
+    last = err.strip().splitlines()
+    assert last[-3] == f"interrupted by {signal.Signals(signum).name}"
+    assert last[-2] == f"2 of 4 images are recorded in {run_dir}"
+    assert last[-1] == f"resume with: python -m benchmark test --resume {run_dir}"
 
     resumed = run_subprocess(["test", "--resume", str(run_dir)], env, timeout=STARTUP_S)
     assert resumed.code == 0, resumed.err[-3000:]
