@@ -78,7 +78,7 @@ class RunOptions:
                   "the LOC_val_solution.csv layout, ImageId = file stem"},
     )
     batch_size: int | None = field(
-        default=None, metadata={"help": "images per batch (default: 8 on the CPU, 32 on a GPU; float32 LOTS and CAM "
+        default=None, metadata={"help": "images per batch (default: 16 on the CPU, 32 on a GPU; float32 LOTS and CAM "
                                 "numbers depend on it, float64 ones do not)"}
     )
     num_workers: int | None = field(

@@ -55,7 +55,11 @@ def uses_cuda(accelerator: str) -> bool:
 
 
 #: Defaults that depend on where the run executes (``None`` in the options = this default).
-#: Batch: 8 images on the CPU (the thesis's, and the golden runs'); 32 on a GPU, where 2 x 500
+#: Batch: 16 images on the CPU, the batch of the compiled graph (the curves' chunk), so that
+#: every forward-only pass of a run's batch (the top-1 prediction, x * M, Random-CAM's and
+#: Eigen-CAM's pass) goes through it; 16 is also where both the compiled forward and the
+#: forward+backward measured fastest per image (perf/README.md; 8 until 2026-12-02, when a
+#: batch of 8 ran those passes uncompiled, 1.3x slower). 32 on a GPU, where 2 x 500
 #: LOTS passes at batch 8 are bound by kernel launches, not arithmetic (EfficientNet-Lite0 at
 #: batch 32 holds its LOTS backward in ~3 GB). Workers: 0 on the CPU (decoding in another
 #: process only competes for the same cores); 4 per process on a GPU, so JPEG decoding overlaps
@@ -70,7 +74,7 @@ def uses_cuda(accelerator: str) -> bool:
 #: channels_last (cuDNN's tensor-core convolutions want NHWC); compiled to be measured by
 #: perf/gpu_check.sh.
 DEVICE_DEFAULTS = {
-    "cpu": {"batch_size": 8, "num_workers": 0, "execution": "compiled"},
+    "cpu": {"batch_size": 16, "num_workers": 0, "execution": "compiled"},
     "cuda": {"batch_size": 32, "num_workers": 4, "execution": "channels_last"},
 }
 

@@ -145,9 +145,9 @@ class CompiledForward:
         """The logits and the output of ``layer`` (given at construction) on ``images``, from one
         forward: the full pieces of ``batch_size`` images through the compiled graph (where it
         covers the input), the rest through the classifier's own pass, not padded: a padded
-        piece costs the graph's full batch (a run's batch of 8 in the CPU's graph of 16 would
-        cost 16 images of the graph against 8 of ``channels_last``, 1.7x more on this project's
-        CPU, ``perf/README.md``)."""
+        piece costs the graph's full batch (a batch of 8 in the CPU's graph of 16 would cost 16
+        images of the graph against 8 of ``channels_last``, 1.7x more on this project's CPU,
+        ``perf/README.md``; the CPU's default run batch is the graph's)."""
         if self.layer is None:
             raise ValueError("this CompiledForward was made without a layer")
         count = images.shape[0]

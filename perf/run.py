@@ -162,6 +162,8 @@ def test_run_case(model_name, limit, device, images: int, method: str, n_steps: 
     config = get_method(method).config_class(**({"iterations": iterations} if method == "lots" else {}))
     explainer = get_method(method)(classifier, config, scorer=SaliencyScorer(n_steps=n_steps), show_progress=False)
     datamodule = ImageNetDataModule(limit=images, batch_size=images)
+    datamodule.setup("test")
+    images = len(datamodule.test_dataloader().dataset)  # the built-in data has 8 photos
     trainer = pl.Trainer(accelerator=device.type if device.type != "cuda" else "gpu", devices=1, logger=False,
                          enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=False,
                          inference_mode=False)
@@ -267,8 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m perf", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="efficientnet_lite0")
-    parser.add_argument("--batch-size", type=int, default=8,
-                        help="images per batch in the cases (default 8: a run's batch on the CPU)")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help="images per batch in the cases (default: a run's batch on the device, 16 on the CPU)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--lots-iterations", type=int, default=10)
@@ -287,7 +289,9 @@ def main(argv: list[str] | None = None) -> int:
     from benchmark.devices import DEVICE_DEFAULTS
 
     device = torch.device(args.device)
-    execution = DEVICE_DEFAULTS["cuda" if device.type == "cuda" else "cpu"]["execution"]
+    defaults = DEVICE_DEFAULTS["cuda" if device.type == "cuda" else "cpu"]
+    execution = defaults["execution"]
+    args.batch_size = args.batch_size or defaults["batch_size"]
     from models.allocator import DEFAULT as PLATFORM_ALLOCATOR, keep_freed_memory
     from models.execution import EXECUTIONS
     from perf.eager_process import eager_case, eager_limit

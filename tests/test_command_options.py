@@ -96,8 +96,8 @@ def _options(argv):
 def test_each_command_keeps_its_defaults_and_config_files_layer_for_all(tmp_path):
     targets = ["targets", "--kind", "mean", "--output", "t.pt"]
     assert (_options(targets).batch_size, _options(targets).per_class) == (32, None)
-    assert (_options(["test"]).batch_size, _options(["test"]).per_class) == (8, 1)
-    assert _options(["explain", "x.jpg"]).batch_size == 8
+    assert (_options(["test"]).batch_size, _options(["test"]).per_class) == (16, 1)
+    assert _options(["explain", "x.jpg"]).batch_size == 16
     settings = tmp_path / "s.yaml"
     settings.write_text("batch_size: 4\nper_class: 2\nseed: 7\nmethod:\n  iterations: 20\n")
     for argv in (targets, ["test"]):

@@ -215,13 +215,13 @@ def test_batch_size_and_workers_default_per_device(monkeypatch):
 
     monkeypatch.setattr(devices, "_cuda_count", lambda: 0)
     cpu = _options()
-    assert (cpu.batch_size, cpu.num_workers) == (8, 0)
+    assert (cpu.batch_size, cpu.num_workers) == (16, 0)
     monkeypatch.setattr(devices, "_cuda_count", lambda: 2)
     monkeypatch.setattr(devices.os, "cpu_count", lambda: 16)
     gpu = _options("--devices", "2")
     assert (gpu.batch_size, gpu.num_workers) == (32, 4)
     assert _options("--devices", "2", "--batch-size", "8", "--num-workers", "0").batch_size == 8
-    assert _options("--accelerator", "cpu").batch_size == 8  # a GPU machine told to use its CPU
+    assert _options("--accelerator", "cpu").batch_size == 16  # a GPU machine told to use its CPU
     from benchmark.run import datamodule_of
 
     assert datamodule_of(_options("--accelerator", "cpu", "--limit", "1")).pin_memory is False

@@ -142,7 +142,6 @@ def insertion_deletion_curves(
     with torch.no_grad():
         images = images.detach()
         blurred = gaussian_blur(images, blur_kernel, blur_sigma)
-        sources = torch.stack([images, blurred], dim=1)  # [B, 2, C, H, W]: x, blurred
         rank = pixel_rank(maps.to(device))  # [B, H*W]
         counts = (torch.arange(points, device=device) * per_step).clamp(max=height * width)
         classes = classes.to(device=device, dtype=torch.long)
@@ -150,13 +149,18 @@ def insertion_deletion_curves(
         total = 2 * batch * points  # triple q = (b * points + k) * 2 + curve
         scores = []
         for start in range(0, total, chunk_size):
-            q = torch.arange(start, min(start + chunk_size, total), device=device)
+            stop = min(start + chunk_size, total)
+            q = torch.arange(start, stop, device=device)
             curve = q % 2  # 0 = insertion, 1 = deletion
             b = q // 2 // points
             k = q // 2 % points
-            changed = (rank[b] < counts[k].unsqueeze(1)).view(-1, 1, height, width)
-            # Insertion: changed pixels are x, the rest blurred. Deletion: the reverse.
-            inputs = torch.where(changed, sources[b, curve], sources[b, 1 - curve])
+            first, last = start // 2 // points, (stop - 1) // 2 // points
+            # Most chunks lie within one image: its rows broadcast, nothing is gathered.
+            rows = slice(first, first + 1) if first == last else b
+            changed = rank[rows] < counts[k].unsqueeze(1)
+            # Insertion keeps x at the changed pixels (the rest blurred), Deletion elsewhere.
+            keep_x = (changed != curve.bool().unsqueeze(1)).view(-1, 1, height, width)
+            inputs = torch.where(keep_x, images[rows], blurred[rows])
             probs = score_fn(inputs)
             if probs.ndim != 2 or probs.shape[0] != len(q):
                 raise ValueError(
