@@ -59,7 +59,9 @@ def score_cam(classifier: nn.Module, forward: Callable[[Tensor], Tensor], layer:
     """Score-CAM maps ``[B, H, W]``; ``forward(images) -> logits`` scores the masked copies."""
     with full_precision(images):
         reshape = reshape_transform or _identity
-        activations = reshape(layer_activations(classifier, layer, images, None)[0]).float()
+        # NCHW (a channels_last layer's output would make every mask below channels_last: its
+        # flatten a copy and its min and max strided reductions, 10% of Score-CAM's time)
+        activations = reshape(layer_activations(classifier, layer, images, None)[0]).float().contiguous()
         batch, channels = activations.shape[:2]
         scores = torch.empty(batch, channels, dtype=torch.float32, device=images.device)
         with torch.no_grad():
@@ -142,16 +144,18 @@ def ablated_copies(activations: Tensor, channels: Tensor, values: Tensor | None 
     activations' memory format). ``values``: :func:`ablation_values` of the images (``[B, >=
     n]``: a chunk's values are the first ``n`` of a longer chunk's), else computed here."""
     batch, n = activations.shape[0], channels.numel()
-    copies = activations.unsqueeze(1).expand(batch, n, *activations.shape[1:]).clone(
-        memory_format=torch.contiguous_format)
+    nhwc = activations.ndim == 4 and activations.is_contiguous(memory_format=torch.channels_last) \
+        and not activations.is_contiguous()
+    # written once, in the activations' layout (the first dimension splits into [B, n] in either)
+    flat = torch.empty((batch * n, *activations.shape[1:]), dtype=activations.dtype, device=activations.device,
+                       memory_format=torch.channels_last if nhwc else torch.contiguous_format)
+    copies = flat.view(batch, n, *activations.shape[1:])
+    copies.copy_(activations.unsqueeze(1).expand_as(copies))
     if values is None:
         values = ablation_values(activations.flatten(1).amin(dim=1), n)
     values = values[:, :n].to(copies.dtype)  # [B, n]
     copies[:, torch.arange(n, device=copies.device), channels] = values[:, :, None, None]
-    copies = copies.flatten(0, 1)
-    if activations.is_contiguous(memory_format=torch.channels_last) and not activations.is_contiguous():
-        copies = copies.contiguous(memory_format=torch.channels_last)
-    return copies
+    return flat
 
 
 def _scores_with(classifier: nn.Module, layer: nn.Module, images: Tensor, copies: Tensor, classes: Tensor,

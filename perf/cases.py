@@ -32,6 +32,9 @@ class CaseResult:
     #: the ideal and ratio had every pass run at the model's best for its own batch size
     ideal_at_batches_ms_per_image: float = float("nan")
     ratio_at_batches: float = float("nan")
+    #: the model's work that the pass count does not see, per image, added to both ideals:
+    #: Ablation-CAM's copies, which enter the model after its target layer (:func:`tail_ms_per_copy`)
+    unseen_model_ms_per_image: float = 0.0
 
     def __post_init__(self) -> None:  # JSON (perf.eager_process) turns the batch sizes into strings
         self.forward_batches = {int(k): int(v) for k, v in self.forward_batches.items()}
@@ -43,8 +46,10 @@ class CaseResult:
     def against(self, limit: ModelLimit) -> "CaseResult":
         """This case with its ideals and ratios taken against ``limit`` (for a case measured in
         another process, ``perf.eager_process``, before the limit of all executions was known)."""
-        ideal = limit.ideal_ms(self.forward_passes_per_image, self.backward_passes_per_image)
-        at_batches = limit.ideal_at_batches_ms(self.forward_batches, self.backward_batches) / (self.units or self.images)
+        unseen = self.unseen_model_ms_per_image
+        ideal = limit.ideal_ms(self.forward_passes_per_image, self.backward_passes_per_image) + unseen
+        at_batches = limit.ideal_at_batches_ms(self.forward_batches, self.backward_batches) / (
+            self.units or self.images) + unseen
         return replace(self, ideal_ms_per_image=ideal, ratio=self.ms_per_image / ideal if ideal else float("nan"),
                        ideal_at_batches_ms_per_image=at_batches,
                        ratio_at_batches=self.ms_per_image / at_batches if at_batches else float("nan"))
@@ -89,3 +94,36 @@ def measure(
 def classes_of(model: nn.Module, images: Tensor) -> Tensor:
     with torch.no_grad():
         return model(images).argmax(dim=1)
+
+
+def tail_ms_per_copy(classifier: nn.Module, layer: nn.Module, image: Tensor, copies: int,
+                     device: torch.device, repeats: int = 5) -> float:
+    """The model's time per copy for the layers after ``layer``, run on ``copies`` copies of its
+    output at once (Ablation-CAM's copies enter there: the pass count sees only the images that
+    enter the model). One image's forward with ``layer``'s output handed on as ``copies`` copies
+    (built beforehand, in the output's layout, as the method builds them), less its plain
+    forward, over ``copies - 1``: the layers before ``layer`` run once in both."""
+    if copies < 2:
+        raise ValueError(f"copies must be >= 2, got {copies}")
+    kept: dict[str, Tensor] = {}
+
+    def keep(module, args, output):
+        kept["a"] = output
+
+    with torch.no_grad():
+        handle = layer.register_forward_hook(keep)
+        try:
+            classifier(image[:1])
+        finally:
+            handle.remove()
+        output = kept["a"]
+        layout = torch.channels_last if output.ndim == 4 and output.is_contiguous(
+            memory_format=torch.channels_last) and not output.is_contiguous() else torch.contiguous_format
+        replicated = output.repeat(copies, *([1] * (output.ndim - 1))).contiguous(memory_format=layout)
+        plain = time_ms(lambda: classifier(image[:1]), device, repeats=repeats, warmup=1, best=True)
+        handle = layer.register_forward_hook(lambda module, args, out: replicated)
+        try:
+            expanded = time_ms(lambda: classifier(image[:1]), device, repeats=repeats, warmup=1, best=True)
+        finally:
+            handle.remove()
+    return max(expanded - plain, 0.0) / (copies - 1)

@@ -141,6 +141,24 @@ def test_ablation_values_are_grad_cams_by_hand():
     assert ablation_values(torch.tensor(0.5), 2).tolist() == [-10000000.0, -20000000.0]
 
 
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_ablated_copies_are_the_activations_with_one_channel_set_in_their_layout(layout):
+    """Copy ``(b, i)`` is image b's activations with channel ``channels[i]`` set to
+    ``values[b, i]``, image-major, in the activations' memory format (checked by hand)."""
+    from methods.cam_device_perturbation import ablated_copies
+
+    activations = torch.randn(2, 5, 3, 4).contiguous(memory_format=layout)
+    channels = torch.tensor([3, 0, 4])
+    values = torch.tensor([[-1.0, -2.0, -3.0, -9.0], [-4.0, -5.0, -6.0, -9.0]])  # [B, >= n]
+    copies = ablated_copies(activations, channels, values)
+    assert copies.shape == (6, 5, 3, 4) and copies.is_contiguous(memory_format=layout)
+    for b in range(2):
+        for i, channel in enumerate(channels.tolist()):
+            expected = activations[b].clone()
+            expected[channel] = values[b, i]
+            assert torch.equal(copies[b * 3 + i], expected), (b, i)
+
 class _ResidualAroundTarget(nn.Module):
     """``relu(conv2(h) + h)``: the skip connection is one image broadcast against the copies."""
 

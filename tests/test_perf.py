@@ -174,3 +174,43 @@ def test_the_targets_list_each_case_above_its_bound_and_leave_out_baselines_and_
     assert "- random (device): 1.20 (1.10 at its batches) > 1.15" in text
     assert "- scorecam (device): 1.20 (1.31 at its batches) > 1.3" in text
     assert "eigencam" not in text.split("above it")[1] and "gradcam (grad-cam)" not in text
+
+
+def test_model_work_the_pass_count_does_not_see_adds_to_both_ideals():
+    from perf.cases import CaseResult
+
+    case = CaseResult(case="ablationcam (device)", images=2, ms_per_image=90.0, ideal_ms_per_image=0.0, ratio=0.0,
+                      forward_passes_per_image=3.0, backward_passes_per_image=0.0,
+                      forward_batches={2: 6}, unseen_model_ms_per_image=15.0)
+    limit = ModelLimit(forward_ms={2: 10.0, 8: 5.0}, forward_backward_ms={2: 30.0, 8: 20.0})
+    scored = case.against(limit)
+    assert scored.ideal_ms_per_image == 3 * 5.0 + 15.0 and scored.ratio == 90.0 / 30.0
+    assert scored.ideal_at_batches_ms_per_image == 6 * 10.0 / 2 + 15.0 and scored.ratio_at_batches == 90.0 / 45.0
+
+
+class _SleepsPerImage(nn.Module):
+    """``seconds * batch`` of sleep: a layer whose time is known."""
+
+    def __init__(self, seconds: float):
+        super().__init__()
+        self.seconds = seconds
+
+    def forward(self, x):
+        import time
+
+        time.sleep(self.seconds * x.shape[0])
+        return x
+
+
+def test_the_tail_per_copy_is_the_time_of_the_layers_after_the_target_on_one_copy():
+    """Before the target: 20 ms per image; after it: 1 ms per image. With the target's output
+    handed on as 11 copies the forward takes 10 ms more than the plain one: 1 ms per copy."""
+    from perf.cases import tail_ms_per_copy
+
+    target = nn.Identity()
+    model = nn.Sequential(_SleepsPerImage(0.020), target, _SleepsPerImage(0.001), nn.Flatten())
+    per_copy = tail_ms_per_copy(model, target, torch.rand(3, 2, 2, 2), copies=11, device=torch.device("cpu"),
+                                repeats=3)
+    assert 0.8 < per_copy < 1.6
+    with pytest.raises(ValueError, match="copies must be >= 2"):
+        tail_ms_per_copy(model, target, torch.rand(1, 2, 2, 2), copies=1, device=torch.device("cpu"))
