@@ -35,6 +35,9 @@ class CaseResult:
     #: the model's work that the pass count does not see, per image, added to both ideals:
     #: Ablation-CAM's copies, which enter the model after its target layer (:func:`tail_ms_per_copy`)
     unseen_model_ms_per_image: float = 0.0
+    #: whether the issue's bounds apply (``False``: a baseline, an eager case, a reference
+    #: backend that is not the default one)
+    held: bool = True
 
     def __post_init__(self) -> None:  # JSON (perf.eager_process) turns the batch sizes into strings
         self.forward_batches = {int(k): int(v) for k, v in self.forward_batches.items()}
@@ -65,6 +68,7 @@ def measure(
     repeats: int = 1,
     per: int = 1,
     note: str = "",
+    held: bool = True,
 ) -> CaseResult:
     """Run ``fn`` once counting passes (this also warms up), then time it ``repeats`` times and
     keep the shortest (as the model's limit is the shortest of its runs).
@@ -88,6 +92,7 @@ def measure(
         forward_batches=dict(count.forward_batches),
         backward_batches=dict(count.backward_batches),
         units=units,
+        held=held,
     ).against(limit)
 
 
