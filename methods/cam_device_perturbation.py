@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from methods.cam_device import _weighted, finish_cams, layer_activations
-from metrics.functional.image import at_least_float32, full_precision
+from metrics.functional.image import at_least_float32, full_precision, memory_format_of
 
 Reshape = Callable[[Tensor], Tensor] | None
 
@@ -144,11 +144,9 @@ def ablated_copies(activations: Tensor, channels: Tensor, values: Tensor | None 
     activations' memory format). ``values``: :func:`ablation_values` of the images (``[B, >=
     n]``: a chunk's values are the first ``n`` of a longer chunk's), else computed here."""
     batch, n = activations.shape[0], channels.numel()
-    nhwc = activations.ndim == 4 and activations.is_contiguous(memory_format=torch.channels_last) \
-        and not activations.is_contiguous()
     # written once, in the activations' layout (the first dimension splits into [B, n] in either)
     flat = torch.empty((batch * n, *activations.shape[1:]), dtype=activations.dtype, device=activations.device,
-                       memory_format=torch.channels_last if nhwc else torch.contiguous_format)
+                       memory_format=memory_format_of(activations))
     copies = flat.view(batch, n, *activations.shape[1:])
     copies.copy_(activations.unsqueeze(1).expand_as(copies))
     if values is None:

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from metrics.functional.image import at_least_float32, full_precision
+from metrics.functional.image import at_least_float32, full_precision, memory_format_of
 from models.batchnorm import eval_affine
 
 
@@ -75,7 +75,7 @@ def _scaled_channel_sum(values: Tensor, scale: Tensor | None = None) -> Tensor:
     the channels are read where they lie: a ``channels_last`` gradient as ``[B, h*w, C]``."""
     batch, channels, height, width = values.shape
     magnitude = values.abs()  # a new tensor: the steps below work in place on it
-    nhwc = magnitude.is_contiguous(memory_format=torch.channels_last) and not magnitude.is_contiguous()
+    nhwc = memory_format_of(magnitude) == torch.channels_last
     if not nhwc:
         magnitude = magnitude.contiguous()  # a no-op for NCHW; a gradient in another layout is copied
     if nhwc:

@@ -9,6 +9,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
+from metrics.functional.image import memory_format_of
 from models.counting import counting_passes
 from perf.limit import ModelLimit
 from perf.timing import synchronize, time_ms
@@ -101,30 +102,18 @@ def classes_of(model: nn.Module, images: Tensor) -> Tensor:
         return model(images).argmax(dim=1)
 
 
-def tail_ms_per_copy(classifier: nn.Module, layer: nn.Module, image: Tensor, copies: int,
+def tail_ms_per_copy(classifier: nn.Module, layer: nn.Module, image: Tensor, layer_output: Tensor, copies: int,
                      device: torch.device, repeats: int = 5) -> float:
     """The model's time per copy for the layers after ``layer``, run on ``copies`` copies of its
     output at once (Ablation-CAM's copies enter there: the pass count sees only the images that
-    enter the model). One image's forward with ``layer``'s output handed on as ``copies`` copies
-    (built beforehand, in the output's layout, as the method builds them), less its plain
-    forward, over ``copies - 1``: the layers before ``layer`` run once in both."""
+    enter the model). One image's forward with ``layer``'s output (``layer_output``, of that image)
+    handed on as ``copies`` copies (built beforehand, in the output's layout, as the method builds
+    them), less its plain forward, over ``copies - 1``: the layers before ``layer`` run once in both."""
     if copies < 2:
         raise ValueError(f"copies must be >= 2, got {copies}")
-    kept: dict[str, Tensor] = {}
-
-    def keep(module, args, output):
-        kept["a"] = output
-
     with torch.no_grad():
-        handle = layer.register_forward_hook(keep)
-        try:
-            classifier(image[:1])
-        finally:
-            handle.remove()
-        output = kept["a"]
-        layout = torch.channels_last if output.ndim == 4 and output.is_contiguous(
-            memory_format=torch.channels_last) and not output.is_contiguous() else torch.contiguous_format
-        replicated = output.repeat(copies, *([1] * (output.ndim - 1))).contiguous(memory_format=layout)
+        replicated = layer_output[:1].repeat(copies, *([1] * (layer_output.ndim - 1))).contiguous(
+            memory_format=memory_format_of(layer_output))
         plain = time_ms(lambda: classifier(image[:1]), device, repeats=repeats, warmup=1, best=True)
         handle = layer.register_forward_hook(lambda module, args, out: replicated)
         try:

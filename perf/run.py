@@ -116,19 +116,14 @@ def with_ablation_copies(result: CaseResult, model, explainer, inputs, device, l
     at the copies per pass of the case), which the pass count does not see."""
     from dataclasses import replace
 
+    from methods.cam_device import layer_activations
     from perf.cases import tail_ms_per_copy
 
     layer = explainer._target_layers[0]
-    kept = {}
-    handle = layer.register_forward_hook(lambda module, args, output: kept.setdefault("a", output))
-    try:
-        with torch.no_grad():
-            model(inputs[:1])
-    finally:
-        handle.remove()
-    channels = int(kept["a"].shape[1])
+    output = layer_activations(model, layer, inputs[:1], None)[0]
+    channels = int(output.shape[1])
     per_pass = min(explainer.chunk_for(device), channels) * inputs.shape[0]
-    per_copy = tail_ms_per_copy(model, layer, inputs, max(per_pass, 2), device)
+    per_copy = tail_ms_per_copy(model, layer, inputs, output, max(per_pass, 2), device)
     note = (f"{result.note}, ideal + its {channels} copies per image through the layers after the target "
             f"({per_copy:.2f} ms each)")
     return replace(result, unseen_model_ms_per_image=channels * per_copy, note=note).against(limit)

@@ -141,7 +141,6 @@ def test_ablation_values_are_grad_cams_by_hand():
     assert ablation_values(torch.tensor(0.5), 2).tolist() == [-10000000.0, -20000000.0]
 
 
-
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
 def test_ablated_copies_are_the_activations_with_one_channel_set_in_their_layout(layout):
     """Copy ``(b, i)`` is image b's activations with channel ``channels[i]`` set to
@@ -158,6 +157,7 @@ def test_ablated_copies_are_the_activations_with_one_channel_set_in_their_layout
             expected = activations[b].clone()
             expected[channel] = values[b, i]
             assert torch.equal(copies[b * 3 + i], expected), (b, i)
+
 
 class _ResidualAroundTarget(nn.Module):
     """``relu(conv2(h) + h)``: the skip connection is one image broadcast against the copies."""

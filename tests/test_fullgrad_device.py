@@ -199,3 +199,16 @@ def test_the_new_device_paths_run_a_float64_model(name):
     got = cls(model, cls.config_class(backend="device")).explain(images, classes)
     assert got.dtype == expected.dtype == torch.float64
     assert (got - expected).abs().max() < 1e-5
+
+
+def test_memory_format_of_names_the_layout_a_tensor_lies_in():
+    """NHWC strides read as channels_last; a tensor contiguous both ways (one channel), a
+    permuted one and a 3-d one read as contiguous_format, which the callers copy into or keep."""
+    from metrics.functional.image import memory_format_of
+
+    x = torch.rand(2, 3, 4, 5)
+    assert memory_format_of(x) == torch.contiguous_format
+    assert memory_format_of(x.contiguous(memory_format=torch.channels_last)) == torch.channels_last
+    assert memory_format_of(torch.rand(2, 1, 4, 5).contiguous(memory_format=torch.channels_last)) == torch.contiguous_format
+    assert memory_format_of(x.permute(0, 1, 3, 2)) == torch.contiguous_format
+    assert memory_format_of(torch.rand(3, 4, 5)) == torch.contiguous_format

@@ -226,8 +226,8 @@ def test_the_tail_per_copy_is_the_time_of_the_layers_after_the_target_on_one_cop
 
     target = nn.Identity()
     model = nn.Sequential(_SleepsPerImage(0.020), target, _SleepsPerImage(0.001), nn.Flatten())
-    per_copy = tail_ms_per_copy(model, target, torch.rand(3, 2, 2, 2), copies=11, device=torch.device("cpu"),
-                                repeats=3)
+    image = torch.rand(3, 2, 2, 2)
+    per_copy = tail_ms_per_copy(model, target, image, image[:1], copies=11, device=torch.device("cpu"), repeats=3)
     assert 0.8 < per_copy < 1.6
     with pytest.raises(ValueError, match="copies must be >= 2"):
-        tail_ms_per_copy(model, target, torch.rand(1, 2, 2, 2), copies=1, device=torch.device("cpu"))
+        tail_ms_per_copy(model, target, image, image[:1], copies=1, device=torch.device("cpu"))

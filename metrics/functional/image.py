@@ -22,6 +22,14 @@ def full_precision(tensor: Tensor):
     """A context without autocast on ``tensor``'s device (for map post-processing)."""
     return torch.autocast(device_type=tensor.device.type, enabled=False)
 
+
+def memory_format_of(tensor: Tensor) -> torch.memory_format:
+    """``torch.channels_last`` for a 4-d tensor laid out NHWC (and not also NCHW-contiguous, as
+    one with a single channel or pixel is), else ``torch.contiguous_format``."""
+    if tensor.ndim == 4 and tensor.is_contiguous(memory_format=torch.channels_last) and not tensor.is_contiguous():
+        return torch.channels_last
+    return torch.contiguous_format
+
 #: ITU-R BT.601 luma weights, as ``cv2.cvtColor(..., COLOR_RGB2GRAY)`` and PIL's "L" use.
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)
 
