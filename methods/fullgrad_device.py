@@ -60,6 +60,25 @@ def effective_bias(layer: nn.Module) -> Tensor:
     return layer.bias
 
 
+def _over_pixels(flat: Tensor, reduce) -> Tensor:
+    """``[B, 1, C]``: ``reduce`` (``torch.amin`` or ``torch.amax``) of ``flat`` (``[B, hw, C]``,
+    contiguous: a ``channels_last`` layer's numbers) over its pixels.
+
+    torch reduces the middle dimension of ``[B, hw, C]`` vectorised along ``C``, which is slow
+    when ``C`` is short: 16 channels at 112 x 112 took 11 times as long as the same numbers
+    reduced whole (2026-12-02). Folding ``k`` pixels into each row (a view, ``[B, hw/k, k*C]``,
+    rows of at least 1,024 numbers where ``hw`` allows) and reducing the ``k`` afterwards gives
+    the same numbers: a minimum or maximum does not depend on the order it is taken in."""
+    batch, pixels, channels = flat.shape
+    fold = 1
+    while fold * channels < 1024 and pixels % (2 * fold) == 0:
+        fold *= 2
+    if fold == 1:
+        return reduce(flat, dim=1, keepdim=True)
+    rows = reduce(flat.view(batch, pixels // fold, fold * channels), dim=1)  # [B, fold*C]
+    return reduce(rows.view(batch, fold, channels), dim=1, keepdim=True)
+
+
 def _scaled_channel_sum(values: Tensor, scale: Tensor | None = None) -> Tensor:
     """``[B, 1, h, w]``: the sum over the channels of grad-cam's ``scale_accross_batch_and_channels``
     without the resize: each ``[h, w]`` map of ``v = |values * scale|`` (``values``: ``[B, C, h,
@@ -78,13 +97,15 @@ def _scaled_channel_sum(values: Tensor, scale: Tensor | None = None) -> Tensor:
     nhwc = memory_format_of(magnitude) == torch.channels_last
     if not nhwc:
         magnitude = magnitude.contiguous()  # a no-op for NCHW; a gradient in another layout is copied
-    if nhwc:
-        flat, pixel_dim = magnitude.permute(0, 2, 3, 1).view(batch, height * width, channels), 1
-    else:
-        flat, pixel_dim = magnitude.view(batch, channels, height * width), 2
     # two reductions: torch.aminmax over the pixels of [B, h*w, C] is 5x slower than both
-    low = flat.amin(dim=pixel_dim, keepdim=True)
-    spread = flat.amax(dim=pixel_dim, keepdim=True) - low  # [B, 1, C] or [B, C, 1]
+    if nhwc:
+        flat = magnitude.permute(0, 2, 3, 1).view(batch, height * width, channels)
+        low = _over_pixels(flat, torch.amin)
+        spread = _over_pixels(flat, torch.amax) - low  # [B, 1, C]
+    else:
+        flat = magnitude.view(batch, channels, height * width)
+        low = flat.amin(dim=2, keepdim=True)
+        spread = flat.amax(dim=2, keepdim=True) - low  # [B, C, 1]
     if scale is not None:
         factor = scale.abs().view((1, 1, channels) if nhwc else (1, channels, 1))
         weights = factor / (spread * factor + 1e-7)

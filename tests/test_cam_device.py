@@ -241,3 +241,34 @@ def test_ablation_cam_on_a_vision_transformer_stays_with_grad_cam():
     assert not CAM_METHODS["ablationcam"](model, BatchedCAMConfig()).uses_device_backend()
     with pytest.raises(BenchmarkError, match="convolutional layers only.*--method.backend grad-cam or auto"):
         CAM_METHODS["ablationcam"](model, BatchedCAMConfig(backend="device"))
+
+
+def _projection_by_the_full_svd(activations: torch.Tensor) -> torch.Tensor:
+    batch, _, height, width = activations.shape
+    pixels = activations.flatten(2).transpose(1, 2)
+    pixels = pixels - pixels.mean(dim=1, keepdim=True)
+    _, _, vh = torch.linalg.svd(pixels, full_matrices=False)
+    return (pixels @ vh[:, 0, :, None]).view(batch, height, width)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("channels, side", [(1280, 7), (320, 4), (4096, 14), (960, 7), (96, 7)])
+def test_eigen_projection_of_wide_activations_through_lq_equals_the_full_svd_sign_included(dtype, channels, side,
+                                                                                           monkeypatch):
+    """Eigen-CAM's projection of activations with at least 20x as many channels as pixels goes
+    through a QR of the small side (MKL's own route there); it must be the full SVD's map,
+    sign included (a flipped sign is another map after the ReLU), on every matrix; narrower
+    activations (960 or 96 channels at 7x7) take the full SVD itself."""
+    from methods.cam_device import WIDE_SVD_RATIO, eigen_projection
+
+    generator = torch.Generator().manual_seed(channels + side)
+    activations = (torch.randn(24, channels, side, side, generator=generator, dtype=dtype) * 2 + 0.5).clamp(0, 6)
+    factorizations = []
+    real_qr = torch.linalg.qr
+    monkeypatch.setattr(torch.linalg, "qr", lambda *a, **k: factorizations.append(1) or real_qr(*a, **k))
+    got = eigen_projection(activations)
+    assert bool(factorizations) == (channels >= WIDE_SVD_RATIO * side * side)
+    expected = _projection_by_the_full_svd(activations)
+    scale = expected.abs().amax()
+    assert ((got - expected).abs().amax() / scale) < (1e-5 if dtype == torch.float32 else 1e-12)
+    assert scale > 1  # not a pair of zero maps

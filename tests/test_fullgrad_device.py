@@ -120,6 +120,24 @@ def test_the_scaled_channel_sum_equals_grad_cams_formula_in_every_layout(layout,
         assert expected.abs().max() > 0.5  # not a sum of zeros
 
 
+@pytest.mark.parametrize("pixels, channels", [(12544, 16), (3136, 24), (196, 672), (49, 1280), (50, 3), (7, 5), (1, 4)])
+def test_the_folded_reduction_over_the_pixels_is_each_channels_own_minimum_and_maximum(pixels, channels):
+    """``_over_pixels`` folds pixels into longer rows (a view) before reducing: it must still
+    give each image's and each channel's own extreme. Each channel is offset by a different
+    amount, so a fold that mixed channels or images would return another channel's value."""
+    from methods.fullgrad_device import _over_pixels
+
+    generator = torch.Generator().manual_seed(3)
+    flat = torch.rand(2, pixels, channels, generator=generator)
+    flat = flat + 10 * torch.arange(channels).view(1, 1, channels) + 1e5 * torch.arange(2).view(2, 1, 1)
+    for reduce in (torch.amin, torch.amax):
+        got = _over_pixels(flat, reduce)
+        assert got.shape == (2, 1, channels)
+        assert torch.equal(got, reduce(flat, dim=1, keepdim=True))
+        by_loop = torch.tensor([[float(reduce(flat[b, :, c])) for c in range(channels)] for b in range(2)])
+        assert torch.equal(got[:, 0], by_loop.to(got.dtype))
+
+
 @pytest.mark.parametrize("execution", ["eager", "channels_last"])
 def test_device_fullgrad_equals_grad_cam_where_both_read_the_same_layers(execution):
     """The in-place ReLU after each BatchNorm must not change the gradient read at it (dy/dz);
