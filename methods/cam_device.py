@@ -101,7 +101,7 @@ def random_channel_weights(seeds: Sequence[int], channels: int) -> np.ndarray:
 #: many columns as rows as ``L Q`` first and takes the SVD of the small ``L``: measured on random
 #: matrices (49 x 1000, 64 x 1280, 16 x 320 and wider: the first vector's sign equal to the full
 #: SVD's in every one; 49 x 960, 16 x 256: in 0-50%). Eigen-CAM does that factoring itself there,
-#: so it gets the same map without forming the 1,280-wide ``V`` (0.67 against 1.41 ms per image for
+#: so it gets the same map without forming the 1,280-wide ``V`` (0.67-0.80 against 1.41-1.62 ms per image for
 #: EfficientNet-Lite0's 49 x 1280, batch 16, 2026-12-02), and the full SVD elsewhere (the sign of
 #: an Eigen-CAM map is whatever the SVD returns; tests/test_cam_device.py pins it).
 WIDE_SVD_RATIO = 20
