@@ -5,6 +5,9 @@ images x (best backward ms per image)``; counting the passes where they happen (
 backbone) rather than from a formula keeps the ideal honest for every method, early stops
 and chunked perturbation methods included. A compiled forward (:mod:`models.execution`) runs
 the backbone without its hooks and reports its images through :func:`count_forward`.
+A pass that enters a stand-in for the images (:func:`stand_in_passes`: Ablation-CAM's small
+input whose layer output its copies replace) is no pass of the images through the model: it is
+counted apart, as the method's own work.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ class PassCount:
     #: forward's padded last piece counts at its full batch, as it costs one)
     forward_batches: dict[int, int] = field(default_factory=dict)
     backward_batches: dict[int, int] = field(default_factory=dict)
+    #: images of the forwards that entered a stand-in input (:func:`stand_in_passes`), not counted above
+    stand_in_forward_images: int = 0
 
     def add(self, forward: bool, images: int, batch: int | None = None, pieces: int = 1) -> None:
         """``images`` through the model in ``pieces`` passes of ``batch`` (default: one of ``images``)."""
@@ -38,6 +43,22 @@ class PassCount:
 
 #: ``id(net) -> the counts open on it`` (for passes that bypass the hooks).
 _OPEN: dict[int, list[PassCount]] = {}
+#: ``id(net)`` of the backbones whose forwards enter a stand-in input now
+_STAND_IN: set[int] = set()
+
+
+@contextmanager
+def stand_in_passes(net: nn.Module) -> Iterator[None]:
+    """The forwards of ``net`` inside are counted as ``stand_in_forward_images``, not as passes:
+    their input stands in for the images (a method that replaces a layer's output runs the
+    layers before it on a small input, whose cost is the method's, not the model's)."""
+    nested = id(net) in _STAND_IN
+    _STAND_IN.add(id(net))
+    try:
+        yield
+    finally:
+        if not nested:
+            _STAND_IN.discard(id(net))
 
 
 def is_counting_hook(hook: object) -> bool:
@@ -57,7 +78,10 @@ def counting_passes(net: nn.Module) -> Iterator[PassCount]:
     count = PassCount()
 
     def on_forward(module, args):
-        count.add(True, int(args[0].shape[0]))
+        if id(net) in _STAND_IN:
+            count.stand_in_forward_images += int(args[0].shape[0])
+        else:
+            count.add(True, int(args[0].shape[0]))
 
     def on_backward(module, grad_output):
         if grad_output and grad_output[0] is not None:

@@ -21,8 +21,9 @@ from perf.limit import fastest, measure_limits
 #: CAM methods whose cost is many forwards per image: measured on one image.
 PERTURBATION_METHODS = {"scorecam", "ablationcam", "sess", "smoothgradcampp"}
 #: ... except these ones' device backend, measured on the whole batch, which enters the model
-#: together as in a run (Ablation-CAM: the layers before its target run once per chunk of
-#: channels for the batch, so one image would run them at batch 1; ~0.6 s per image here).
+#: together as in a run (Ablation-CAM: its copies of the layer's output follow the batch's
+#: images or their stand-in through the layers after its target, 16 images' copies per pass;
+#: one image would run them at a sixteenth of that; ~0.1 s per image here).
 WHOLE_BATCH_DEVICE_METHODS = {"ablationcam"}
 
 
