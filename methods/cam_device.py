@@ -97,19 +97,31 @@ def random_channel_weights(seeds: Sequence[int], channels: int) -> np.ndarray:
     return np.stack([np.random.default_rng(int(s)).uniform(-1, 1, size=channels) for s in seeds])
 
 
+#: On the CPU, a matrix with at least this many times as many columns as rows is factored as
+#: ``L Q`` first (a QR of its transpose) and only the small ``L`` goes through the SVD: the same
+#: map ``s_1 u_1`` without forming the 1,280-wide ``V`` (0.67-0.80 against 1.41-1.62 ms per image
+#: for EfficientNet-Lite0's 49 x 1280, batch 16, 2026-12-02). Its sign is the factorization's, as
+#: the full SVD's is (the sign of an Eigen-CAM map is whatever the SVD returns): on the 200 sample
+#: images both equal numpy's (grad-cam's) on every image; on random matrices the two routes gave
+#: opposite signs for 1 of 24 at 196 x 4096 on one machine (MKL's ``gesdd`` does not factor every
+#: shape alike on every CPU), and either disagrees with numpy's on 17-42% of them
+#: (tests/test_cam_device.py).
+WIDE_SVD_RATIO = 20
+
+
 def eigen_projection(activations: Tensor) -> Tensor:
     """``[B, h, w]``: per image the centred activations (pixels x channels) projected on their
     first right singular vector, one batched SVD (grad-cam's ``get_2d_projection`` runs a full
-    numpy SVD per image; the reduced one has the same first vector). NaN counts as 0.
-
-    The sign of the map is whatever the SVD returns (after the ReLU a flipped sign is another
-    map), so the factorization is the full one on every device: a QR of a wide matrix first
-    (the SVD of its small factor, 2x faster on EfficientNet-Lite0's 49 x 1280) returned the
-    opposite sign on some random matrices on one machine and the same on another (MKL's
-    ``gesdd`` does not take that route for every shape and CPU), 2026-12-03."""
+    numpy SVD per image; the reduced one has the same first vector; on the CPU a wide matrix's
+    through its QR first, :data:`WIDE_SVD_RATIO`). NaN counts as 0."""
     batch, channels, height, width = activations.shape
     pixels = torch.nan_to_num(activations, nan=0.0).flatten(2).transpose(1, 2)  # [B, hw, C]
     pixels = pixels - pixels.mean(dim=1, keepdim=True)
+    if pixels.device.type == "cpu" and channels >= WIDE_SVD_RATIO * height * width:
+        # A = L Q^T with L = R^T from the QR of A^T; A V_1 = s_1 u_1 with u_1 L's first left vector
+        _, r = torch.linalg.qr(pixels.transpose(1, 2))
+        u, s, _ = torch.linalg.svd(r.transpose(1, 2))
+        return (u[:, :, 0] * s[:, :1]).view(batch, height, width)
     _, _, vh = torch.linalg.svd(pixels, full_matrices=False)
     return (pixels @ vh[:, 0, :, None]).view(batch, height, width)
 
