@@ -190,34 +190,74 @@ class _ConcatAfterTarget(nn.Module):
 
 
 @pytest.mark.parametrize(
-    "net, layer, entering",
+    "net, layer, size, entering",
     [
-        (lambda: TinyForAblation(), "features.3", "the batch"),  # after a ReLU: minimum 0
-        (_ResidualAroundTarget, "conv2", "one image"),  # a conv's output: negative somewhere
-        (_ConcatAfterTarget, "conv2", "the copies"),
+        (lambda: TinyForAblation(), "features.3", 40, "the batch"),  # after a ReLU: minimum 0
+        (_ResidualAroundTarget, "conv2", 40, "one image"),  # a conv's output: negative somewhere
+        (_ResidualAroundTarget, "conv2", 16, "one image, the stand-in disagreeing"),
+        (_ConcatAfterTarget, "conv2", 40, "the copies"),
     ],
 )
-def test_ablation_cam_equals_grad_cam_whatever_enters_the_model(net, layer, entering):
-    """The copies follow the batch after the layer; with a skip connection around the layer one
-    image at a time; with a concatenation they enter as images (grad-cam's way)."""
+def test_ablation_cam_equals_grad_cam_whatever_enters_the_model(net, layer, size, entering):
+    """The copies follow the batch after the layer, and after the first chunk one 32 x 32 image
+    of zeros enters for the batch; with a skip connection around the layer one image at a time (the
+    stand-in fails there, or, as large as the images, gives other scores); with a concatenation
+    they enter as images (grad-cam's way)."""
+    from models.counting import counting_passes
+
     model = _wrap(net())
-    images = _images(batch=3, size=16, seed=12)
+    images = _images(batch=3, size=size, seed=12)
     classes = torch.tensor([0, 3, 1])
-    inputs_seen = []
-    model.net.register_forward_pre_hook(lambda module, args: inputs_seen.append(args[0].shape[0]))
+    seen = []  # (images, height) of every forward of the backbone
+    model.net.register_forward_pre_hook(lambda module, args: seen.append(tuple(args[0].shape[::2])))
     config = BatchedCAMConfig(target_layer=layer, chunk_size=4)
     expected = CAM_METHODS["ablationcam"](model, dataclasses.replace(config, backend="grad-cam")).explain(images, classes)
-    inputs_seen.clear()
-    got = CAM_METHODS["ablationcam"](model, dataclasses.replace(config, backend="device")).explain(images, classes)
+    seen.clear()
+    with counting_passes(model.net) as count:
+        got = CAM_METHODS["ablationcam"](model, dataclasses.replace(config, backend="device")).explain(images, classes)
     assert (got - expected).abs().max() < 1e-5
     assert expected.amax() == 1.0 and (expected > 0).float().mean() < 1  # a map, not a constant
-    chunks = 2  # 6 channels, 4 per pass
-    if entering == "the batch":  # one forward of the batch, then the batch again per chunk
-        assert inputs_seen == [3] + [3] * chunks
-    elif entering == "one image":  # the batch is tried once, then one image per chunk
-        assert inputs_seen == [3, 3] + [1] * (3 * chunks)
+    # 6 channels, 4 per pass: 2 chunks
+    if entering == "the batch":  # the batch, its first chunk with the batch and the stand-in, then the stand-in
+        assert seen == [(3, 40), (3, 40), (1, 32), (1, 32)]
+        assert (count.forward_images, count.stand_in_forward_images) == (6, 2)
+    elif entering == "one image":  # the batch is tried once, then one image per chunk: the stand-in fails
+        assert seen == [(3, 40), (3, 40), (1, 40), (1, 32)] + [(1, 40)] * 5
+        assert (count.forward_images, count.stand_in_forward_images) == (3 + 3 + 6, 1)
+    elif entering == "one image, the stand-in disagreeing":  # zeros of the images' size: no error, other scores
+        assert seen == [(3, 16), (3, 16), (1, 16), (1, 16)] + [(1, 16)] * 5
     else:  # the batch and one image are tried, then the copies as grad-cam makes them (4, then 2)
-        assert inputs_seen[:3] == [3, 3, 1] and sorted(set(inputs_seen[3:])) == [2, 4]
+        assert seen[:3] == [(3, 40), (3, 40), (1, 40)] and sorted({n for n, _ in seen[3:]}) == [2, 4]
+        assert count.stand_in_forward_images == 0
+
+
+@pytest.mark.slow
+def test_ablation_cams_stand_in_gives_the_images_maps_bit_for_bit_on_efficientnet_lite0(monkeypatch):
+    """On EfficientNet-Lite0 (``conv_head``: only its BatchNorm, the pooling and the classifier
+    follow) the stand-in enters for every chunk after the first, and the maps are those of the
+    images entering, bit for bit; with a stand-in that cannot enter (0 x 0 pixels) the images
+    enter for every chunk."""
+    import methods.cam_device_perturbation as perturbation
+    from datamodules import ImageNetDataModule
+    from models import build_classifier
+    from models.counting import counting_passes
+
+    model = build_classifier("efficientnet_lite0", execution="channels_last")
+    images = next(iter(ImageNetDataModule(limit=3, batch_size=3).test_dataloader()))["image"]
+    classes = _top1(model, images)
+    layer = model.net.conv_head
+    runs, default = {}, perturbation.STAND_IN_SIDE
+    for side in (default, 0):
+        monkeypatch.setattr(perturbation, "STAND_IN_SIDE", side)
+        with counting_passes(model.net) as count:
+            maps = perturbation.ablation_cam(model, layer, images, classes, chunk=128)
+        runs[side] = maps, count
+    (with_stand_in, count), (without, plain) = runs[default], runs[0]
+    chunks = 1280 // 128
+    assert (count.forward_images, count.stand_in_forward_images) == (3 * 2, chunks)
+    assert (plain.forward_images, plain.stand_in_forward_images) == (3 * (1 + chunks), 1)  # its one failed try
+    assert torch.equal(with_stand_in, without)
+    assert abs(with_stand_in.amax() - 1.0) < 1e-6 and with_stand_in.std() > 0.05  # maps, not constants
 
 
 class TinyForAblation(nn.Module):

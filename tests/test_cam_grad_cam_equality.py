@@ -176,15 +176,15 @@ def test_wrapper_equals_grad_cam_on_efficientnet_lite0(lite0_small, name):
 
 def _forward_batch_sizes(name: str, model, images, classes, chunk_size: int) -> tuple[list[int], np.ndarray]:
     """Copies per image in every output of the backbone during ``explain`` (Ablation-CAM's device
-    path hands each image's copies on after the target layer: the batch enters, ``chunk_size``
-    copies of each image leave), and the maps."""
+    path hands each image's copies on after the target layer: the batch, or after the first
+    chunk a one-image stand-in, enters, and ``chunk_size`` copies of each image leave), and the maps."""
     cls = get_method(name)
     method = cls(model, cls.config_class(chunk_size=chunk_size))
     sizes: list[int] = []
 
     def record(module, args, output):
         entered, left = int(args[0].shape[0]), int(output.shape[0])
-        sizes.append(left if left == entered else left // entered)
+        sizes.append(left if left == entered else left // images.shape[0])
 
     handle = model.net.register_forward_hook(record)
     try:
