@@ -447,7 +447,7 @@ class CAMExplainer(Explainer):
         if self.method_name == "scorecam":
             return score_cam(self.classifier, self.forward_only, layer, images, classes, chunk, self.reshape_transform)
         if self.method_name == "ablationcam":
-            return ablation_cam(self.classifier, layer, images, classes, chunk)
+            return ablation_cam(self.classifier, _backbone(self.classifier), layer, images, classes, chunk)
         if self.method_name == "smoothgradcampp":
             seeds = [sample_seed(self.seed, i, SmoothGradCAMPlusPlus.seed_stream) for i in ids]
             return smooth_gradcampp(self.classifier, layer, images, classes, seeds, self.config.n_samples,

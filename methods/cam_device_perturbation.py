@@ -207,8 +207,10 @@ def _stand_in(images: Tensor) -> Tensor:
     return images.new_zeros(1, images.shape[1], height, width)
 
 
-def ablation_cam(classifier: nn.Module, layer: nn.Module, images: Tensor, classes: Tensor, chunk: int) -> Tensor:
-    """Ablation-CAM maps ``[B, H, W]``, ``chunk`` ablated channels of each image per pass.
+def ablation_cam(classifier: nn.Module, net: nn.Module, layer: nn.Module, images: Tensor, classes: Tensor,
+                 chunk: int) -> Tensor:
+    """Ablation-CAM maps ``[B, H, W]``, ``chunk`` ablated channels of each image per pass
+    (``net``: the backbone ``classifier`` runs, whose passes are counted).
 
     The images of the batch enter together, each followed after the layer by its copies; where
     the layers after it combine the copies with a tensor from before it (a skip connection),
@@ -236,7 +238,6 @@ def ablation_cam(classifier: nn.Module, layer: nn.Module, images: Tensor, classe
         ablated = torch.empty(batch, channels, dtype=torch.float32, device=images.device)
         values = ablation_values(layer_output.flatten(1).amin(dim=1), min(chunk, channels))  # every chunk's
 
-        net = getattr(classifier, "net", classifier)
         stand_in = _stand_in(images)
         # per way of entering: whether the stand-in gave the images' scores (None: not tried yet)
         stand_in_agrees: dict[str, bool | None] = {"batch": None, "image": None}
@@ -263,6 +264,7 @@ def ablation_cam(classifier: nn.Module, layer: nn.Module, images: Tensor, classe
                     return scores
             scores = scores_of(rows, which, repeat_inputs=False)
             if scores is not None and stand_in_agrees[mode] is None:
+                # the copies built again: an in-place op after the layer may have changed those handed on
                 check = stand_in_scores(rows, which)
                 stand_in_agrees[mode] = check is not None and torch.equal(check, scores)
             return scores

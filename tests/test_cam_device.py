@@ -250,7 +250,7 @@ def test_ablation_cams_stand_in_gives_the_images_maps_bit_for_bit_on_efficientne
     for side in (default, 0):
         monkeypatch.setattr(perturbation, "STAND_IN_SIDE", side)
         with counting_passes(model.net) as count:
-            maps = perturbation.ablation_cam(model, layer, images, classes, chunk=128)
+            maps = perturbation.ablation_cam(model, model.net, layer, images, classes, chunk=128)
         runs[side] = maps, count
     (with_stand_in, count), (without, plain) = runs[default], runs[0]
     chunks = 1280 // 128
