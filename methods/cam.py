@@ -43,7 +43,7 @@ from metrics.errors import BenchmarkError
 from methods.base import Explainer, MethodConfig
 from methods.cam_device import CONVOLUTIONAL_ONLY, DEVICE_METHODS, FORWARD_ONLY_METHODS, device_cam
 from methods.cam_device_perturbation import ablation_cam, score_cam, smooth_gradcampp
-from methods.fullgrad_device import bias_layers, fullgrad
+from methods.fullgrad_device import CompiledTerm, bias_layers, fullgrad
 from methods.cam_variants import SeededRandomCAM, SmoothGradCAMPlusPlus, sample_seed
 from methods.registry import register_method
 from metrics.functional.image import minmax_normalize
@@ -345,6 +345,8 @@ class CAMExplainer(Explainer):
             self.target_layer_path, self._target_layers = None, []
         self.reshape_transform = token_reshape(classifier) if self.spec.uses_target_layer else None
         self._cam: Any = None
+        #: FullGrad's layer terms through one compiled graph, under the ``compiled`` execution
+        self._compiled_term: CompiledTerm | None = None
         if getattr(self.config, "backend", "auto") == "device" and self.method_name not in DEVICE_METHODS:
             raise BenchmarkError(
                 f"--method.backend device is available for {', '.join(DEVICE_METHODS)}, not {self.method_name}; "
@@ -441,13 +443,16 @@ class CAMExplainer(Explainer):
         """The maps in torch on the images' device (:mod:`methods.cam_device`,
         :mod:`methods.cam_device_perturbation`)."""
         if self.method_name == "fullgrad":
-            return fullgrad(self.classifier, _backbone(self.classifier), images, classes)
+            if self._compiled_term is None and getattr(self.classifier, "execution", "eager") == "compiled":
+                self._compiled_term = CompiledTerm()
+            return fullgrad(self.classifier, _backbone(self.classifier), images, classes, self._compiled_term)
         layer, ids = self._target_layers[0], self.sample_ids_for(images.shape[0])
         chunk = self.chunk_for(images.device)
         if self.method_name == "scorecam":
             return score_cam(self.classifier, self.forward_only, layer, images, classes, chunk, self.reshape_transform)
         if self.method_name == "ablationcam":
-            return ablation_cam(self.classifier, _backbone(self.classifier), layer, images, classes, chunk)
+            return ablation_cam(self.classifier, _backbone(self.classifier), layer, images, classes, chunk,
+                                class_logits_only=getattr(self.classifier, "execution", "eager") != "eager")
         if self.method_name == "smoothgradcampp":
             seeds = [sample_seed(self.seed, i, SmoothGradCAMPlusPlus.seed_stream) for i in ids]
             return smooth_gradcampp(self.classifier, layer, images, classes, seeds, self.config.n_samples,
@@ -455,6 +460,12 @@ class CAMExplainer(Explainer):
         seeds = [sample_seed(self.seed, i, SeededRandomCAM.seed_stream) for i in ids]
         return device_cam(self.method_name, self.classifier, layer, images, classes, seeds=seeds,
                           reshape_transform=self.reshape_transform, forward_with_layer=self.forward_with_layer)
+
+    def execution_facts(self) -> dict[str, Any]:
+        facts = super().execution_facts()
+        if self._compiled_term is not None:
+            facts.update(self._compiled_term.describe())
+        return facts
 
     def forward_only_layer(self) -> nn.Module | None:
         """Random-CAM's and Eigen-CAM's layer on the device backend: their one pass is forward-only."""

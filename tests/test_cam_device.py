@@ -198,11 +198,13 @@ class _ConcatAfterTarget(nn.Module):
         (_ConcatAfterTarget, "conv2", 40, "the copies"),
     ],
 )
-def test_ablation_cam_equals_grad_cam_whatever_enters_the_model(net, layer, size, entering):
+@pytest.mark.parametrize("execution", ["eager", "channels_last"])
+def test_ablation_cam_equals_grad_cam_whatever_enters_the_model(net, layer, size, entering, execution):
     """The copies follow the batch after the layer, and after the first chunk one 32 x 32 image
     of zeros enters for the batch; with a skip connection around the layer one image at a time (the
     stand-in fails there, or, as large as the images, gives other scores); with a concatenation
-    they enter as images (grad-cam's way)."""
+    they enter as images (grad-cam's way). Under the fast executions the copies' passes stop at
+    the logit head and compute the class's logit alone: the head runs once, for the images."""
     from models.counting import counting_passes
 
     model = _wrap(net())
@@ -213,9 +215,16 @@ def test_ablation_cam_equals_grad_cam_whatever_enters_the_model(net, layer, size
     config = BatchedCAMConfig(target_layer=layer, chunk_size=4)
     expected = CAM_METHODS["ablationcam"](model, dataclasses.replace(config, backend="grad-cam")).explain(images, classes)
     seen.clear()
+    model.execution = execution  # the head's shortcut follows the execution (the weights' layout does not matter here)
+    head_calls = []
+    model.net.fc.register_forward_hook(lambda module, args, output: head_calls.append(output.shape[0]))
     with counting_passes(model.net) as count:
         got = CAM_METHODS["ablationcam"](model, dataclasses.replace(config, backend="device")).explain(images, classes)
     assert (got - expected).abs().max() < 1e-5
+    if execution == "eager":  # the images, then the copies through the whole head
+        assert head_calls[0] == 3 and len(head_calls) > 1
+    else:
+        assert head_calls == [3]
     assert expected.amax() == 1.0 and (expected > 0).float().mean() < 1  # a map, not a constant
     # 6 channels, 4 per pass: 2 chunks
     if entering == "the batch":  # the batch, its first chunk with the batch and the stand-in, then the stand-in
@@ -258,6 +267,66 @@ def test_ablation_cams_stand_in_gives_the_images_maps_bit_for_bit_on_efficientne
     assert (plain.forward_images, plain.stand_in_forward_images) == (3 * (1 + chunks), 1)  # its one failed try
     assert torch.equal(with_stand_in, without)
     assert abs(with_stand_in.amax() - 1.0) < 1e-6 and with_stand_in.std() > 0.05  # maps, not constants
+    # the class's logit alone at the head (the fast executions): y^c and every y^c_k from the same
+    # row products, so their differences keep the Linear's to float32 rounding, amplified as
+    # every execution's is by w_k = (y^c - y^c_k) / y^c. Measured on these 3 images at chunk 128:
+    # 7.7e-5 from these maps and 1.05e-4 from eager's (channels_last's full head from eager's:
+    # 3.9e-5); on 4 and 8 images at chunk 64: 6.9e-6, 5.4e-6 (and 9.5e-6). The test allows 3e-4.
+    monkeypatch.setattr(perturbation, "STAND_IN_SIDE", default)
+    class_only = perturbation.ablation_cam(model, model.net, layer, images, classes, chunk=128,
+                                           class_logits_only=True)
+    eager = build_classifier("efficientnet_lite0")
+    eager_maps = perturbation.ablation_cam(eager, eager.net, eager.net.conv_head, images, classes, chunk=128)
+    assert (class_only - with_stand_in).abs().max() < 3e-4
+    assert (class_only - eager_maps).abs().max() < 3e-4
+    assert (with_stand_in - eager_maps).abs().max() < 3e-4
+    assert not torch.equal(class_only, with_stand_in)  # the shortcut ran
+
+
+def test_the_logit_head_is_the_linear_whose_output_is_the_logits():
+    """The head's shortcut needs the logits to be one ``nn.Linear``'s output, untouched: found on
+    a plain net and on EfficientNet-Lite0 (timm's ``classifier``); not where the logits are
+    scaled after it, where the Linear runs twice, or where a Linear is not last."""
+    from methods.cam_device_perturbation import logit_head
+
+    images = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    net = TinyForAblation().eval()
+    logits, head, features = logit_head(net, lambda: net(images))
+    assert head is net.fc and torch.equal(logits, net(images)) and features.shape == (2, 6)
+
+    class Scaled(TinyForAblation):
+        def forward(self, x):
+            return 2 * super().forward(x)
+
+    class Twice(TinyForAblation):
+        def forward(self, x):
+            features = self.features(x).mean(dim=(2, 3))
+            return self.fc(features) + self.fc(features)
+
+    class SoftmaxAfter(TinyForAblation):
+        def forward(self, x):
+            return super().forward(x).softmax(dim=1)
+
+    for other in (Scaled(), Twice(), SoftmaxAfter()):
+        assert logit_head(other, lambda: other(images))[1] is None, type(other).__name__
+
+
+def test_class_logits_are_the_heads_logits_of_the_classes_by_hand():
+    """``w_c . x + b_c`` per row, against the numbers by hand and the Linear's own output."""
+    from methods.cam_device_perturbation import class_logits
+
+    head = nn.Linear(2, 3)
+    with torch.no_grad():
+        head.weight.copy_(torch.tensor([[1.0, 2.0], [-1.0, 0.5], [3.0, 0.0]]))
+        head.bias.copy_(torch.tensor([0.5, -1.0, 2.0]))
+    features = torch.tensor([[1.0, 1.0], [2.0, -2.0], [0.0, 4.0]])
+    classes = torch.tensor([0, 1, 1])
+    # row 0, class 0: 1 + 2 + 0.5; row 1, class 1: -2 - 1 - 1; row 2, class 1: 0 + 2 - 1
+    assert class_logits(head, features, classes).tolist() == [3.5, -4.0, 1.0]
+    with torch.no_grad():
+        assert torch.equal(class_logits(head, features, classes), head(features).gather(1, classes.view(-1, 1))[:, 0])
+    head.bias = None
+    assert class_logits(head, features, classes).tolist() == [3.0, -3.0, 2.0]
 
 
 class TinyForAblation(nn.Module):
