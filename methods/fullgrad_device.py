@@ -28,9 +28,9 @@ grad-cam's ``FullGrad`` step for step, with two differences:
 Under the ``compiled`` execution each layer's term is one ``torch.compile`` graph (dynamic
 shapes, compiled once per process for all the layers): two reads of the gradient (its
 per-channel minimum and maximum, then the weighted sum over the channels) instead of the
-eager term's four reads and two writes. On EfficientNet-Lite0 (batch 16, 2-core CPU) the 49
-terms took 3.8 ms/image against 6.9 read from memory, and FullGrad 32.7 against 39.4 ms/image
-in the backward (``perf/README.md``); the maps move by at most 1e-7 (the sum's order). A
+eager term's four reads and two writes. On EfficientNet-Lite0 (batch 16, 2-core CPU, one
+process) the 49 terms took 3.4-4.3 ms/image against 6.2-7.6 eager, and FullGrad 26.9-31.0
+against 28.3-34.4 (``perf/README.md``); the maps move by at most 1e-7 (the sum's order). A
 compiler failure falls back to the eager term after one line saying so
 (:class:`CompiledTerm`).
 """
