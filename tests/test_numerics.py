@@ -163,12 +163,13 @@ def test_same_settings_give_identical_per_sample_tables_and_cams_ignore_the_batc
 
 @pytest.mark.slow
 def test_precision_64_makes_lots_maps_independent_of_the_batch_size(tmp_path):
-    args = ["test", "--method", "lots", "--limit", "4", "--method.iterations", "6", "--metrics.n_steps", "4",
+    # 2 images, 4 iterations (4 and 6 before 2026-12-04: the CI's time; the same property)
+    args = ["test", "--method", "lots", "--limit", "2", "--method.iterations", "4", "--metrics.n_steps", "4",
             "--precision", "64", "--save-maps", "--logger", "none", "--overlay-images", "0"]
-    runs = [run_in_process([*args, "--batch-size", str(b), "--output", str(tmp_path / str(b))]) for b in (1, 4)]
+    runs = [run_in_process([*args, "--batch-size", str(b), "--output", str(tmp_path / str(b))]) for b in (1, 2)]
     assert all(r.code == 0 for r in runs), runs[0].err + runs[1].err
     maps = [torch.load(r.run_dir / "maps.pt", weights_only=True)["maps"] for r in runs]
-    assert maps[0].shape == (4, 224, 224)
+    assert maps[0].shape == (2, 224, 224) and maps[0].std() > 0
     assert (maps[0] - maps[1]).abs().max() < 1e-6  # float32 LOTS: up to 4.7e-2 (batch 4 vs 1, 20 iterations, 4 ImageNet images)
     contents = [json.loads((r.run_dir / "results.json").read_text()) for r in runs]
     assert contents[0]["precision"] == "64"

@@ -18,10 +18,13 @@ from metrics.errors import BenchmarkError
 from benchmark.records import SampleRecord, read_records, settings_differences
 from tests.cli_runs import REPO, isolated_env, run_in_process, run_subprocess
 
-#: Six built-in photos, one per batch, LOTS slow enough (about 1-2 s a batch) to be killed
-#: half-way. One thread everywhere: float32 LOTS depends on the summation order.
+#: Six built-in photos, one per batch, LOTS slow enough (about 0.5-1 s a batch) to be killed
+#: half-way. One thread everywhere: float32 LOTS depends on the summation order. channels_last:
+#: each of the test's processes would spend about 13 s loading the compiled forward (resuming
+#: a compiled run: tests/test_interrupts.py).
 SLOW_LOTS = [
-    "test", "--method", "lots", "--limit", "6", "--batch-size", "1", "--method.iterations", "12",
+    "test", "--method", "lots", "--limit", "6", "--batch-size", "1", "--method.iterations", "6",
+    "--execution", "channels_last",
     "--metrics.n_steps", "4", "--logger", "none", "--overlay-images", "2", "--save-maps",
 ]
 
