@@ -37,7 +37,6 @@ compiler failure falls back to the eager term after one line saying so
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Callable
 
@@ -47,6 +46,7 @@ from torch import Tensor, nn
 
 from metrics.functional.image import at_least_float32, full_precision, memory_format_of
 from models.batchnorm import eval_affine
+from models.execution import compiler_failure, quiet_compiler_warnings
 
 
 def bias_layers(net: nn.Module) -> list[tuple[nn.Module, nn.Module]]:
@@ -182,30 +182,27 @@ class CompiledTerm:
             flat = values.contiguous().view(batch, channels, height * width).transpose(1, 2)
         factor = (scale.abs() if scale is not None else values.new_ones(channels)).view(1, 1, channels)
         try:
-            summed = self._compiled()(flat, factor.to(values.dtype))
+            summed = self._sum(flat, factor)
         except Exception as error:  # noqa: BLE001 - any compiler failure means: run the eager term
-            first_line = (str(error).strip().splitlines() or [""])[0][:200]
-            self.failure = f"{type(error).__name__}: {first_line}"
+            self.failure = compiler_failure(error)
             self.note(f"FullGrad's layer term cannot be compiled ({self.failure}); it runs uncompiled")
             return None
         return summed.view(batch, 1, height, width)
 
-    def _compiled(self) -> Callable[[Tensor, Tensor], Tensor]:
+    def _sum(self, flat: Tensor, factor: Tensor) -> Tensor:
+        """The process's compiled graph on ``flat``; the first call of this object is timed
+        (``compile_s``) and shown."""
+        if "sum" not in _COMPILED_SUM:
+            quiet_compiler_warnings()
+            _COMPILED_SUM["sum"] = torch.compile(channel_sum_of_pixels, dynamic=True, fullgraph=True)
         if self.compile_s is not None:
-            return _COMPILED_SUM["sum"]
+            return _COMPILED_SUM["sum"](flat, factor)
         self.note("compiling FullGrad's layer term (torch.compile, dynamic shapes; once per process) ...")
-        # "No CUDA runtime is found": the CUDA build of torch compiling on a machine without a GPU
-        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
-        compiled = _COMPILED_SUM.setdefault("sum", torch.compile(channel_sum_of_pixels, dynamic=True, fullgraph=True))
         start = time.perf_counter()
-
-        def first_call(flat: Tensor, factor: Tensor) -> Tensor:
-            out = compiled(flat, factor)
-            self.compile_s = round(time.perf_counter() - start, 1)
-            self.note(f"compiled FullGrad's layer term in {self.compile_s} s")
-            return out
-
-        return first_call
+        summed = _COMPILED_SUM["sum"](flat, factor)
+        self.compile_s = round(time.perf_counter() - start, 1)
+        self.note(f"compiled FullGrad's layer term in {self.compile_s} s")
+        return summed
 
     def describe(self) -> dict:
         """What ran, for results.json."""

@@ -58,6 +58,18 @@ def apply_execution(net: nn.Module, execution: str) -> nn.Module:
     return net
 
 
+def compiler_failure(error: Exception) -> str:
+    """``"Type: first line"`` of a compiler's exception (at most 200 characters of the line),
+    for the one line a fallback prints and for results.json."""
+    first_line = (str(error).strip().splitlines() or [""])[0][:200]
+    return f"{type(error).__name__}: {first_line}"
+
+
+def quiet_compiler_warnings() -> None:
+    """Silence "No CUDA runtime is found": the CUDA build of torch compiling on a machine without a GPU."""
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+
+
 def _is_layer_capture(hook: object) -> bool:
     return bool(getattr(hook, "captures_layer", False))
 
@@ -210,8 +222,7 @@ class CompiledForward:
         shape = "x".join(str(s) for s in piece.shape[1:])
         self.note(f"compiling {name}'s forward (torch.compile, batches of {self.batch_size} at {shape}; "
                   "once per run) ...")
-        # "No CUDA runtime is found": the CUDA build of torch compiling on a machine without a GPU
-        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+        quiet_compiler_warnings()
         start = time.perf_counter()
         compiled = torch.compile(self._plain, fullgraph=True, dynamic=False)
         output = compiled(piece)
@@ -221,8 +232,7 @@ class CompiledForward:
         return output
 
     def _give_up(self, error: Exception) -> None:
-        first_line = (str(error).strip().splitlines() or [""])[0][:200]
-        self.failure = f"{type(error).__name__}: {first_line}"
+        self.failure = compiler_failure(error)
         name = getattr(self.classifier, "name", "") or "the model"
         self.note(f"{name} cannot be compiled ({self.failure}); its forward-only passes run channels_last")
 
