@@ -290,8 +290,9 @@ def test_ablation_cams_stand_in_gives_the_images_maps_bit_for_bit_on_efficientne
 
 def test_the_logit_head_is_the_linear_whose_output_is_the_logits():
     """The head's shortcut needs the logits to be one ``nn.Linear``'s output, untouched: found on
-    a plain net and on EfficientNet-Lite0 (timm's ``classifier``); not where the logits are
-    scaled after it, where the Linear runs twice, or where a Linear is not last."""
+    a plain net (on EfficientNet-Lite0, timm's ``classifier``: the Lite0 test above shows the
+    shortcut ran); not where the logits are scaled after it, where the Linear runs twice, or
+    where a softmax follows it."""
     from methods.cam_device_perturbation import logit_head
 
     images = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
