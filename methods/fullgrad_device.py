@@ -182,7 +182,7 @@ class CompiledTerm:
             flat = values.contiguous().view(batch, channels, height * width).transpose(1, 2)
         factor = (scale.abs() if scale is not None else values.new_ones(channels)).view(1, 1, channels)
         try:
-            summed = self._sum(flat, factor)
+            summed = self._sum(flat, factor.to(values.dtype))
         except Exception as error:  # noqa: BLE001 - any compiler failure means: run the eager term
             self.failure = compiler_failure(error)
             self.note(f"FullGrad's layer term cannot be compiled ({self.failure}); it runs uncompiled")
