@@ -47,6 +47,7 @@ from methods.fullgrad_device import CompiledTerm, bias_layers, fullgrad
 from methods.cam_variants import SeededRandomCAM, SmoothGradCAMPlusPlus, sample_seed
 from methods.registry import register_method
 from metrics.functional.image import minmax_normalize
+from models.execution import execution_of
 from models.layers import TokensToGrid, token_layout
 from models.registry import NormalizedClassifier, get_model_spec, resolve_module
 
@@ -443,7 +444,7 @@ class CAMExplainer(Explainer):
         """The maps in torch on the images' device (:mod:`methods.cam_device`,
         :mod:`methods.cam_device_perturbation`)."""
         if self.method_name == "fullgrad":
-            if self._compiled_term is None and getattr(self.classifier, "execution", "eager") == "compiled":
+            if self._compiled_term is None and execution_of(self.classifier) == "compiled":
                 self._compiled_term = CompiledTerm()
             return fullgrad(self.classifier, _backbone(self.classifier), images, classes, self._compiled_term)
         layer, ids = self._target_layers[0], self.sample_ids_for(images.shape[0])
@@ -452,7 +453,7 @@ class CAMExplainer(Explainer):
             return score_cam(self.classifier, self.forward_only, layer, images, classes, chunk, self.reshape_transform)
         if self.method_name == "ablationcam":
             return ablation_cam(self.classifier, _backbone(self.classifier), layer, images, classes, chunk,
-                                class_logits_only=getattr(self.classifier, "execution", "eager") != "eager")
+                                class_logits_only=execution_of(self.classifier) != "eager")
         if self.method_name == "smoothgradcampp":
             seeds = [sample_seed(self.seed, i, SmoothGradCAMPlusPlus.seed_stream) for i in ids]
             return smooth_gradcampp(self.classifier, layer, images, classes, seeds, self.config.n_samples,

@@ -50,6 +50,12 @@ def check_execution(execution: str) -> str:
     return execution
 
 
+def execution_of(classifier: nn.Module) -> str:
+    """The execution ``classifier`` runs (``models.build_classifier`` sets it); ``eager`` for a
+    model made elsewhere (a user's ``nn.Module``), which runs as it is."""
+    return getattr(classifier, "execution", "eager")
+
+
 def apply_execution(net: nn.Module, execution: str) -> nn.Module:
     """``net`` set up for ``execution`` (in place; the input's layout follows its weights')."""
     if check_execution(execution) in ("channels_last", "compiled"):
@@ -250,6 +256,6 @@ def forward_only(classifier: nn.Module, batch_size: int, layer: nn.Module | None
     :class:`CompiledForward` under the ``compiled`` execution (returning ``layer``'s output
     too, through :meth:`CompiledForward.with_layer`, when given), else the classifier itself
     (so ``eager`` and ``channels_last`` run exactly as before)."""
-    if getattr(classifier, "execution", "eager") == "compiled" and hasattr(classifier, "net"):
+    if execution_of(classifier) == "compiled" and hasattr(classifier, "net"):
         return CompiledForward(classifier, batch_size, layer=layer)
     return classifier

@@ -80,6 +80,7 @@ def cam_cases(model, images, limit, device, methods: list[str]) -> list[CaseResu
     from methods import get_method
     from methods.cam_device import DEVICE_METHODS, FORWARD_ONLY_METHODS
     from metrics import SaliencyScorer
+    from models.execution import execution_of
 
     graph_batch = SaliencyScorer().chunk_size_for(device)  # the explainers' scorer below: the default
     results = []
@@ -89,7 +90,7 @@ def cam_cases(model, images, limit, device, methods: list[str]) -> list[CaseResu
         backends = ("grad-cam", "device") if name in DEVICE_METHODS else (None,)
         runs = [(backend, images if backend == "device" and name in WHOLE_BATCH_DEVICE_METHODS else batch, "")
                 for backend in backends]
-        if name in FORWARD_ONLY_METHODS and getattr(model, "execution", "") == "compiled" and graph_batch != len(batch):
+        if name in FORWARD_ONLY_METHODS and execution_of(model) == "compiled" and graph_batch != len(batch):
             graph_images = images.repeat(-(-graph_batch // len(images)), 1, 1, 1)[:graph_batch]
             runs.append(("device", graph_images, f", batch {graph_batch} (the compiled graph's)"))
         for backend, inputs, suffix in runs:
@@ -265,14 +266,27 @@ def bound_of(case: CaseResult) -> float | None:
 
 
 def targets(results: list[CaseResult]) -> str:
-    """The cases above their bound, by either ratio (against the limit at its best batch, and
-    at the batches the case ran at)."""
-    over = [(r, bound) for r in results if (bound := bound_of(r)) is not None
-            and (r.ratio > bound or r.ratio_at_batches > bound)]
-    held = sum(1 for r in results if bound_of(r) is not None)
-    lines = ["", f"Cases held to a bound (1.15; 1.3 for {', '.join(sorted(LOOSER_BOUND_METHODS))}): {held}; "
-                 f"above it: {len(over)}"]
-    lines += [f"- {r.case}: {r.ratio:.2f} ({r.ratio_at_batches:.2f} at its batches) > {bound}" for r, bound in over]
+    """The cases above their bound, by the ratio at the batches each case ran at; then, for the
+    reader, the cases within it there but above it against the limit at its best batch size.
+
+    The bound is on the time a case spends outside the model, so each pass is charged the model's
+    fastest execution at the batch size the pass ran at (the run's batch, a chunk): which batch
+    size runs the model fastest is the machine's (on this project's CPU VMs batch 32 ran 20-25%
+    ahead of 16 on one VM and even with it on another, ``perf/README.md``), not the case's, and
+    a ratio against another batch mixes the two. The second list says where another batch size
+    would still be faster here."""
+    held = [(r, bound) for r in results if (bound := bound_of(r)) is not None]
+    over = [(r, bound) for r, bound in held if r.ratio_at_batches > bound]
+    batch_only = [(r, bound) for r, bound in held if r.ratio_at_batches <= bound < r.ratio]
+    lines = ["", f"Cases held to a bound (1.15; 1.3 for {', '.join(sorted(LOOSER_BOUND_METHODS))}; on the ratio "
+                 f"at its batches): {len(held)}; above it: {len(over)}"]
+    lines += [f"- {r.case}: {r.ratio_at_batches:.2f} at its batches ({r.ratio:.2f} against the best batch) > {bound}"
+              for r, bound in over]
+    if batch_only:
+        lines += ["", f"Within their bound at their batches, above it against the model's best batch size on this "
+                      f"machine (another batch would run them faster here): {len(batch_only)}"]
+        lines += [f"- {r.case}: {r.ratio:.2f} against the best batch ({r.ratio_at_batches:.2f} at its batches), "
+                  f"bound {bound}" for r, bound in batch_only]
     return "\n".join(lines)
 
 
