@@ -229,7 +229,8 @@ def markdown(limits, results: list[CaseResult]) -> str:
                  "allocator; the other executions keep freed memory (models/allocator.py).")
     lines.append("")
     lines.append("ratio: against the limit at its best batch size; at its batches: against the limit at the batch "
-                 "size each pass ran at (the nearest measured one), so what is left is time outside the model.")
+                 "size each pass ran at (the nearest measured one), so what is left is time outside the model; the "
+                 "bounds below are held on it.")
     lines += ["", "| case | images | ms/image | fwd/img | bwd/img | ideal ms/image | ratio | at its batches | note |",
               "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in results:
@@ -271,9 +272,9 @@ def targets(results: list[CaseResult]) -> str:
 
     The bound is on the time a case spends outside the model, so each pass is charged the model's
     fastest execution at the batch size the pass ran at (the run's batch, a chunk): which batch
-    size runs the model fastest is the machine's (on this project's CPU VMs batch 32 ran 20-25%
-    ahead of 16 on one VM and even with it on another, ``perf/README.md``), not the case's, and
-    a ratio against another batch mixes the two. The second list says where another batch size
+    size runs the model fastest is the machine's, not the case's (on this project's CPU VMs batch
+    32 ran 20-25% ahead of 16 on one day, 4 led the forward+backward on another, 16 was the
+    fastest on a third: ``perf/README.md``), and a ratio against another batch mixes the two. The second list says where another batch size
     would still be faster here."""
     held = [(r, bound) for r in results if (bound := bound_of(r)) is not None]
     over = [(r, bound) for r, bound in held if r.ratio_at_batches > bound]
