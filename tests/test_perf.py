@@ -58,7 +58,7 @@ def test_ideal_uses_the_best_batch_size():
 
 @pytest.mark.slow
 def test_the_side_scripts_print_their_tables(capsys):
-    from perf import batch_spread, chunks, precision
+    from perf import batch_spread, chunks, fullgrad_term, precision
 
     assert batch_spread.main(["--batch-sizes", "1,2", "--iterations", "2", "--n-steps", "2", "--limit", "2"]) == 0
     out = capsys.readouterr().out
@@ -80,6 +80,22 @@ def test_the_side_scripts_print_their_tables(capsys):
     assert chunks.main(["--images", "2", "--n-steps", "2", "--chunk-sizes", "2,16", "--repeats", "1"]) == 0
     out = capsys.readouterr().out
     assert "| 16 (default) |" in out and "| 2 |" in out
+
+    assert fullgrad_term.main(["--images", "2", "--repeats", "1", "--execution", "channels_last"]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split(" | ")[0][2:]: line for line in out.splitlines() if line.startswith("| ")}
+    assert "49 bias layers" in out  # EfficientNet-Lite0's
+    cells = {name: line.strip("| ").split(" | ")[1:] for name, line in rows.items() if name != "what"}
+    ms = {name: float(row[0]) for name, row in cells.items() if row[0][0].isdigit()}
+    read, weighted = ms["one plain read of the layers' gradients (a sum)"], ms[
+        "  pass 2: the weighted sum over the channels (eager)"]
+    assert cells["one plain read of the layers' gradients (a sum)"][1] == "1.00"
+    # the ratio is computed from the times (printed to 0.01 ms: the bounds of the unrounded ratio)
+    ratio = float(cells["  pass 2: the weighted sum over the channels (eager)"][1])
+    assert (weighted - 0.005) / (read + 0.005) - 0.005 <= ratio <= (weighted + 0.005) / (read - 0.005) + 0.005
+    full, without = (ms[f"FullGrad {what}"] for what in (
+        "(device backend), maps of the images", "with every term replaced by zeros (its hooks, sums and resizes)"))
+    assert float(cells["FullGrad less FullGrad without its terms"][0]) == pytest.approx(full - without, abs=0.0101)
 
 
 def test_the_limit_is_the_fastest_execution_per_batch_size():
