@@ -3,6 +3,7 @@ through the model, and the ratio to the ideal (those passes at the model's best 
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
@@ -11,7 +12,7 @@ from torch import Tensor, nn
 
 from metrics.functional.image import memory_format_of
 from models.counting import counting_passes
-from perf.limit import ModelLimit
+from perf.limit import LimitProbe, ModelLimit
 from perf.timing import synchronize, time_ms
 
 
@@ -39,6 +40,11 @@ class CaseResult:
     #: whether the issue's bounds apply (``False``: a baseline, an eager case, a reference
     #: backend that is not the default one)
     held: bool = True
+    #: how much slower the model's own passes at this case's batches ran right before and after
+    #: it than when the limit was measured (:meth:`perf.limit.LimitProbe.drift`; NaN: not probed)
+    drift: float = float("nan")
+    #: the ratio at its batches with the machine's drift taken out: ``ratio_at_batches / drift``
+    ratio_alongside: float = float("nan")
 
     def __post_init__(self) -> None:  # JSON (perf.eager_process) turns the batch sizes into strings
         self.forward_batches = {int(k): int(v) for k, v in self.forward_batches.items()}
@@ -54,9 +60,15 @@ class CaseResult:
         ideal = limit.ideal_ms(self.forward_passes_per_image, self.backward_passes_per_image) + unseen
         at_batches = limit.ideal_at_batches_ms(self.forward_batches, self.backward_batches) / (
             self.units or self.images) + unseen
+        ratio_at_batches = self.ms_per_image / at_batches if at_batches else float("nan")
         return replace(self, ideal_ms_per_image=ideal, ratio=self.ms_per_image / ideal if ideal else float("nan"),
-                       ideal_at_batches_ms_per_image=at_batches,
-                       ratio_at_batches=self.ms_per_image / at_batches if at_batches else float("nan"))
+                       ideal_at_batches_ms_per_image=at_batches, ratio_at_batches=ratio_at_batches,
+                       ratio_alongside=ratio_at_batches / self.drift if self.drift > 0 else float("nan"))
+
+    @property
+    def held_ratio(self) -> float:
+        """The ratio the bounds are held on: at its batches, the drift taken out where it was probed."""
+        return self.ratio_alongside if math.isfinite(self.ratio_alongside) else self.ratio_at_batches
 
 
 def measure(
@@ -70,16 +82,20 @@ def measure(
     per: int = 1,
     note: str = "",
     held: bool = True,
+    probe: LimitProbe | None = None,
 ) -> CaseResult:
     """Run ``fn`` once counting passes (this also warms up), then time it ``repeats`` times and
-    keep the shortest (as the model's limit is the shortest of its runs).
+    keep the shortest (as the model's limit is the shortest of its runs); with ``probe``, the
+    model's passes at the case's batch sizes are timed twice right before and twice right after
+    (:func:`around`), for the drift.
 
     Times and passes are divided by ``images * per`` (``per`` = e.g. LOTS iterations).
     """
     with counting_passes(net) as count:
         fn()
     synchronize(device)
-    elapsed = time_ms(fn, device, repeats=repeats, warmup=0, best=True)
+    elapsed, drift = around(probe, count.forward_batches, count.backward_batches,
+                            lambda: time_ms(fn, device, repeats=repeats, warmup=0, best=True))
     units = images * per
     return CaseResult(
         case=case,
@@ -94,7 +110,22 @@ def measure(
         backward_batches=dict(count.backward_batches),
         units=units,
         held=held,
+        drift=drift,
     ).against(limit)
+
+
+def around(probe: LimitProbe | None, forward_batches: dict[int, int], backward_batches: dict[int, int],
+           timed: Callable[[], float]) -> tuple[float, float]:
+    """``(timed(), drift)``: with ``probe``, the model's passes at the batch sizes of the case
+    (``{batch: images}``) are timed twice before ``timed`` and twice after, and the drift is how
+    much slower they ran than at the start (:meth:`perf.limit.LimitProbe.drift`); NaN without."""
+    if probe is None:
+        return timed(), float("nan")
+    sizes = probe.sizes_for(forward_batches, backward_batches)
+    before = probe.measure(sizes, repeats=2)
+    elapsed = timed()
+    after = probe.measure(sizes, repeats=2)
+    return elapsed, probe.drift(forward_batches, backward_batches, [before, after])
 
 
 def classes_of(model: nn.Module, images: Tensor) -> Tensor:

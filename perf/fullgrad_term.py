@@ -148,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         "forward+backward to the input (the limit's call)": forward_backward,
         "one plain read of the layers' gradients (a sum)": lambda: [f.sum() for f, _ in flats],
         f"the layers' terms as a run computes them ({how})": lambda: [run_term(g, b) for g, b in gradients],
-        f"  pass 1: per channel, min and max of the gradient's magnitude over the pixels ({how})": lambda: [extremes(f) for f, _ in flats],
+        f"  pass 1: per channel, min and max of the gradient's magnitude over the pixels ({how})":
+            lambda: [extremes(f) for f, _ in flats],
         f"  pass 2: the weighted sum over the channels ({how})": lambda: [weighted(f, w) for f, w in flats],
     }
     ms = {name: value / args.images for name, value in in_turns(rows, args.repeats).items()}

@@ -96,30 +96,92 @@ def _passes(execution: str, model, batch: Tensor) -> dict[str, Callable[[], obje
     return {"forward": forward, "forward_backward": forward_backward}
 
 
+class LimitProbe:
+    """The model's timed passes (:func:`_passes`) for each execution and batch size, built once
+    (a compiled graph is compiled once per batch size) so that they can be timed again later:
+    ``measure`` times them, the executions in turns, and keeps the first timing as ``start``.
+
+    Timed again around a case (:meth:`drift`), they say how much slower the same passes ran at
+    that moment than at the start: this shared machine's speed drifts by up to 1.7x over minutes
+    (``perf/README.md``), and a case measured in a slow minute against a limit measured in a fast
+    one reads that drift as its own."""
+
+    def __init__(self, models: dict, images: Tensor, batch_sizes: list[int]):
+        """``models``: ``{execution: classifier built for it}``."""
+        self.device = images.device
+        self.images = images
+        self.batch_sizes = list(batch_sizes)
+        self.executions = list(models)
+        self.models = dict(models)
+        self._calls: dict[int, dict[str, dict[str, Callable[[], object]]]] = {}
+        self.start: dict[str, ModelLimit] | None = None
+
+    def _calls_at(self, size: int) -> dict[str, dict[str, Callable[[], object]]]:
+        if size not in self._calls:
+            batch = _batch(self.images, size)
+            calls = {e: _passes(e, self.models[e], batch) for e in self.executions}
+            for e in self.executions:  # warm-up (and the compile, once per batch size)
+                for call in calls[e].values():
+                    call()
+            self._calls[size] = calls
+        return self._calls[size]
+
+    def measure(self, sizes: list[int] | None = None, repeats: int = 5) -> dict[str, ModelLimit]:
+        """``{execution: ModelLimit}`` at ``sizes`` (default: all), per batch size the shortest of
+        ``repeats`` timings, the executions taking turns; the first call's is ``start``."""
+        limits = {e: ModelLimit() for e in self.executions}
+        for size in self.batch_sizes if sizes is None else sizes:
+            calls = self._calls_at(size)
+            samples: dict[tuple[str, str], list[float]] = {}
+            for _ in range(repeats):
+                for e in self.executions:
+                    for kind, call in calls[e].items():
+                        synchronize(self.device)
+                        start = time.perf_counter()
+                        call()
+                        synchronize(self.device)
+                        samples.setdefault((e, kind), []).append((time.perf_counter() - start) * 1000 / size)
+            for (e, kind), times in samples.items():
+                getattr(limits[e], f"{kind}_ms")[size] = min(times)
+        if self.start is None:
+            self.start = limits
+        return limits
+
+    @classmethod
+    def of(cls, model_name: str, images: Tensor, batch_sizes: list[int], executions) -> "LimitProbe":
+        """``model_name`` built for each of ``executions``."""
+        from models import build_classifier
+
+        return cls({e: build_classifier(model_name, execution=e).to(images.device) for e in executions},
+                   images, batch_sizes)
+
+    def sizes_for(self, forward_batches: dict[int, int], backward_batches: dict[int, int]) -> list[int]:
+        """The measured batch sizes the passes of a case are charged at (the nearest ones,
+        :meth:`ModelLimit.per_image_at`)."""
+        table = ModelLimit(forward_ms=dict.fromkeys(self.batch_sizes, 0.0))
+        return sorted({min(table.forward_ms, key=lambda s: (abs(math.log2(s / batch)), -s))
+                       for batch in (*forward_batches, *backward_batches)})
+
+    def drift(self, forward_batches: dict[int, int], backward_batches: dict[int, int],
+              around: list[dict[str, ModelLimit]]) -> float:
+        """:func:`drift` of a case's passes against this probe's ``start``."""
+        if self.start is None:
+            raise RuntimeError("measure the start first")
+        return drift(self.start, around, forward_batches, backward_batches)
+
+
+def drift(start: dict[str, ModelLimit], around: list[dict[str, ModelLimit]], forward_batches: dict[int, int],
+          backward_batches: dict[int, int]) -> float:
+    """How much slower the passes of a case (``{batch: images}``) ran in the timings ``around`` it
+    (per batch size and execution the shortest of them) than in ``start``: the ratio of their
+    ideals at the case's batches, each taking the fastest execution at each size."""
+    then = fastest({f"{e} {i}": limit for i, timing in enumerate(around) for e, limit in timing.items()})
+    before = fastest(start).ideal_at_batches_ms(forward_batches, backward_batches)
+    return then.ideal_at_batches_ms(forward_batches, backward_batches) / before if before else float("nan")
+
+
 def measure_limits(model_name: str, images: Tensor, batch_sizes: list[int], executions, repeats: int = 5):
     """``{execution: ModelLimit}`` of ``model_name`` built for each execution: per batch size the
     shortest of ``repeats`` timings (the limit is what the model can do, so noise must not raise
     the bar), the executions taking turns."""
-    from models import build_classifier
-
-    device = images.device
-    models = {e: build_classifier(model_name, execution=e).to(device) for e in executions}
-    limits = {e: ModelLimit() for e in executions}
-    for size in batch_sizes:
-        batch = _batch(images, size)
-        calls = {e: _passes(e, models[e], batch) for e in executions}
-        for e in executions:  # warm-up (and the compile, once per batch size)
-            for call in calls[e].values():
-                call()
-        samples: dict[tuple[str, str], list[float]] = {}
-        for _ in range(repeats):
-            for e in executions:
-                for kind, call in calls[e].items():
-                    synchronize(device)
-                    start = time.perf_counter()
-                    call()
-                    synchronize(device)
-                    samples.setdefault((e, kind), []).append((time.perf_counter() - start) * 1000 / size)
-        for (e, kind), times in samples.items():
-            getattr(limits[e], f"{kind}_ms")[size] = min(times)
-    return limits
+    return LimitProbe.of(model_name, images, batch_sizes, executions).measure(repeats=repeats)
