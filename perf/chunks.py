@@ -8,7 +8,9 @@ Usage: ``python -m perf.chunks [--model M] [--device cpu|cuda] [--images 8] [--n
 [--chunk-sizes 4,8,16,32,64] [--repeats 2] [--execution channels_last]``.
 
 The model runs ``channels_last`` with freed memory kept (``models.allocator``), the CUDA
-default; the CPU's ``compiled`` default would compile one graph per chunk size.
+default; ``--execution compiled`` (the CPU's default) runs the curves through the compiled
+forward as a run does, one graph per chunk size (each compiled, or loaded from PyTorch's cache,
+before its timing).
 """
 
 from __future__ import annotations
@@ -27,13 +29,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-steps", type=int, default=14)
     parser.add_argument("--chunk-sizes", default="4,8,16,32,64")
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--execution", default="channels_last", choices=("eager", "channels_last"))
+    parser.add_argument("--execution", default="channels_last", choices=("eager", "channels_last", "compiled"))
     args = parser.parse_args(argv)
 
     from benchmark.cli import quiet_libraries
     from metrics.functional.insertion_deletion import insertion_deletion_curves
     from metrics.scorer import DEFAULT_CHUNK_SIZE
     from models import build_classifier
+    from models.execution import forward_only
     from perf.run import load_images
     from perf.timing import time_ms
 
@@ -49,16 +52,18 @@ def main(argv: list[str] | None = None) -> int:
         classes = model(images).argmax(dim=1)
     maps = torch.rand(images.shape[0], *images.shape[-2:], generator=torch.Generator().manual_seed(0)).to(device)
 
-    def score_fn(x):
-        with torch.no_grad():
-            return model(x).softmax(dim=-1)
-
     default = DEFAULT_CHUNK_SIZE.get(device.type, DEFAULT_CHUNK_SIZE["cpu"])
     print(f"{args.model} on {device} ({args.execution}), {args.images} images, {args.n_steps} steps "
           f"(2 x {args.n_steps + 1} forwards per image); default chunk here: {default}")
     print("| chunk size | ms per image | per forward |")
     print("|---:|---:|---:|")
     for chunk in (int(c) for c in args.chunk_sizes.split(",")):
+        forward = forward_only(model, chunk)  # the compiled graph of this chunk (the model itself otherwise)
+
+        def score_fn(x, forward=forward):
+            with torch.no_grad():
+                return forward(x).softmax(dim=-1)
+
         def run():
             insertion_deletion_curves(score_fn, images, maps, classes, n_steps=args.n_steps, chunk_size=chunk)
 

@@ -82,6 +82,10 @@ def test_the_side_scripts_print_their_tables(capsys):
     assert chunks.main(["--images", "2", "--n-steps", "2", "--chunk-sizes", "2,16", "--repeats", "1"]) == 0
     out = capsys.readouterr().out
     assert "| 16 (default) |" in out and "| 2 |" in out
+    assert chunks.main(["--images", "2", "--n-steps", "2", "--chunk-sizes", "2", "--repeats", "1",
+                        "--execution", "compiled"]) == 0
+    out = capsys.readouterr().out
+    assert "(compiled)" in out and "| 2 |" in out
 
     assert fullgrad_term.main(["--images", "2", "--repeats", "1", "--execution", "channels_last"]) == 0
     out = capsys.readouterr().out
