@@ -11,9 +11,10 @@ others and the shortest of ``--repeats`` kept:
   plain forward+backward to the input (the call ``python -m perf`` takes its limit from), on
   the same images;
 * on the gradients of one backward, kept aside: one plain read of them all (a sum: the least
-  any term can cost), the term as a run computes it, and its two passes alone (the minimum and
-  maximum over the pixels; the weighted sum over the channels), compiled under the ``compiled``
-  execution as the run's term is, eager otherwise.
+  any term can cost), the term as a run computes it (under ``compiled`` the C++ function of
+  :mod:`methods.fullgrad_kernel`, and also the compiled graph it stands in for), and the
+  graph's two passes alone (the minimum and maximum over the pixels; the weighted sum over the
+  channels), compiled under the ``compiled`` execution, eager otherwise.
 
 Usage: ``python -m perf.fullgrad_term [--model M] [--images 16] [--repeats 5]
 [--execution compiled|channels_last]``.
@@ -125,9 +126,11 @@ def main(argv: list[str] | None = None) -> int:
 
     gradients = kept_gradients(model, images, classes)
     flats = [(pixels_by_channels(g), b.abs().view(1, 1, -1)) for g, b in gradients]
+    graph_term = None
     if args.execution == "compiled":
         quiet_compiler_warnings()
-        term = CompiledTerm(note=lambda message: None)
+        term = CompiledTerm(note=lambda message: None)  # the C++ term first, as in a run
+        graph_term = CompiledTerm(note=lambda message: None, kernel=False)
         extremes = torch.compile(pixel_extremes, dynamic=True, fullgraph=True)
         weighted = torch.compile(channel_weighted_sum, dynamic=True, fullgraph=True)
         how = "compiled"
@@ -147,11 +150,14 @@ def main(argv: list[str] | None = None) -> int:
             lambda: fullgrad(model, model.net, images, classes, without_terms),
         "forward+backward to the input (the limit's call)": forward_backward,
         "one plain read of the layers' gradients (a sum)": lambda: [f.sum() for f, _ in flats],
-        f"the layers' terms as a run computes them ({how})": lambda: [run_term(g, b) for g, b in gradients],
+        f"the layers' terms as a run computes them ({'C++' if how == 'compiled' else how})":
+            lambda: [run_term(g, b) for g, b in gradients],
         f"  pass 1: per channel, min and max of the gradient's magnitude over the pixels ({how})":
             lambda: [extremes(f) for f, _ in flats],
         f"  pass 2: the weighted sum over the channels ({how})": lambda: [weighted(f, w) for f, w in flats],
     }
+    if graph_term is not None:
+        rows["the layers' terms through the compiled graph (no C++)"] = lambda: [graph_term(g, b) for g, b in gradients]
     ms = {name: value / args.images for name, value in in_turns(rows, args.repeats).items()}
     names = list(rows)
     read = ms[names[3]]

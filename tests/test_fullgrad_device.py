@@ -138,12 +138,21 @@ def test_the_folded_reduction_over_the_pixels_is_each_channels_own_minimum_and_m
         assert torch.equal(got[:, 0], by_loop.to(got.dtype))
 
 
-@pytest.mark.parametrize("execution", ["eager", "channels_last", "compiled"])
-def test_device_fullgrad_equals_grad_cam_where_both_read_the_same_layers(execution):
+@pytest.mark.parametrize("execution", ["eager", "channels_last", "compiled", "compiled graph"])
+def test_device_fullgrad_equals_grad_cam_where_both_read_the_same_layers(execution, monkeypatch):
     """The in-place ReLU after each BatchNorm must not change the gradient read at it (dy/dz);
     under ``channels_last`` (the fast executions) the gradients arrive in that layout; under
-    ``compiled`` the layers' terms go through the compiled graph."""
+    ``compiled`` the layers' terms go through the C++ term (:mod:`methods.fullgrad_kernel`), and
+    with that one unavailable ("compiled graph") through the compiled graph."""
+    from methods.fullgrad_kernel import KernelTerm
     from models.execution import apply_execution
+
+    if execution == "compiled graph":
+        monkeypatch.setattr(KernelTerm, "covers", lambda self, values: False)
+        execution = "compiled"
+        kernel = "not used"
+    else:
+        kernel = "C++" if execution == "compiled" else None
 
     model = _wrap(_randomized_batchnorms(_ConvBatchNormNet(), seed=1))
     apply_execution(model.net, execution)
@@ -156,8 +165,10 @@ def test_device_fullgrad_equals_grad_cam_where_both_read_the_same_layers(executi
     got = method.explain(images, classes)
     assert (got - expected).abs().max() < 1e-5
     assert expected.amax() == 1.0 and expected.std() > 0.05
-    term = method.execution_facts().get("fullgrad_term")
-    assert term == ("compiled" if execution == "compiled" else None)
+    facts = method.execution_facts()
+    assert facts.get("fullgrad_kernel") == kernel
+    assert facts.get("fullgrad_term") == (None if execution != "compiled" else
+                                          "compiled" if kernel == "not used" else "not used")
 
 
 def _gradient_like(shape, layout: str, seed: int) -> torch.Tensor:
@@ -175,7 +186,7 @@ def test_the_compiled_term_is_the_eager_terms_to_the_order_of_its_sum(layout):
     from methods.fullgrad_device import CompiledTerm, _scaled_channel_sum
 
     notes: list[str] = []
-    term = CompiledTerm(note=notes.append)
+    term = CompiledTerm(note=notes.append, kernel=False)  # the graph alone (the C++ term: test_fullgrad_kernel)
     for index, shape in enumerate([(3, 5, 6, 4), (2, 12, 7, 7), (4, 3, 16, 16)]):
         values = _gradient_like(shape, layout, seed=index)
         scale = torch.randn(shape[1], generator=torch.Generator().manual_seed(10 + index))
@@ -197,7 +208,7 @@ def test_the_compiled_term_leaves_sizes_of_one_and_float64_to_the_eager_term():
     again); float64 is not the graph's dtype: those terms return None (the eager term runs)."""
     from methods.fullgrad_device import CompiledTerm
 
-    term = CompiledTerm(note=lambda message: None)
+    term = CompiledTerm(note=lambda message: None, kernel=False)
     for shape in [(1, 4, 5, 5), (2, 1, 5, 5), (2, 4, 1, 1)]:
         assert term(torch.rand(*shape), None) is None
     assert term(torch.rand(2, 4, 5, 5, dtype=torch.float64), None) is None
@@ -214,6 +225,7 @@ def test_a_term_that_cannot_be_compiled_falls_back_with_one_line(monkeypatch):
         raise RuntimeError("backend refused\nsecond line")
 
     monkeypatch.setitem(fullgrad_device._COMPILED_SUM, "sum", refuses)
+    monkeypatch.setattr(fullgrad_device.KernelTerm, "covers", lambda self, values: False)  # the graph's path
     notes: list[str] = []
     monkeypatch.setattr("models.registry.note", notes.append)
     net = _randomized_batchnorms(_ConvBatchNormNet(), seed=1)
