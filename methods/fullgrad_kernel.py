@@ -1,4 +1,4 @@
-"""FullGrad's layer term as one C++ function on the CPU, built once per machine.
+"""FullGrad's layer term as one C++ function on the CPU, built once per Python environment.
 
 Each bias layer's term of FullGrad (:mod:`methods.fullgrad_device`) is, per image and channel
 ``c`` of the layer's gradient ``g`` (``[h*w, C]``, channels_last), ``a = |g_c|`` taken to
@@ -17,9 +17,12 @@ The function is compiled for AVX-512, AVX2 and plain x86-64 at once (GCC's ``tar
 the loader picks the one the CPU runs), so the build stays valid on any machine that shares
 PyTorch's extension cache. A ``NaN`` in an image's gradient makes its whole term ``NaN``, and
 an infinity the pixels it reaches, as the compiled and eager terms do (torch's ``amin`` and
-``amax`` propagate a ``NaN``); the check costs nothing where no pixel's sum is ``NaN``. Building needs a C++ compiler and ninja (a dependency of this package); it takes about
-25 s once, then PyTorch loads it from its cache (``~/.cache/torch_extensions``). A failed build
-says so in one line, and the compiled graph serves instead.
+``amax`` propagate a ``NaN``); the check costs nothing where no pixel's sum is ``NaN``.
+
+Building needs a C++ compiler and ninja (a dependency of this package); it takes about 23 s
+once per Python environment, then PyTorch loads it from its cache (``~/.cache/torch_extensions``,
+or ``TORCH_EXTENSIONS_DIR``). A failed build says so in one line, and the compiled graph serves
+instead.
 """
 
 from __future__ import annotations
@@ -148,7 +151,8 @@ class KernelTerm:
             self.build_s = self.build_s if self.build_s is not None else 0.0  # built by another in this process
             return _BUILT["module"] if self.builder is build else self._own
         
-        self.note("building FullGrad's layer term (C++, once per machine; then from PyTorch's cache) ...")
+        self.note("building FullGrad's layer term (C++, once per Python environment; then from PyTorch's "
+                  "cache) ...")
         start = time.perf_counter()
         try:
             module = self.builder()
