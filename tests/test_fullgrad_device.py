@@ -215,11 +215,26 @@ def test_the_compiled_term_leaves_sizes_of_one_and_float64_to_the_eager_term():
     assert term.describe() == {"fullgrad_term": "not used"}
 
 
+def compiled_and_channels_last_maps():
+    """``(method, maps, maps under channels_last)`` of device FullGrad on a BatchNorm network run
+    under ``compiled`` (its terms through the C++ function or the compiled graph) and then under
+    ``channels_last`` (the eager term), on the same images."""
+    from models.execution import apply_execution
+
+    net = _randomized_batchnorms(_ConvBatchNormNet(), seed=1)
+    model = _wrap(apply_execution(net, "compiled"))
+    model.execution = "compiled"
+    images, classes = _images(batch=3, size=16, seed=3), torch.tensor([0, 2, 4])
+    method = get_method("fullgrad")(model, FullGradConfig(backend="device"))
+    got = method.explain(images, classes)
+    model.execution = "channels_last"
+    return method, got, get_method("fullgrad")(model, FullGradConfig(backend="device")).explain(images, classes)
+
+
 def test_a_term_that_cannot_be_compiled_falls_back_with_one_line(monkeypatch):
     """A compiler failure: one line naming it, the eager term for that layer and every later
     one, the same maps as under ``channels_last``, and results.json says so."""
     from methods import fullgrad_device
-    from models.execution import apply_execution
 
     def refuses(flat, factor):
         raise RuntimeError("backend refused\nsecond line")
@@ -228,17 +243,10 @@ def test_a_term_that_cannot_be_compiled_falls_back_with_one_line(monkeypatch):
     monkeypatch.setattr(fullgrad_device.KernelTerm, "covers", lambda self, values: False)  # the graph's path
     notes: list[str] = []
     monkeypatch.setattr("models.registry.note", notes.append)
-    net = _randomized_batchnorms(_ConvBatchNormNet(), seed=1)
-    model = _wrap(apply_execution(net, "compiled"))
-    model.execution = "compiled"
-    images, classes = _images(batch=3, size=16, seed=3), torch.tensor([0, 2, 4])
-    method = get_method("fullgrad")(model, FullGradConfig(backend="device"))
-    got = method.explain(images, classes)
+    method, got, expected = compiled_and_channels_last_maps()
     failures = [n for n in notes if "cannot be compiled" in n]
     assert failures == ["FullGrad's layer term cannot be compiled (RuntimeError: backend refused); it runs uncompiled"]
     assert method.execution_facts()["fullgrad_term"] == "failed to compile, ran eager"
-    model.execution = "channels_last"
-    expected = get_method("fullgrad")(model, FullGradConfig(backend="device")).explain(images, classes)
     assert torch.equal(got, expected)
 
 

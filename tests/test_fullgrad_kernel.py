@@ -7,12 +7,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from methods import get_method
-from methods.cam import FullGradConfig
 from methods.fullgrad_device import CompiledTerm, _scaled_channel_sum
 from methods.fullgrad_kernel import KernelTerm
-from tests.test_fullgrad_device import _channel_sum_reference, _ConvBatchNormNet, _randomized_batchnorms
-from tests.test_cam import _images, _wrap
+from tests.test_fullgrad_device import _channel_sum_reference, compiled_and_channels_last_maps
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
 
@@ -95,15 +92,6 @@ def test_a_kernel_that_cannot_be_built_says_so_once_and_the_compiled_graph_serve
 def test_fullgrad_under_compiled_runs_the_kernel_and_gives_channels_lasts_maps():
     """A BatchNorm network under ``compiled``: its layers' terms go through the C++ function
     (results.json says so), and the maps are the eager term's (``channels_last``) to 1e-6."""
-    from models.execution import apply_execution
-
-    net = _randomized_batchnorms(_ConvBatchNormNet(), seed=1)
-    model = _wrap(apply_execution(net, "compiled"))
-    model.execution = "compiled"
-    images, classes = _images(batch=3, size=16, seed=3), torch.tensor([0, 2, 4])
-    method = get_method("fullgrad")(model, FullGradConfig(backend="device"))
-    got = method.explain(images, classes)
+    method, got, expected = compiled_and_channels_last_maps()
     assert method.execution_facts()["fullgrad_kernel"] == "C++"
-    model.execution = "channels_last"
-    expected = get_method("fullgrad")(model, FullGradConfig(backend="device")).explain(images, classes)
     torch.testing.assert_close(got, expected, atol=1e-6, rtol=0)
