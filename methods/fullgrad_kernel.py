@@ -150,7 +150,6 @@ class KernelTerm:
         if self.build_s is not None or (self.builder is build and "module" in _BUILT):
             self.build_s = self.build_s if self.build_s is not None else 0.0  # built by another in this process
             return _BUILT["module"] if self.builder is build else self._own
-        
         self.note("building FullGrad's layer term (C++, once per Python environment; then from PyTorch's "
                   "cache) ...")
         start = time.perf_counter()
