@@ -85,16 +85,16 @@ def measure(
     probe: LimitProbe | None = None,
 ) -> CaseResult:
     """Run ``fn`` once counting passes (this also warms up), then time it ``repeats`` times and
-    keep the shortest (as the model's limit is the shortest of its runs); with ``probe``, the
-    model's passes at the case's batch sizes are timed twice right before and twice right after
-    (:func:`around`), for the drift.
+    keep the shortest (as the model's limit is the shortest of its runs); with ``probe``, a held
+    case's model passes at its batch sizes are timed twice right before and twice right after
+    (:func:`around`), for the drift (a case no bound holds is not probed).
 
     Times and passes are divided by ``images * per`` (``per`` = e.g. LOTS iterations).
     """
     with counting_passes(net) as count:
         fn()
     synchronize(device)
-    elapsed, drift = around(probe, count.forward_batches, count.backward_batches,
+    elapsed, drift = around(probe if held else None, count.forward_batches, count.backward_batches,
                             lambda: time_ms(fn, device, repeats=repeats, warmup=0, best=True))
     units = images * per
     return CaseResult(

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
-from typing import Callable
 
 import torch
 from torch import Tensor
@@ -81,19 +79,6 @@ def eager_pixel_extremes(flat: Tensor) -> tuple[Tensor, Tensor]:
     return _over_pixels(magnitude, torch.amin), _over_pixels(magnitude, torch.amax)
 
 
-def in_turns(calls: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """ms of each call, the shortest of ``repeats``, the calls taking turns (after one warm-up each)."""
-    for call in calls.values():
-        call()
-    best = {name: float("inf") for name in calls}
-    for _ in range(repeats):
-        for name, call in calls.items():
-            start = time.perf_counter()
-            call()
-            best[name] = min(best[name], (time.perf_counter() - start) * 1000)
-    return best
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m perf.fullgrad_term", description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="efficientnet_lite0")
@@ -109,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     from models.allocator import keep_freed_memory
     from models.execution import quiet_compiler_warnings
     from perf.run import load_images
+    from perf.timing import shortest_in_turns
 
     quiet_libraries()
     allocator = keep_freed_memory()
@@ -158,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     if graph_term is not None:
         rows["the layers' terms through the compiled graph (no C++)"] = lambda: [graph_term(g, b) for g, b in gradients]
-    ms = {name: value / args.images for name, value in in_turns(rows, args.repeats).items()}
+    ms = {name: value / args.images for name, value in shortest_in_turns(rows, device, args.repeats, warmup=1).items()}
     names = list(rows)
     read = ms[names[3]]
     numbers = sum(g.numel() for g, _ in gradients) / args.images

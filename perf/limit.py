@@ -9,14 +9,13 @@ machine does not fall on one of them only."""
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
 from torch import Tensor
 
-from perf.timing import synchronize
+from perf.timing import shortest_in_turns
 
 
 @dataclass
@@ -132,17 +131,9 @@ class LimitProbe:
         limits = {e: ModelLimit() for e in self.executions}
         for size in self.batch_sizes if sizes is None else sizes:
             calls = self._calls_at(size)
-            samples: dict[tuple[str, str], list[float]] = {}
-            for _ in range(repeats):
-                for e in self.executions:
-                    for kind, call in calls[e].items():
-                        synchronize(self.device)
-                        start = time.perf_counter()
-                        call()
-                        synchronize(self.device)
-                        samples.setdefault((e, kind), []).append((time.perf_counter() - start) * 1000 / size)
-            for (e, kind), times in samples.items():
-                getattr(limits[e], f"{kind}_ms")[size] = min(times)
+            turns = {(e, kind): call for e in self.executions for kind, call in calls[e].items()}
+            for (e, kind), ms in shortest_in_turns(turns, self.device, repeats).items():
+                getattr(limits[e], f"{kind}_ms")[size] = ms / size
         if self.start is None:
             self.start = limits
         return limits

@@ -106,7 +106,7 @@ def cam_cases(model, images, limit, device, methods: list[str], probe: LimitProb
                 note = ", ".join(n for n in (note, "reference: not the default backend") if n)
             result = measure(label, lambda e=explainer, b=inputs, c=classes: e.explain_maps(b, c), model.net, limit,
                              inputs.shape[0], device, repeats=1 if name in PERTURBATION_METHODS else 3, note=note,
-                             held=backend != "grad-cam", probe=probe if backend != "grad-cam" else None)
+                             held=backend != "grad-cam", probe=probe)
             if name == "ablationcam" and backend == "device":
                 result = with_ablation_copies(result, model, explainer, inputs, device, limit)
             results.append(result)

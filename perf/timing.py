@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Callable
+from typing import Callable, Hashable
 
 import torch
 
@@ -29,3 +29,22 @@ def time_ms(
         synchronize(device)
         samples.append((time.perf_counter() - start) * 1000)
     return min(samples) if best else statistics.median(samples)
+
+
+def shortest_in_turns(calls: dict[Hashable, Callable[[], object]], device: torch.device, repeats: int,
+                      warmup: int = 0) -> dict[Hashable, float]:
+    """ms of each call, the shortest of ``repeats``, the calls taking turns (a, b, a, b: a slow
+    moment of a shared machine does not fall on one of them only), after ``warmup`` untimed
+    calls of each."""
+    for _ in range(warmup):
+        for call in calls.values():
+            call()
+    best = {key: float("inf") for key in calls}
+    for _ in range(repeats):
+        for key, call in calls.items():
+            synchronize(device)
+            start = time.perf_counter()
+            call()
+            synchronize(device)
+            best[key] = min(best[key], (time.perf_counter() - start) * 1000)
+    return best
