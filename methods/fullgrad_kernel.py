@@ -34,6 +34,7 @@ import torch
 from torch import Tensor
 
 from metrics.functional.image import memory_format_of
+from models.execution import compiler_failure, quiet_compiler_warnings
 
 SOURCE = r"""
 #include <torch/extension.h>
@@ -97,16 +98,13 @@ torch::Tensor layer_term(torch::Tensor flat, torch::Tensor factor) {
 }
 """
 
-#: The process's module built by :func:`build` (``"module"``), once it is.
-_BUILT: dict[str, Any] = {}
+#: The process's built modules, by the builder that built them (:func:`build` in a run).
+_BUILT: dict[Callable[[], Any], Any] = {}
 
 
 def build() -> Any:
     """The compiled module (``layer_term``), built or loaded from PyTorch's extension cache."""
-    import logging
-
-    # its import warns that a CPU-only machine has no CUDA runtime: nothing this build needs
-    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+    quiet_compiler_warnings()  # before the import, which warns of the missing CUDA runtime
     from torch.utils.cpp_extension import load_inline
 
     return load_inline("saliency_fullgrad_term", cpp_sources=SOURCE, functions=["layer_term"],
@@ -126,7 +124,6 @@ class KernelTerm:
         self.builder = builder
         self.failure: str | None = None
         self.build_s: float | None = None
-        self._own: Any = None
 
     def covers(self, values: Tensor) -> bool:
         return (self.failure is None and values.device.type == "cpu" and values.dtype == torch.float32
@@ -147,22 +144,21 @@ class KernelTerm:
     def _module(self) -> Any:
         if self.failure is not None:
             return None
-        if self.build_s is not None or (self.builder is build and "module" in _BUILT):
-            self.build_s = self.build_s if self.build_s is not None else 0.0  # built by another in this process
-            return _BUILT["module"] if self.builder is build else self._own
+        if self.builder in _BUILT:
+            if self.build_s is None:
+                self.build_s = 0.0  # built by another term in this process
+            return _BUILT[self.builder]
         self.note("building FullGrad's layer term (C++, once per Python environment; then from PyTorch's "
                   "cache) ...")
         start = time.perf_counter()
         try:
             module = self.builder()
         except Exception as error:  # noqa: BLE001 - any build failure means: the compiled graph serves
-            self.failure = f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"
+            self.failure = compiler_failure(error)
             self.note(f"FullGrad's C++ layer term cannot be built ({self.failure}); the compiled graph serves")
             return None
         self.build_s = round(time.perf_counter() - start, 1)
-        self._own = module
-        if self.builder is build:
-            _BUILT["module"] = module
+        _BUILT[self.builder] = module
         self.note(f"built FullGrad's layer term in {self.build_s} s")
         return module
 
