@@ -7,11 +7,21 @@ pixel (``f = |b|``, the layer's bias). Inductor compiles it
 (:func:`methods.fullgrad_device.channel_sum_of_pixels`) into a reduction over the pixels that
 walks each vector of channels down all the pixels of an image, at about twice the time of a
 plain read of the gradient, and a weighted sum. This function takes one image at a time
-(images in parallel over torch's threads): it streams the image's rows once for the channels'
-minimum and maximum, then once more for the weighted sum, while the image's gradient is still
-in the cache. On EfficientNet-Lite0's 49 layers (batch 16, the 2-core CPU of
-``perf/README.md``) the terms took 1.43 ms/image against 2.51 for the compiled graph, and
-FullGrad 21.7 against 22.7 (a plain forward+backward: 19.2).
+(images in parallel over torch's threads) and reads its rows twice, eight channels to a vector:
+
+1. the channels' minimum and maximum, held in registers for up to 48 channels (the narrow
+   ones two or four rows at a time, so that the comparisons do not wait on each other), in
+   the L1 cache beyond; fewer channels than 8 (an image's 3) are read as rows of several
+   pixels side by side, folded back onto the channels afterwards;
+2. the weighted sum: each row's vectors summed lane by lane, then eight rows' lanes summed
+   together in three rounds of pairwise sums (one pixel's sum at a time would spend more on
+   adding the lanes of a vector than on reading it, for 16 or 32 channels).
+
+On EfficientNet-Lite0's 49 layers (batch 16, the 2-core CPU of ``perf/README.md``, timed in
+turns, ``python -m perf.fullgrad_term``) the terms took 1.0-1.2 ms/image (1.5-1.9 plain reads
+of the gradients) against 2.3-2.5 for the compiled graph, and FullGrad 1.11-1.13 times a plain
+forward+backward (1.16 with this function's first version, which took one channel at a time:
+1.4 ms/image; 1.20-1.36 with the graph).
 
 The function is compiled for AVX-512, AVX2 and plain x86-64 at once (GCC's ``target_clones``:
 the loader picks the one the CPU runs), so the build stays valid on any machine that shares
@@ -40,32 +50,197 @@ SOURCE = r"""
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
-// One image: x [P, C] (row-major), f [C]; writes o [P].
+// Eight floats as one value (GCC's vector extension): the compiler turns its arithmetic into
+// the widest instructions of each target below (two SSE registers by default).
+typedef float v8 __attribute__((vector_size(32)));
+typedef int i8 __attribute__((vector_size(32)));
+
+static inline v8 load8(const float* p) { v8 v; std::memcpy(&v, p, sizeof v); return v; }
+static inline void store8(float* p, v8 v) { std::memcpy(p, &v, sizeof v); }
+static inline v8 abs8(v8 v) { return (v8)((i8)v & 0x7fffffff); }
+// a NaN in a leaves b: a NaN is passed over here (see term_of_image)
+static inline v8 min8(v8 a, v8 b) { return a < b ? a : b; }
+static inline v8 max8(v8 a, v8 b) { return a > b ? a : b; }
+
+// Folds into lo/hi [8N] the minimum and maximum of |x| over P rows (stride C) of 8N channels,
+// held in registers: R rows at a time for the narrow ones, so the comparisons do not wait on
+// each other.
+template <int N>
 __attribute__((target_clones("avx512f", "avx2", "default")))
-static void term_of_image(const float* x, const float* f, float* o, int64_t P, int64_t C,
-                          float* lo, float* hi, float* w) {
+static void extremes(const float* x, int64_t P, int64_t C, float* lo, float* hi) {
+  constexpr int R = N == 1 ? 4 : (N == 2 ? 2 : 1);
+  v8 L[R][N], H[R][N];
+  for (int r = 0; r < R; ++r)
+    for (int k = 0; k < N; ++k) { L[r][k] = load8(lo + 8 * k); H[r][k] = load8(hi + 8 * k); }
+  int64_t p = 0;
+  for (; p + R <= P; p += R)
+    for (int r = 0; r < R; ++r)
+      for (int k = 0; k < N; ++k) {
+        const v8 a = abs8(load8(x + (p + r) * C + 8 * k));
+        L[r][k] = min8(a, L[r][k]);
+        H[r][k] = max8(a, H[r][k]);
+      }
+  for (; p < P; ++p)
+    for (int k = 0; k < N; ++k) {
+      const v8 a = abs8(load8(x + p * C + 8 * k));
+      L[0][k] = min8(a, L[0][k]);
+      H[0][k] = max8(a, H[0][k]);
+    }
+  for (int k = 0; k < N; ++k) {
+    v8 l = L[0][k], h = H[0][k];
+    for (int r = 1; r < R; ++r) { l = min8(L[r][k], l); h = max8(H[r][k], h); }
+    store8(lo + 8 * k, l);
+    store8(hi + 8 * k, h);
+  }
+}
+
+// The same for any number NV of vectors, kept in lo/hi (in the L1 cache) between rows.
+__attribute__((target_clones("avx512f", "avx2", "default")))
+static void extremes_wide(const float* x, int64_t P, int64_t C, int64_t NV, float* lo, float* hi) {
+  for (int64_t p = 0; p < P; ++p) {
+    const float* row = x + p * C;
+    for (int64_t k = 0; k < NV; ++k) {
+      const v8 a = abs8(load8(row + 8 * k));
+      store8(lo + 8 * k, min8(a, load8(lo + 8 * k)));
+      store8(hi + 8 * k, max8(a, load8(hi + 8 * k)));
+    }
+  }
+}
+
+// Lane i of the result: the sum of a[i]'s eight lanes (three rounds of pairwise sums).
+static inline v8 lane_sums(const v8* a) {
+  const i8 m0 = {0, 1, 2, 3, 8, 9, 10, 11}, m1 = {4, 5, 6, 7, 12, 13, 14, 15};
+  const v8 b0 = __builtin_shuffle(a[0], a[1], m0) + __builtin_shuffle(a[0], a[1], m1);
+  const v8 b1 = __builtin_shuffle(a[2], a[3], m0) + __builtin_shuffle(a[2], a[3], m1);
+  const v8 b2 = __builtin_shuffle(a[4], a[5], m0) + __builtin_shuffle(a[4], a[5], m1);
+  const v8 b3 = __builtin_shuffle(a[6], a[7], m0) + __builtin_shuffle(a[6], a[7], m1);
+  const i8 n0 = {0, 1, 8, 9, 4, 5, 12, 13}, n1 = {2, 3, 10, 11, 6, 7, 14, 15};
+  const v8 c0 = __builtin_shuffle(b0, b1, n0) + __builtin_shuffle(b0, b1, n1);
+  const v8 c1 = __builtin_shuffle(b2, b3, n0) + __builtin_shuffle(b2, b3, n1);
+  const i8 q0 = {0, 4, 2, 6, 8, 12, 10, 14}, q1 = {1, 5, 3, 7, 9, 13, 11, 15};
+  return __builtin_shuffle(c0, c1, q0) + __builtin_shuffle(c0, c1, q1);
+}
+
+// o[p] = sum_c (|x[p, c]| - lo[c]) * w[c]: the NV = C / 8 whole vectors of each row summed
+// lane-wise, eight rows' lanes summed at once (lane_sums), then the C % 8 channels past them.
+// V > 0: NV known when compiled (the loop over the vectors unrolled); 0: any NV.
+template <int V>
+__attribute__((target_clones("avx512f", "avx2", "default")))
+static void weighted_sum(const float* x, int64_t P, int64_t C, int64_t NV, const float* lo, const float* w, float* o) {
+  const int64_t nv = V > 0 ? V : NV;
+  for (int64_t p0 = 0; p0 < P; p0 += 8) {
+    const int64_t n = P - p0 < 8 ? P - p0 : 8;
+    v8 rows[8];
+    for (int j = 0; j < 8; ++j) rows[j] = v8{};
+    for (int64_t j = 0; j < n; ++j) {
+      const float* row = x + (p0 + j) * C;
+      v8 s = v8{};
+      for (int64_t k = 0; k < nv; ++k) s += (abs8(load8(row + 8 * k)) - load8(lo + 8 * k)) * load8(w + 8 * k);
+      rows[j] = s;
+    }
+    float sums[8];
+    store8(sums, lane_sums(rows));
+    for (int64_t j = 0; j < n; ++j) {
+      const float* row = x + (p0 + j) * C;
+      float t = sums[j];
+      for (int64_t c = 8 * nv; c < C; ++c) t += (std::fabs(row[c]) - lo[c]) * w[c];
+      o[p0 + j] = t;
+    }
+  }
+}
+
+// Folds into lo/hi [8 NV] the extremes of |x| over P rows (stride C) of 8 NV channels.
+static void extremes_of(const float* x, int64_t P, int64_t C, int64_t NV, float* lo, float* hi) {
+  switch (NV) {  // up to 6 vectors (48 channels) in registers
+    case 0: break;
+    case 1: extremes<1>(x, P, C, lo, hi); break;
+    case 2: extremes<2>(x, P, C, lo, hi); break;
+    case 3: extremes<3>(x, P, C, lo, hi); break;
+    case 4: extremes<4>(x, P, C, lo, hi); break;
+    case 5: extremes<5>(x, P, C, lo, hi); break;
+    case 6: extremes<6>(x, P, C, lo, hi); break;
+    default: extremes_wide(x, P, C, NV, lo, hi); break;
+  }
+}
+
+// Fewer channels than a vector (an image's 3, say): K = L / C pixels side by side make rows of
+// L = lcm(C, 8) numbers, read as L / 8 whole vectors, the lanes folded back onto the channels
+// afterwards; the last P % K pixels one by one. Writes o [P] with lo, hi, w [C] as below.
+__attribute__((target_clones("avx512f", "avx2", "default")))
+static void narrow_term_of_image(const float* x, const float* f, float* o, int64_t P, int64_t C,
+                                 float* lo, float* hi, float* w) {
+  int64_t L = 8;
+  while (L % C != 0) L += 8;
+  const int64_t K = L / C, rows = P / K;
+  float lanes_lo[56], lanes_hi[56], lanes_w[56], products[56];
+  for (int64_t j = 0; j < L; ++j) {
+    lanes_lo[j] = std::numeric_limits<float>::infinity();
+    lanes_hi[j] = -std::numeric_limits<float>::infinity();
+  }
+  extremes_of(x, rows, L, L / 8, lanes_lo, lanes_hi);
   for (int64_t c = 0; c < C; ++c) {
     lo[c] = std::numeric_limits<float>::infinity();
     hi[c] = -std::numeric_limits<float>::infinity();
   }
-  for (int64_t p = 0; p < P; ++p) {  // a NaN is passed over here (see below)
-    const float* row = x + p * C;
+  for (int64_t j = 0; j < L; ++j) {
+    lo[j % C] = lanes_lo[j] < lo[j % C] ? lanes_lo[j] : lo[j % C];
+    hi[j % C] = lanes_hi[j] > hi[j % C] ? lanes_hi[j] : hi[j % C];
+  }
+  for (int64_t p = rows * K; p < P; ++p)
     for (int64_t c = 0; c < C; ++c) {
-      const float a = std::fabs(row[c]);
+      const float a = std::fabs(x[p * C + c]);
       lo[c] = a < lo[c] ? a : lo[c];
       hi[c] = a > hi[c] ? a : hi[c];
     }
-  }
   for (int64_t c = 0; c < C; ++c) w[c] = f[c] / ((hi[c] - lo[c]) * f[c] + 1e-7f);
-  for (int64_t p = 0; p < P; ++p) {
-    const float* row = x + p * C;
-    float s = 0.f;
-#pragma omp simd reduction(+ : s)
-    for (int64_t c = 0; c < C; ++c) s += (std::fabs(row[c]) - lo[c]) * w[c];
-    o[p] = s;
+  for (int64_t j = 0; j < L; ++j) { lanes_lo[j] = lo[j % C]; lanes_w[j] = w[j % C]; }
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = x + r * L;
+    for (int64_t k = 0; k < L / 8; ++k)
+      store8(products + 8 * k, (abs8(load8(row + 8 * k)) - load8(lanes_lo + 8 * k)) * load8(lanes_w + 8 * k));
+    for (int64_t i = 0; i < K; ++i) {
+      float t = 0.f;
+      for (int64_t c = 0; c < C; ++c) t += products[i * C + c];
+      o[r * K + i] = t;
+    }
+  }
+  for (int64_t p = rows * K; p < P; ++p) {
+    float t = 0.f;
+    for (int64_t c = 0; c < C; ++c) t += (std::fabs(x[p * C + c]) - lo[c]) * w[c];
+    o[p] = t;
+  }
+}
+
+// One image: x [P, C] (row-major), f [C]; writes o [P]. lo, hi, w: room for C floats.
+static void term_of_image(const float* x, const float* f, float* o, int64_t P, int64_t C,
+                          float* lo, float* hi, float* w) {
+  const int64_t NV = C / 8;
+  if (NV == 0) {
+    narrow_term_of_image(x, f, o, P, C, lo, hi, w);
+  } else {
+    for (int64_t c = 0; c < C; ++c) {
+      lo[c] = std::numeric_limits<float>::infinity();
+      hi[c] = -std::numeric_limits<float>::infinity();
+    }
+    extremes_of(x, P, C, NV, lo, hi);
+    for (int64_t c = 8 * NV; c < C; ++c)  // the channels past the last whole vector
+      for (int64_t p = 0; p < P; ++p) {
+        const float a = std::fabs(x[p * C + c]);
+        lo[c] = a < lo[c] ? a : lo[c];
+        hi[c] = a > hi[c] ? a : hi[c];
+      }
+    for (int64_t c = 0; c < C; ++c) w[c] = f[c] / ((hi[c] - lo[c]) * f[c] + 1e-7f);
+    switch (NV) {
+      case 1: weighted_sum<1>(x, P, C, NV, lo, w, o); break;
+      case 2: weighted_sum<2>(x, P, C, NV, lo, w, o); break;
+      case 3: weighted_sum<3>(x, P, C, NV, lo, w, o); break;
+      case 4: weighted_sum<4>(x, P, C, NV, lo, w, o); break;
+      default: weighted_sum<0>(x, P, C, NV, lo, w, o); break;
+    }
   }
   // torch's amin/amax give a channel with a NaN a NaN minimum and maximum, and so every pixel
   // of the image a NaN term. A NaN in the gradient makes its pixel's sum NaN above (an infinity
@@ -102,13 +277,14 @@ torch::Tensor layer_term(torch::Tensor flat, torch::Tensor factor) {
 _BUILT: dict[Callable[[], Any], Any] = {}
 
 
-def build() -> Any:
-    """The compiled module (``layer_term``), built or loaded from PyTorch's extension cache."""
+def build(source: str = SOURCE, name: str = "saliency_fullgrad_term") -> Any:
+    """The compiled module (``layer_term``) of ``source``, built or loaded from PyTorch's
+    extension cache (under ``name``)."""
     quiet_compiler_warnings()  # before the import, which warns of the missing CUDA runtime
     from torch.utils.cpp_extension import load_inline
 
-    return load_inline("saliency_fullgrad_term", cpp_sources=SOURCE, functions=["layer_term"],
-                       extra_cflags=["-O3", "-fopenmp", "-fopenmp-simd"], extra_ldflags=["-fopenmp"], verbose=False)
+    return load_inline(name, cpp_sources=source, functions=["layer_term"],
+                       extra_cflags=["-O3", "-fopenmp"], extra_ldflags=["-fopenmp"], verbose=False)
 
 
 class KernelTerm:
