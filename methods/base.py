@@ -250,9 +250,17 @@ class Explainer(pl.LightningModule):
             self.classifier(inputs).sum().backward()
         self._warmed_up = True
 
+    def prepare(self, images: Tensor) -> None:
+        """One-time work a method does before its first map is timed (building a kernel,
+        compiling a graph), so that a run's ``ms_per_map`` is the maps' own time and the
+        progress output shows that work apart; ``images``: the first batch. Nothing by default."""
+
     def _timed_explain(self, images: Tensor, classes: Tensor) -> tuple[Explanation, float]:
         if images.device.type in WARM_UP_DEVICES and not getattr(self, "_warmed_up", False):
             self.warm_up(images)
+        if not getattr(self, "_prepared", False):
+            self.prepare(images)
+            self._prepared = True
         if images.is_cuda:
             torch.cuda.synchronize(images.device)
         start = time.perf_counter()

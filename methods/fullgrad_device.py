@@ -185,6 +185,10 @@ class CompiledTerm:
             summed = self.kernel(values, scale)
             if summed is not None:
                 return summed
+        return self.graph_term(values, scale)
+
+    def graph_term(self, values: Tensor, scale: Tensor | None) -> Tensor | None:
+        """The compiled graph's term of ``values`` (``None`` where it does not serve them)."""
         if not self.covers(values):
             return None
         batch, channels, height, width = values.shape
@@ -200,6 +204,20 @@ class CompiledTerm:
             self.note(f"FullGrad's layer term cannot be compiled ({self.failure}); it runs uncompiled")
             return None
         return summed.view(batch, 1, height, width)
+
+    def prepare(self, device: torch.device) -> None:
+        """The one-time work, before a run's first map: the C++ term built or loaded (on the
+        CPU), and the graph compiled for both layouts a layer's gradient arrives in (NCHW and
+        ``channels_last``) on small stand-ins; its dynamic shapes then serve every layer without
+        compiling again."""
+        if self.kernel is not None and device.type == "cpu":
+            self.kernel.prepare()
+        # normal tensors without grad mode, as in the backward's hooks, of sizes that differ from
+        # each other (the graph is compiled again for an inference tensor, another grad mode, or
+        # two sizes the compiler took to be the same because they were equal here)
+        with torch.inference_mode(False), torch.no_grad():
+            for layout in (torch.contiguous_format, torch.channels_last):
+                self.graph_term(torch.ones(2, 3, 5, 7, device=device).contiguous(memory_format=layout), None)
 
     def _sum(self, flat: Tensor, factor: Tensor) -> Tensor:
         """The process's compiled graph on ``flat``; the first call of this object is timed

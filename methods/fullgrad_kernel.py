@@ -317,6 +317,10 @@ class KernelTerm:
         factor = scale.abs().float().contiguous() if scale is not None else values.new_ones(channels)
         return module.layer_term(flat, factor).view(batch, 1, height, width)
 
+    def prepare(self) -> None:
+        """Builds or loads the function now (before a run's first map is timed)."""
+        self._module()
+
     def _module(self) -> Any:
         if self.failure is not None:
             return None

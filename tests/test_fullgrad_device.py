@@ -231,6 +231,36 @@ def compiled_and_channels_last_maps():
     return method, got, get_method("fullgrad")(model, FullGradConfig(backend="device")).explain(images, classes)
 
 
+def test_after_prepare_a_runs_fullgrad_compiles_nothing(monkeypatch):
+    """``prepare`` (before a run's first map is timed) compiles the term's graph for the
+    gradients a run hands it: without grad mode (a run's test loop), in both layouts, at other
+    batch sizes, with the compiled graph for every layer (the C++ function set aside), the maps
+    that follow compile no graph."""
+    from torch._dynamo.utils import counters
+
+    from methods import fullgrad_kernel
+    from models.execution import apply_execution
+
+    monkeypatch.setattr(fullgrad_kernel.KernelTerm, "covers", lambda self, values: False)
+    torch._dynamo.reset()  # the graphs earlier tests compiled would serve without prepare
+    net = _randomized_batchnorms(_ConvBatchNormNet(), seed=1)
+    model = _wrap(apply_execution(net, "compiled"))
+    model.execution = "compiled"
+    method = get_method("fullgrad")(model, FullGradConfig(backend="device"))
+    images = _images(batch=3, size=16, seed=3)
+    with torch.no_grad():
+        method.prepare(images)
+        graphs = counters["stats"]["unique_graphs"]
+        for batch in (3, 2):
+            maps = method.explain(images[:batch], torch.tensor([0, 2, 4])[:batch])
+            assert maps.shape == (batch, 16, 16) and torch.isfinite(maps).all()
+        nchw = images.contiguous()  # a gradient in the other layout
+        assert method._compiled_term.graph_term(nchw, None) is not None
+        assert method._compiled_term.graph_term(nchw.contiguous(memory_format=torch.channels_last), None) is not None
+    assert counters["stats"]["unique_graphs"] == graphs
+    assert method.execution_facts()["fullgrad_term"] == "compiled"
+
+
 def test_a_term_that_cannot_be_compiled_falls_back_with_one_line(monkeypatch):
     """A compiler failure: one line naming it, the eager term for that layer and every later
     one, the same maps as under ``channels_last``, and results.json says so."""
