@@ -156,7 +156,6 @@ static void weighted_sum(const float* x, int64_t P, int64_t C, int64_t NV, const
 // Folds into lo/hi [8 NV] the extremes of |x| over P rows (stride C) of 8 NV channels.
 static void extremes_of(const float* x, int64_t P, int64_t C, int64_t NV, float* lo, float* hi) {
   switch (NV) {  // up to 6 vectors (48 channels) in registers
-    case 0: break;
     case 1: extremes<1>(x, P, C, lo, hi); break;
     case 2: extremes<2>(x, P, C, lo, hi); break;
     case 3: extremes<3>(x, P, C, lo, hi); break;

@@ -45,8 +45,7 @@ class ModelLimit:
         """ms/image of ``kind`` (``forward`` or ``forward_backward``) at the measured batch size
         nearest to ``batch`` (by ratio; between two, the larger)."""
         table = self.forward_ms if kind == "forward" else self.forward_backward_ms
-        size = min(table, key=lambda s: (abs(math.log2(s / batch)), -s))
-        return table[size]
+        return table[nearest_size(table, batch)]
 
     def ideal_at_batches_ms(self, forward_batches: dict[int, int], backward_batches: dict[int, int]) -> float:
         """The passes' time had each run at the model's best for its own batch size
@@ -57,6 +56,11 @@ class ModelLimit:
             backward = self.per_image_at("forward_backward", batch) - self.per_image_at("forward", batch)
             total += images * max(backward, 0.0)
         return total
+
+
+def nearest_size(sizes, batch: int) -> int:
+    """The one of the measured batch ``sizes`` nearest to ``batch`` by ratio (between two, the larger)."""
+    return min(sizes, key=lambda s: (abs(math.log2(s / batch)), -s))
 
 
 def _batch(images: Tensor, size: int) -> Tensor:
@@ -149,9 +153,7 @@ class LimitProbe:
     def sizes_for(self, forward_batches: dict[int, int], backward_batches: dict[int, int]) -> list[int]:
         """The measured batch sizes the passes of a case are charged at (the nearest ones,
         :meth:`ModelLimit.per_image_at`)."""
-        table = ModelLimit(forward_ms=dict.fromkeys(self.batch_sizes, 0.0))
-        return sorted({min(table.forward_ms, key=lambda s: (abs(math.log2(s / batch)), -s))
-                       for batch in (*forward_batches, *backward_batches)})
+        return sorted({nearest_size(self.batch_sizes, batch) for batch in (*forward_batches, *backward_batches)})
 
     def drift(self, forward_batches: dict[int, int], backward_batches: dict[int, int],
               around: list[dict[str, ModelLimit]]) -> float:
