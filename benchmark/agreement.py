@@ -6,15 +6,16 @@ for ``table.json`` / W&B, and a figure (``agreement.png``)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
+from benchmark.metrics.functional.agreement import Agreement, metric_agreement
+from benchmark.metrics.scorer import HIGHER_IS_BETTER
 from benchmark.report import markdown_table, metric_header
-from metrics.functional.agreement import Agreement, metric_agreement
-from metrics.scorer import HIGHER_IS_BETTER
 
 
 @dataclass(frozen=True)
@@ -26,7 +27,7 @@ class MethodScores:
     columns: dict[str, Sequence[float]]
 
     @classmethod
-    def of(cls, evaluation) -> "MethodScores":
+    def of(cls, evaluation) -> MethodScores:
         """The per-image values of an evaluation (``benchmark.run.Evaluation`` or a finished run
         folder read back): its ``content["method"]`` and ``results``."""
         return cls(evaluation.content["method"], evaluation.results.sample_ids, evaluation.results.columns)
@@ -49,21 +50,40 @@ class MetricAgreement:
             return None if math.isnan(value) else round(float(value), 6)
 
         pairs = [
-            {"metric_a": a, "metric_b": b, "kendall_tau_b": number(r.tau[i, j]),
-             "ci95": [number(r.low[i, j]), number(r.high[i, j])]}
-            for i, a in enumerate(self.metrics) for j, b in enumerate(self.metrics) if i < j
+            {
+                "metric_a": a,
+                "metric_b": b,
+                "kendall_tau_b": number(r.tau[i, j]),
+                "ci95": [number(r.low[i, j]), number(r.high[i, j])],
+            }
+            for i, a in enumerate(self.metrics)
+            for j, b in enumerate(self.metrics)
+            if i < j
         ]
         ranks = {
-            metric: {method: {"rank": None if math.isnan(r.ranks[k, m]) else int(r.ranks[k, m]),
-                              "stability": number(r.stability[k, m])}
-                     for m, method in enumerate(self.methods)}
+            metric: {
+                method: {
+                    "rank": None if math.isnan(r.ranks[k, m]) else int(r.ranks[k, m]),
+                    "stability": number(r.stability[k, m]),
+                }
+                for m, method in enumerate(self.methods)
+            }
             for k, metric in enumerate(self.metrics)
         }
-        return {"metrics": self.metrics, "methods": self.methods, "images": r.images, "resamples": r.resamples,
-                "pairs": pairs, "ranks": ranks, "left_out": self.left_out}
+        return {
+            "metrics": self.metrics,
+            "methods": self.methods,
+            "images": r.images,
+            "resamples": r.resamples,
+            "pairs": pairs,
+            "ranks": ranks,
+            "left_out": self.left_out,
+        }
 
 
-def agreement_of(scores: list[MethodScores], keys: Sequence[str], n_resamples: int, seed: int) -> MetricAgreement | None:
+def agreement_of(
+    scores: list[MethodScores], keys: Sequence[str], n_resamples: int, seed: int
+) -> MetricAgreement | None:
     """The agreement of the metrics ``keys`` over the methods of ``scores``, on the images every
     method scored; ``None`` with fewer than 2 methods or 2 metrics. A metric no method could
     compute (all undefined, or not computable) is left out, with the reason."""
@@ -118,16 +138,18 @@ def agreement_markdown(agreement: MetricAgreement) -> str:
         rank_rows.append([method, *cells])
     text = (
         f"Metric agreement: Kendall's tau-b between the two metrics' rankings of the {len(agreement.methods)} methods "
-        f"(+1 same order, -1 reversed), [95% bootstrap interval over the {r.images} images, {r.resamples} resamples]:\n\n"
+        f"(+1 same order, -1 reversed), "
+        f"[95% bootstrap interval over the {r.images} images, {r.resamples} resamples]:\n\n"
         + markdown_table(["", *titles], tau_rows)
         + "\n\nRank of each method under each metric (1 = best) and the share of resamples in which it keeps that "
-        "rank:\n\n"
-        + markdown_table(["method", *titles], rank_rows)
-        + "\n"
+        "rank:\n\n" + markdown_table(["method", *titles], rank_rows) + "\n"
     )
     if agreement.left_out:
-        text += "\nLeft out of the agreement: " + "; ".join(f"{metric_header(k)} ({why})" for k, why in
-                                                            agreement.left_out.items()) + "\n"
+        text += (
+            "\nLeft out of the agreement: "
+            + "; ".join(f"{metric_header(k)} ({why})" for k, why in agreement.left_out.items())
+            + "\n"
+        )
     return text
 
 
@@ -148,14 +170,25 @@ def draw_agreement(agreement: MetricAgreement):
     r = agreement.result
     titles = [metric_header(k) for k in agreement.metrics]
     k = len(titles)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(3.5 + 1.25 * k + 0.9 * k, 2.2 + 0.75 * max(k, len(agreement.methods))),
-                                      gridspec_kw={"width_ratios": [1.2 * k, k]})
+    fig, (left, right) = plt.subplots(
+        1,
+        2,
+        figsize=(3.5 + 1.25 * k + 0.9 * k, 2.2 + 0.75 * max(k, len(agreement.methods))),
+        gridspec_kw={"width_ratios": [1.2 * k, k]},
+    )
     image = left.imshow(r.tau.numpy(), cmap="RdBu", vmin=-1, vmax=1)
     for i in range(k):
         for j in range(k):
             dark = abs(float(r.tau[i, j])) > 0.6 if i != j else True
-            left.text(j, i, "1" if i == j else tau_cell(agreement, i, j).replace(" [", "\n["), ha="center",
-                      va="center", fontsize=6.5, color="white" if dark else "black")
+            left.text(
+                j,
+                i,
+                "1" if i == j else tau_cell(agreement, i, j).replace(" [", "\n["),
+                ha="center",
+                va="center",
+                fontsize=6.5,
+                color="white" if dark else "black",
+            )
     left.set_xticks(range(k), titles, rotation=45, ha="right", fontsize=7)
     left.set_yticks(range(k), titles, fontsize=7)
     left.set_title("Kendall's tau-b of the method rankings", fontsize=8)
@@ -166,8 +199,15 @@ def draw_agreement(agreement: MetricAgreement):
         for j in range(k):
             rank = float(r.ranks[j, m])
             text = "-" if math.isnan(rank) else f"#{int(rank)}\n{stability[m, j]:.0%}"
-            right.text(j, m, text, ha="center", va="center", fontsize=6.5,
-                       color="white" if np.nan_to_num(stability[m, j]) > 0.6 else "black")
+            right.text(
+                j,
+                m,
+                text,
+                ha="center",
+                va="center",
+                fontsize=6.5,
+                color="white" if np.nan_to_num(stability[m, j]) > 0.6 else "black",
+            )
     right.set_xticks(range(k), titles, rotation=45, ha="right", fontsize=7)
     right.set_yticks(range(len(agreement.methods)), agreement.methods, fontsize=7)
     right.set_title("rank (share of resamples keeping it)", fontsize=8)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from metrics.errors import BenchmarkError
+from benchmark.core.errors import BenchmarkError
 
 
 @dataclass
@@ -53,9 +53,9 @@ def _code_name(obj: Any) -> str:
 def _method_name(method: Any, method_options: dict[str, Any]) -> str:
     """The registry name of ``method``; an object given from Python is added to the registry
     (never imported again); an Explainer instance adds its config to ``method_options``."""
-    from methods import Explainer
-    from methods.registry import METHODS
-    from methods.wrapped import can_wrap
+    from benchmark.methods import Explainer
+    from benchmark.methods.registry import METHODS
+    from benchmark.methods.wrapped import can_wrap
 
     if isinstance(method, str):
         return method
@@ -64,7 +64,11 @@ def _method_name(method: Any, method_options: dict[str, Any]) -> str:
             method_options.setdefault(name, value)
         method = type(method)
     if isinstance(method, type) and issubclass(method, Explainer) or can_wrap(method):
-        name = method.method_name if isinstance(method, type) and getattr(method, "method_name", "") else _code_name(method)
+        name = (
+            method.method_name
+            if isinstance(method, type) and getattr(method, "method_name", "")
+            else _code_name(method)
+        )
         if name not in METHODS.builtin():
             METHODS.add(name, method)  # again on each call: a notebook may have redefined it
         return name
@@ -77,7 +81,7 @@ def _method_name(method: Any, method_options: dict[str, Any]) -> str:
 def _model_name(model: Any, options: dict[str, Any]) -> str:
     from torch import nn
 
-    from models import add_model
+    from benchmark.models import add_model
 
     if isinstance(model, str):
         return model
@@ -131,8 +135,14 @@ def evaluate(
     with tempfile.TemporaryDirectory(prefix="saliency-benchmark-") as scratch:
         layer = Overrides(
             source="command line",
-            options={"logger": "none", **options, "method": name, "model": model, "data": data,
-                     "output": output if output is not None else scratch},
+            options={
+                "logger": "none",
+                **options,
+                "method": name,
+                "model": model,
+                "data": data,
+                "output": output if output is not None else scratch,
+            },
             method=method_options,
             metrics=dict(metrics or {}),
         )

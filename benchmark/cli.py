@@ -7,20 +7,19 @@ import logging
 import sys
 import typing
 import warnings
-from typing import Any, Sequence
+from collections.abc import Sequence
 
 from benchmark.config import (
-    loadable_methods,
     WANDB_KEYS,
     CommandOptions,
     Overrides,
-    RunOptions,
-    metric_parameters,
+    loadable_methods,
     method_parameters,
+    metric_parameters,
     read_config_file,
     resolve,
 )
-from metrics.errors import BenchmarkError
+from benchmark.core.errors import BenchmarkError
 from benchmark.interrupts import RunInterrupted, stop_on_signals
 from benchmark.params import type_name
 from benchmark.variants import base_method
@@ -54,34 +53,42 @@ def _entries(names: Sequence[str], describe) -> list[str]:
 
 
 def _model_description(name: str) -> str:
-    from models import get_model_spec
+    from benchmark.models import get_model_spec
 
     spec = get_model_spec(name)
     return spec.description + ("" if spec.available() else "  [not installed]")
 
 
 def _catalogue() -> str:
-    from methods import get_method, method_names
-    from metrics import metric_class, metric_names
-    from models import model_names, model_prefixes
+    from benchmark.methods import get_method, method_names
+    from benchmark.metrics import metric_class, metric_names
+    from benchmark.models import model_names, model_prefixes
 
     lines = ["methods:", *_entries(method_names(), lambda name: _summary(get_method(name)))]
-    lines.append("  package.module:Class  your own method (an Explainer subclass, or a function/object with explain), "
-                 "imported from this environment")
+    lines.append(
+        "  package.module:Class  your own method (an Explainer subclass, or a function/object with explain), "
+        "imported from this environment"
+    )
     lines.append("models:")
     lines.extend(_entries(model_names(), _model_description))
     for prefix, help in model_prefixes().items():
         lines.append(f"  {prefix + ':NAME':<20} {help}")
-    lines.append("  package.module:build your own model: a function returning an nn.Module (normalized images -> "
-                 "logits); with --model.mean and --model.std")
+    lines.append(
+        "  package.module:build your own model: a function returning an nn.Module (normalized images -> "
+        "logits); with --model.mean and --model.std"
+    )
     lines.append("metrics (the thesis's five always; more with --metrics.extra NAME,...):")
     lines.extend(_entries(metric_names(), lambda name: _summary(metric_class(name))))
-    lines.append("  package.module:Class  your own metric (a metrics.PerSampleMetric declaring needs), imported from this "
-                 "environment")
+    lines.append(
+        "  package.module:Class  your own metric (a metrics.PerSampleMetric declaring needs), imported from this "
+        "environment"
+    )
     lines.append("")
-    lines.append("thesis settings: --config configs/thesis.yaml (test), "
-                 "--config configs/thesis_table_5_2.yaml (table), "
-                 "--config configs/thesis_table_5_1.yaml (table of LOTS targets)")
+    lines.append(
+        "thesis settings: --config configs/thesis.yaml (test), "
+        "--config configs/thesis_table_5_2.yaml (table), "
+        "--config configs/thesis_table_5_1.yaml (table of LOTS targets)"
+    )
     lines.append("other commands: targets (LOTS class/mean targets), explain (single images)")
     return "\n".join(lines)
 
@@ -110,22 +117,34 @@ def _add_run_options(parser: argparse.ArgumentParser, command: CommandOptions) -
     for p in command.parameters():
         default = f" (default: {p.default})" if p.default not in (None, False) else ""
         if p.annotation is bool:
-            group.add_argument(_flag(p.name), dest=p.name, action="store_const", const=True,
-                               default=argparse.SUPPRESS, help=p.help + default)
+            group.add_argument(
+                _flag(p.name),
+                dest=p.name,
+                action="store_const",
+                const=True,
+                default=argparse.SUPPRESS,
+                help=p.help + default,
+            )
         else:
             metavar = type_name(p.annotation).upper().replace(" ", "_")
             if typing.get_origin(p.annotation) is not typing.Literal:  # choices are shown whole
                 metavar = metavar[:12]
-            group.add_argument(_flag(p.name), dest=p.name, default=argparse.SUPPRESS,
-                               metavar=metavar, help=p.help + default)
-    group.add_argument("--config", action="append", default=[], metavar="FILE.yaml",
-                       help="settings file; several merge in order, later wins; the command line wins over all")
+            group.add_argument(
+                _flag(p.name), dest=p.name, default=argparse.SUPPRESS, metavar=metavar, help=p.help + default
+            )
+    group.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="FILE.yaml",
+        help="settings file; several merge in order, later wins; the command line wins over all",
+    )
 
 
 def named_import_strings(argv: Sequence[str]) -> list[str]:
     """The methods given as ``package.module:Class`` after ``--method``/``--methods`` in ``argv``
     (their options must be known before the command line is parsed)."""
-    from metrics.registry import is_import_string
+    from benchmark.core.registry import is_import_string
 
     values = []
     for i, token in enumerate(argv):
@@ -147,14 +166,22 @@ def _add_method_options(parser: argparse.ArgumentParser, extra: Sequence[str] = 
         group = parser.add_argument_group(f"--method {method} parameters")
         for p in params:
             seen.add(p.name)
-            group.add_argument(f"--method.{p.name}", dest=f"method.{p.name}", default=argparse.SUPPRESS,
-                               metavar=type_name(p.annotation).upper()[:12],
-                               help=f"{p.help} (default: {p.default})")
+            group.add_argument(
+                f"--method.{p.name}",
+                dest=f"method.{p.name}",
+                default=argparse.SUPPRESS,
+                metavar=type_name(p.annotation).upper()[:12],
+                help=f"{p.help} (default: {p.default})",
+            )
     group = parser.add_argument_group("metrics parameters")
     for p in metric_parameters():
-        group.add_argument(f"--metrics.{p.name}", dest=f"metrics.{p.name}", default=argparse.SUPPRESS,
-                           metavar=type_name(p.annotation).upper()[:12],
-                           help=f"(default: {p.default})")
+        group.add_argument(
+            f"--metrics.{p.name}",
+            dest=f"metrics.{p.name}",
+            default=argparse.SUPPRESS,
+            metavar=type_name(p.annotation).upper()[:12],
+            help=f"(default: {p.default})",
+        )
 
 
 def build_parser(extra_methods: Sequence[str] = ()) -> argparse.ArgumentParser:
@@ -188,9 +215,15 @@ def build_parser(extra_methods: Sequence[str] = ()) -> argparse.ArgumentParser:
     )
     _add_run_options(table, TABLE_OPTIONS)
     _add_method_options(table, extra_methods)
-    table.add_argument("--from", dest="from_runs", nargs="+", metavar="RUN_DIR", default=argparse.SUPPRESS,
-                       help="assemble the table from finished run folders (made by `test` anywhere, or table folders) "
-                            "instead of running the methods: the same files, one table per model; takes --output only")
+    table.add_argument(
+        "--from",
+        dest="from_runs",
+        nargs="+",
+        metavar="RUN_DIR",
+        default=argparse.SUPPRESS,
+        help="assemble the table from finished run folders (made by `test` anywhere, or table folders) "
+        "instead of running the methods: the same files, one table per model; takes --output only",
+    )
     from benchmark.explain import EXPLAIN_OPTIONS
     from benchmark.targets import TARGETS_OPTIONS, add_targets_parser
 
@@ -223,11 +256,16 @@ def build_parser(extra_methods: Sequence[str] = ()) -> argparse.ArgumentParser:
         ),
     )
     report.add_argument("folders", nargs="+", metavar="DIR", help="table folders or run folders (made by table/test)")
-    report.add_argument("--output", default="report.html", metavar="FILE.html", help="the page to write "
-                        "(default: report.html)")
+    report.add_argument(
+        "--output", default="report.html", metavar="FILE.html", help="the page to write (default: report.html)"
+    )
     report.add_argument("--images", type=int, default=8, metavar="K", help="images per side-by-side grid (default: 8)")
-    report.add_argument("--by", default="deletion", metavar="METRIC", help="the metric whose spread over the methods "
-                        "picks the images they disagree on most (default: deletion)")
+    report.add_argument(
+        "--by",
+        default="deletion",
+        metavar="METRIC",
+        help="the metric whose spread over the methods picks the images they disagree on most (default: deletion)",
+    )
     return parser
 
 
@@ -238,9 +276,9 @@ def command_line_layer(namespace: argparse.Namespace) -> Overrides:
         if key in ("command", "config") or key in own:
             continue
         if key.startswith("method."):
-            layer.method[key[len("method."):]] = value
+            layer.method[key[len("method.") :]] = value
         elif key.startswith("metrics."):
-            layer.metrics[key[len("metrics."):]] = value
+            layer.metrics[key[len("metrics.") :]] = value
         else:
             layer.options[key] = value
     return layer
@@ -267,8 +305,11 @@ def config_from_args(namespace: argparse.Namespace):
     resume = getattr(namespace, "resume", None)
     if resume:
         files.insert(0, resumed_run_layer(resume))
-    return resolve(files + [command_line_layer(namespace)], several=namespace.command == "table",
-                   command=command_options(namespace.command))
+    return resolve(
+        files + [command_line_layer(namespace)],
+        several=namespace.command == "table",
+        command=command_options(namespace.command),
+    )
 
 
 def quiet_libraries() -> None:
@@ -302,7 +343,7 @@ def interrupted_lines(stop: RunInterrupted) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     quiet_libraries()
-    from methods import get_method
+    from benchmark.methods import get_method
 
     argv = list(sys.argv[1:] if argv is None else argv)
     try:

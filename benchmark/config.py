@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 import yaml
 
-from metrics.errors import BenchmarkError
+from benchmark.core.errors import BenchmarkError
 from benchmark.params import Parameter, coerce, dataclass_parameters, signature_parameters
 from benchmark.variants import base_method, split_variant
 
@@ -47,18 +48,22 @@ class RunOptions:
     )
     model_weights: str | None = field(
         default=None,
-        metadata={"help": "local weights file for --model (a state dict or .safetensors), or none for random "
-                  "weights (smoke tests only: the numbers mean nothing)"},
+        metadata={
+            "help": "local weights file for --model (a state dict or .safetensors), or none for random "
+            "weights (smoke tests only: the numbers mean nothing)"
+        },
     )
     model_mean: list[float] | None = field(
         default=None,
-        metadata={"help": "the model's normalization mean R,G,B (default: the model's own; needed for "
-                  "package.module:build)"},
+        metadata={
+            "help": "the model's normalization mean R,G,B (default: the model's own; needed for package.module:build)"
+        },
     )
     model_std: list[float] | None = field(
         default=None,
-        metadata={"help": "the model's normalization std R,G,B (default: the model's own; needed for "
-                  "package.module:build)"},
+        metadata={
+            "help": "the model's normalization std R,G,B (default: the model's own; needed for package.module:build)"
+        },
     )
     data: str | None = field(
         default=None,
@@ -74,12 +79,17 @@ class RunOptions:
     )
     boxes: str | None = field(
         default=None,
-        metadata={"help": "bounding boxes for --metrics.extra pointing_game/energy_pointing_game: a CSV in "
-                  "the LOC_val_solution.csv layout, ImageId = file stem"},
+        metadata={
+            "help": "bounding boxes for --metrics.extra pointing_game/energy_pointing_game: a CSV in "
+            "the LOC_val_solution.csv layout, ImageId = file stem"
+        },
     )
     batch_size: int | None = field(
-        default=None, metadata={"help": "images per batch (default: 16 on the CPU, 32 on a GPU; float32 LOTS and CAM "
-                                "numbers depend on it, float64 ones do not)"}
+        default=None,
+        metadata={
+            "help": "images per batch (default: 16 on the CPU, 32 on a GPU; float32 LOTS and CAM "
+            "numbers depend on it, float64 ones do not)"
+        },
     )
     num_workers: int | None = field(
         default=None, metadata={"help": "data loading worker processes (default: 0 on the CPU, 4 per GPU process)"}
@@ -88,8 +98,10 @@ class RunOptions:
     seed: int = field(default=0, metadata={"help": "random seed, 0 to 2**32 - 1"})
     threads: int | None = field(
         default=None,
-        metadata={"help": "torch CPU threads per process (default: torch's choice, usually the cores); float32 "
-                  "results depend on it, and results.json records it"},
+        metadata={
+            "help": "torch CPU threads per process (default: torch's choice, usually the cores); float32 "
+            "results depend on it, and results.json records it"
+        },
     )
     save_maps: bool = field(default=False, metadata={"help": "also write maps.pt with every map"})
     overlay_images: int = field(default=8, metadata={"help": "images in the overlay grid PNG"})
@@ -113,32 +125,42 @@ class RunOptions:
     wandb_tags: list[str] | None = field(default=None, metadata={"help": "extra W&B tags, comma-separated"})
     precision: Literal["32", "64", "bf16"] = field(
         default="32",
-        metadata={"help": "32 (float32), 64 (float64: LOTS maps independent of batch size and processes; "
-                  "slower) or bf16 (bfloat16 autocast on GPU; changes the numbers, see perf/README.md)"},
+        metadata={
+            "help": "32 (float32), 64 (float64: LOTS maps independent of batch size and processes; "
+            "slower) or bf16 (bfloat16 autocast on GPU; changes the numbers, see perf/README.md)"
+        },
     )
     execution: Literal["auto", "eager", "channels_last", "compiled"] = field(
         default="auto",
-        metadata={"help": "how the model's passes run: eager (NCHW, the path before 2026-12), channels_last "
-                  "(~1.5x faster forwards on a CPU) or compiled (channels_last, and the passes without hooks or "
-                  "gradients through torch.compile: ~2x; compiles once per run); float32 numbers differ by "
-                  "rounding; auto = the device's default (compiled with --precision 32 on a CPU, else "
-                  "channels_last); results.json records the one used"},
+        metadata={
+            "help": "how the model's passes run: eager (NCHW, the path before 2026-12), channels_last "
+            "(~1.5x faster forwards on a CPU) or compiled (channels_last, and the passes without hooks or "
+            "gradients through torch.compile: ~2x; compiles once per run); float32 numbers differ by "
+            "rounding; auto = the device's default (compiled with --precision 32 on a CPU, else "
+            "channels_last); results.json records the one used"
+        },
     )
     quiet: bool = field(default=False, metadata={"help": "no progress bars (the results and notes are printed)"})
     estimate: bool = field(
         default=False,
-        metadata={"help": "print the expected wall time on this machine (model passes counted on one image, timed "
-                  "on a few) and stop: nothing is run or written"},
+        metadata={
+            "help": "print the expected wall time on this machine (model passes counted on one image, timed "
+            "on a few) and stop: nothing is run or written"
+        },
     )
     allow_tf32: bool = field(
         default=False,
-        metadata={"help": "let CUDA float32 convolutions and matmuls use TF32 (faster on Ampere and later, ~1e-3 "
-                  "relative error; off: --precision 32 is float32); results.json records it"},
+        metadata={
+            "help": "let CUDA float32 convolutions and matmuls use TF32 (faster on Ampere and later, ~1e-3 "
+            "relative error; off: --precision 32 is float32); results.json records it"
+        },
     )
     resume: str | None = field(
         default=None,
-        metadata={"help": "finish a killed run: its run folder (test) or table folder (table); the run's "
-                  "settings are the defaults, and options that change results must not differ"},
+        metadata={
+            "help": "finish a killed run: its run folder (test) or table folder (table); the run's "
+            "settings are the defaults, and options that change results must not differ"
+        },
     )
 
     def validate(self, output_folder: bool = True) -> None:
@@ -161,11 +183,11 @@ class RunOptions:
             raise BenchmarkError(f"--seed must be between 0 and 2**32 - 1 (4294967295), got {self.seed}")
         if output_folder:
             check_output_folder(self.output)
-        from models.registry import RANDOM_WEIGHTS
+        from benchmark.models.registry import RANDOM_WEIGHTS
 
         for name in ("model_mean", "model_std"):
             value = getattr(self, name)
-            flag = f"--model.{name[len('model_'):]}"
+            flag = f"--model.{name[len('model_') :]}"
             if value is not None and (len(value) != 3 or not all(math.isfinite(v) for v in value)):
                 raise BenchmarkError(f"{flag} must be three finite numbers R,G,B (e.g. 0.485,0.456,0.406), got {value}")
             if name == "model_std" and value is not None and min(value) <= 0:
@@ -192,7 +214,9 @@ def check_output_folder(path: str, option: str = "--output") -> None:
 
     for candidate in [Path(path), *Path(path).parents]:
         if candidate.is_symlink() and not candidate.exists():
-            raise BenchmarkError(f"{option} {path}: {candidate} is a broken symbolic link; pass a folder that can be made")
+            raise BenchmarkError(
+                f"{option} {path}: {candidate} is a broken symbolic link; pass a folder that can be made"
+            )
         if candidate.exists():
             if not candidate.is_dir():
                 raise BenchmarkError(f"{option} {path}: {candidate} is a file, not a folder; pass a folder")
@@ -247,13 +271,13 @@ class CommandOptions:
 
 
 def metric_parameters() -> list[Parameter]:
-    from metrics.scorer import SaliencyScorer
+    from benchmark.metrics.scorer import SaliencyScorer
 
     return signature_parameters(SaliencyScorer.__init__)
 
 
 def method_parameters(method: str) -> list[Parameter]:
-    from methods import get_method
+    from benchmark.methods import get_method
 
     return dataclass_parameters(get_method(method).config_class)
 
@@ -261,7 +285,7 @@ def method_parameters(method: str) -> list[Parameter]:
 def loadable_methods(extra: Sequence[str] = ()) -> list[str]:
     """Every registered method and plugin that loads (a broken plugin is reported when it is
     chosen, not on every command), then ``extra`` (which must load)."""
-    from methods import get_method, method_names
+    from benchmark.methods import get_method, method_names
 
     names = []
     for name in method_names():
@@ -285,7 +309,7 @@ def all_method_parameters(extra: list[str] = ()) -> dict[str, list[str]]:
     return owners
 
 
-def _named_methods(layer: "Overrides") -> list[str]:
+def _named_methods(layer: Overrides) -> list[str]:
     """The methods a layer names (``method`` and the entries of ``methods``), as given."""
     named = [layer.options.get("method")]
     methods = layer.options.get("methods")
@@ -293,12 +317,12 @@ def _named_methods(layer: "Overrides") -> list[str]:
     return [base_method(str(entry).strip()) for entry in named if entry and str(entry).strip()]
 
 
-def refuse_code_from_files(layers: list["Overrides"]) -> None:
+def refuse_code_from_files(layers: list[Overrides]) -> None:
     """A file (``--config``, a resumed run's ``config.yaml``) may not name code to import: an
     import string ``package.module:Class`` (a method, a metric of ``--metrics.extra``, or
     ``package.module:build`` as the model) must also be given on the command line."""
-    from metrics.registry import is_import_string
-    from models import is_model_import_string
+    from benchmark.core.registry import is_import_string
+    from benchmark.models import is_model_import_string
 
     def code(layer: Overrides) -> list[tuple[str, str]]:
         """``(option, import string)`` of every piece of code the layer names."""
@@ -412,9 +436,7 @@ def read_config_file(path: str) -> Overrides:
             section = {_normalize_key(k, path): v for k, v in value.items()}
             unknown = sorted(set(section) - set(WANDB_KEYS))
             if unknown:
-                raise BenchmarkError(
-                    f"--config {path}: unknown wandb key(s) {unknown}; use {', '.join(WANDB_KEYS)}"
-                )
+                raise BenchmarkError(f"--config {path}: unknown wandb key(s) {unknown}; use {', '.join(WANDB_KEYS)}")
             overrides.options.update({f"wandb_{k}": v for k, v in section.items()})
         elif key == "metrics":
             if not isinstance(value, dict):
@@ -425,8 +447,17 @@ def read_config_file(path: str) -> Overrides:
         else:
             raise BenchmarkError(
                 f"--config {path}: unknown key {raw_key!r}; valid keys: method, model, metrics, wandb, "
-                + ", ".join(sorted(known - {"method", "model", *(f"model_{k}" for k in MODEL_KEYS[1:]),
-                                            *(f"wandb_{k}" for k in WANDB_KEYS)}))
+                + ", ".join(
+                    sorted(
+                        known
+                        - {
+                            "method",
+                            "model",
+                            *(f"model_{k}" for k in MODEL_KEYS[1:]),
+                            *(f"wandb_{k}" for k in WANDB_KEYS),
+                        }
+                    )
+                )
             )
     return overrides
 
@@ -438,7 +469,7 @@ def resolve(layers: list[Overrides], several: bool = False, command: CommandOpti
     ``methods``. Method parameters from the command line must belong to one of them; from a
     file, to any registered method. ``command``'s own defaults lie under every layer.
     """
-    from methods import get_method
+    from benchmark.methods import get_method
 
     refuse_code_from_files(layers)
     options_raw: dict[str, Any] = dict(command.defaults) if command is not None else {}
@@ -461,7 +492,7 @@ def resolve(layers: list[Overrides], several: bool = False, command: CommandOpti
     selected = list(dict.fromkeys(base for base, _ in variants.values()))
     for name in selected:
         get_method(name)  # unknown method: clear error
-    from models import check_model_choice
+    from benchmark.models import check_model_choice
 
     # unknown model, not installed, no normalization: clear errors before any model work
     check_model_choice(options.model, options.model_weights, options.model_mean, options.model_std)
@@ -494,7 +525,7 @@ def resolve(layers: list[Overrides], several: bool = False, command: CommandOpti
                 )
             metrics[key] = coerce(value, metric_types[key].annotation, f"--metrics.{key}")
 
-    from metrics.scorer import SaliencyScorer
+    from benchmark.metrics.scorer import SaliencyScorer
 
     SaliencyScorer(**metrics)  # validates ranges
     method_configs = {}
@@ -516,7 +547,7 @@ def resolve(layers: list[Overrides], several: bool = False, command: CommandOpti
 
 
 def _option_value(name: str, value: Any, annotation: Any) -> Any:
-    from models.registry import RANDOM_WEIGHTS
+    from benchmark.models.registry import RANDOM_WEIGHTS
 
     if name == "model_weights" and isinstance(value, str) and value.strip().lower() == RANDOM_WEIGHTS:
         return RANDOM_WEIGHTS  # the word for random weights (not "no value", as for other options)
@@ -530,7 +561,7 @@ def _names(methods: list[str]) -> list[str]:
 
 def method_config(method: str, values: dict[str, tuple[Any, str]]):
     """The validated config object of ``method`` from the values that apply to it."""
-    from methods import get_method
+    from benchmark.methods import get_method
 
     cls = get_method(method).config_class
     params = {p.name: p for p in dataclass_parameters(cls)}

@@ -17,7 +17,7 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback
 
-from metrics.errors import BenchmarkError
+from benchmark.core.errors import BenchmarkError
 
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
 
@@ -139,8 +139,11 @@ def check_launcher(options: Any) -> None:
     asked = (device_count(resolved_devices(options)) or 1) * options.num_nodes
     if asked != processes:
         per_node = processes // options.num_nodes if processes % options.num_nodes == 0 else None
-        fix = (f"pass --devices {per_node}" + (f" --num-nodes {options.num_nodes}" if options.num_nodes > 1 else "")
-               if per_node else "pass --devices and --num-nodes whose product is that number")
+        fix = (
+            f"pass --devices {per_node}" + (f" --num-nodes {options.num_nodes}" if options.num_nodes > 1 else "")
+            if per_node
+            else "pass --devices and --num-nodes whose product is that number"
+        )
         raise BenchmarkError(
             f"the launcher started {processes} processes ({source}), but --devices {options.devices} x --num-nodes "
             f"{options.num_nodes} is {asked}: {fix} (one process per device)"
@@ -193,7 +196,9 @@ def uses_ddp(options: Any) -> bool:
     resolved), or several processes started by a launcher."""
     count = device_count(resolved_devices(options))
     return (
-        options.strategy == "ddp" or options.num_nodes > 1 or (count is not None and count > 1)
+        options.strategy == "ddp"
+        or options.num_nodes > 1
+        or (count is not None and count > 1)
         or launched_processes() is not None
     )
 
@@ -238,7 +243,7 @@ def apply_allocator(options: Any) -> str:
     """The C allocator of the run's execution: ``channels_last`` and ``compiled`` keep freed
     memory for reuse (``models.allocator``: no page faults for each pass's fresh activations);
     ``eager`` leaves it as it was. Returns the allocator in force, for results.json."""
-    from models.allocator import allocator_in_force, keep_freed_memory
+    from benchmark.models.allocator import allocator_in_force, keep_freed_memory
 
     if getattr(options, "execution", "eager") in ("channels_last", "compiled"):
         return keep_freed_memory()
@@ -275,7 +280,6 @@ def trainer_device_arguments(options: Any) -> dict[str, Any]:
         "strategy": strategy,
         "precision": LIGHTNING_PRECISION[options.precision],
     }
-
 
 
 class RankZeroMessage(Callback):

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import torch
 
 from benchmark.config import RunConfig
+from benchmark.explainers import build_method
 
 
 @dataclass
@@ -67,7 +68,7 @@ def pass_times(classifier, images: torch.Tensor) -> tuple[float, float]:
 def explain_passes(method, image: torch.Tensor) -> tuple[int, int, float]:
     """Images through the model's forward and backward while ``method`` explains ``image``, and
     the seconds that took (0 for a method that declares its worst case instead of running)."""
-    from models.counting import counting_passes
+    from benchmark.models.counting import counting_passes
 
     worst = getattr(method, "worst_case_passes", None)
     if worst is not None:
@@ -91,8 +92,6 @@ def explain_passes(method, image: torch.Tensor) -> tuple[int, int, float]:
 
 def estimate(config: RunConfig, datamodule, methods: list[str]) -> list[MethodEstimate]:
     """The estimate of each method of the run over the datamodule's images."""
-    from benchmark.run import build_method
-
     o = config.options
     if o.execution == "compiled":  # the passes timed uncompiled: no compile (10-40 s) for an estimate
         config = dataclasses.replace(config, options=dataclasses.replace(o, execution="channels_last"))
@@ -128,8 +127,11 @@ def estimate(config: RunConfig, datamodule, methods: list[str]) -> list[MethodEs
             if key not in own_seconds:
                 own_seconds[key] = metric.seconds_per_image(sample)
         own_work = sum(own_seconds[key] for key in computed)
-        seconds = count * ((per_image_forwards * forward_ms + per_image_backwards * backward_ms) / 1000
-                           + method_work * calls + own_work)
+        seconds = count * (
+            (per_image_forwards * forward_ms + per_image_backwards * backward_ms) / 1000
+            + method_work * calls
+            + own_work
+        )
         results.append(MethodEstimate(name, per_image_forwards, per_image_backwards, seconds))
     return results
 
@@ -147,14 +149,26 @@ def print_estimate(config: RunConfig, datamodule, methods: list[str]) -> list[Me
     from benchmark.report import markdown_table
 
     results = estimate(config, datamodule, methods)
-    rows = [[r.method, str(len(datamodule.samples)), f"{r.forwards_per_image:.0f}", f"{r.backwards_per_image:.0f}",
-             _duration(r.seconds)] for r in results]
+    rows = [
+        [
+            r.method,
+            str(len(datamodule.samples)),
+            f"{r.forwards_per_image:.0f}",
+            f"{r.backwards_per_image:.0f}",
+            _duration(r.seconds),
+        ]
+        for r in results
+    ]
     print(markdown_table(["method", "images", "forwards/image", "backwards/image", "expected time"], rows))
     total = sum(r.seconds for r in results)
-    print(f"expected: {_duration(total)} on this machine ({config.options.execution}, "
-          f"{torch.get_num_threads()} threads; model passes and the metrics' own work such as ROAD's imputation); "
-          "nothing was run: leave out --estimate to run")
+    print(
+        f"expected: {_duration(total)} on this machine ({config.options.execution}, "
+        f"{torch.get_num_threads()} threads; model passes and the metrics' own work such as ROAD's imputation); "
+        "nothing was run: leave out --estimate to run"
+    )
     if config.options.execution == "compiled":
-        print("(compiled: the passes are timed uncompiled, channels_last, so this is an upper bound for the "
-              "forward-only ones; the compile adds 10-40 s per method on a CPU)")
+        print(
+            "(compiled: the passes are timed uncompiled, channels_last, so this is an upper bound for the "
+            "forward-only ones; the compile adds 10-40 s per method on a CPU)"
+        )
     return results

@@ -25,20 +25,31 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
 from datetime import datetime
 from pathlib import Path
 
 import torch
 
 from benchmark.config import CommandOptions
-from metrics.errors import BenchmarkError
+from benchmark.core.errors import BenchmarkError
+from benchmark.explainers import build_method
 from benchmark.files import write_text_atomic
 
 #: Run options that make no sense for single images.
 EXPLAIN_EXCLUDED = (
-    "methods", "data", "per_class", "limit", "classes", "ground_truth", "boxes", "num_workers",
-    "save_maps", "overlay_images", "devices", "resume", "precision",
+    "methods",
+    "data",
+    "per_class",
+    "limit",
+    "classes",
+    "ground_truth",
+    "boxes",
+    "num_workers",
+    "save_maps",
+    "overlay_images",
+    "devices",
+    "resume",
+    "precision",
 )
 #: The run options ``explain`` takes (see :class:`benchmark.config.CommandOptions`).
 EXPLAIN_OPTIONS = CommandOptions("explain", exclude=EXPLAIN_EXCLUDED, own=("images",))
@@ -65,8 +76,8 @@ def parse_kernel_sizes(namespace: argparse.Namespace) -> list[int] | None:
 
 def label_of(file: str) -> int:
     """The class index from a ``<wnid>_*`` / ``<wnid>/*`` path, else -1."""
-    from datamodules.classes import imagenet_classes
-    from datamodules.layouts import WNID_NAME
+    from benchmark.datamodules.classes import imagenet_classes
+    from benchmark.datamodules.layouts import WNID_NAME
 
     classes = imagenet_classes()
     path = Path(file)
@@ -79,7 +90,7 @@ def label_of(file: str) -> int:
 
 def load_images(files: list[str]) -> torch.Tensor:
     """All images as ``[N, 3, 224, 224]``; an unreadable one is an error naming it."""
-    from datamodules import ImageLoadError, load_rgb, make_transform
+    from benchmark.datamodules import ImageLoadError, load_rgb, make_transform
 
     transform = make_transform()
     pictures = []
@@ -112,12 +123,17 @@ def _device(accelerator: str) -> torch.device:
 
 def run_explain(namespace: argparse.Namespace, config_from_args) -> Path:
     """The ``explain`` command; returns the output folder."""
+    from benchmark.datamodules import imagenet_classes
+    from benchmark.methods.lots import lots_map
     from benchmark.pictures import (
-        kernel_strip, magnified_perturbation, map_to_uint8, overlay_uint8, save_png, to_uint8, top_k,
+        kernel_strip,
+        magnified_perturbation,
+        map_to_uint8,
+        overlay_uint8,
+        save_png,
+        to_uint8,
+        top_k,
     )
-    from benchmark.run import build_method
-    from datamodules import imagenet_classes
-    from methods.lots import lots_map
 
     sizes = parse_kernel_sizes(namespace)
     config = config_from_args(namespace)
@@ -190,14 +206,24 @@ def run_explain(namespace: argparse.Namespace, config_from_args) -> Path:
                 if len(sizes) > 1:
                     for k in sizes:
                         save_png(map_to_uint8(maps[k][row].cpu()), folder / f"map_k{k}.png")
-                    kernel_strip(image, {k: maps[k][row].cpu() for k in sizes}, folder / "kernel_strip.png",
-                                 title=f"{Path(files[index]).name}: {type(method).__name__} maps from fine to coarse")
+                    kernel_strip(
+                        image,
+                        {k: maps[k][row].cpu() for k in sizes},
+                        folder / "kernel_strip.png",
+                        title=f"{Path(files[index]).name}: {type(method).__name__} maps from fine to coarse",
+                    )
                     record["kernel_sizes"] = sizes
             write_text_atomic(folder / "predictions.json", json.dumps(record, indent=2) + "\n")
             records.append(record)
             top = record["original_top5"][0]
             print(f"{files[index]}: {top['name']} ({top['probability']:.2f}) -> {folder}")
-    summary = {"method": o.method, "model": o.model, "config": config.to_dict(), "device": str(device), "images": records}
+    summary = {
+        "method": o.method,
+        "model": o.model,
+        "config": config.to_dict(),
+        "device": str(device),
+        "images": records,
+    }
     output.mkdir(parents=True, exist_ok=True)
     write_text_atomic(output / "explain.json", json.dumps(summary, indent=2, default=str) + "\n")
     print(f"explanations: {output}")

@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from metrics.errors import BenchmarkError
+from benchmark.core.errors import BenchmarkError
 
 
 def add_explanations_parser(commands) -> argparse.ArgumentParser:
@@ -29,23 +29,28 @@ def add_explanations_parser(commands) -> argparse.ArgumentParser:
     parser.add_argument("--channels", default=None, help="multi-channel maps: sum_abs, mean or max")
     parser.add_argument("--per-class", type=int, default=1, dest="per_class")
     parser.add_argument("--limit", type=int, default=None)
-    parser.add_argument("--allow-missing", action="store_true", dest="allow_missing",
-                        help="write the images that have a map when some have none")
+    parser.add_argument(
+        "--allow-missing",
+        action="store_true",
+        dest="allow_missing",
+        help="write the images that have a map when some have none",
+    )
     return parser
 
 
 def run_explanations(namespace: argparse.Namespace) -> Path:
     from benchmark.config import check_output_folder
+    from benchmark.datamodules import ImageNetDataModule
+    from benchmark.methods.saved_maps import SavedMapsConfig, match_maps
     from benchmark.pictures import save_png, to_uint8
-    from datamodules import ImageNetDataModule
-    from methods.saved_maps import SavedMapsConfig, match_maps
 
     SavedMapsConfig(path=namespace.maps, channels=namespace.channels).validate()
     check_output_folder(namespace.output)
     datamodule = ImageNetDataModule(data=namespace.data, per_class=namespace.per_class, limit=namespace.limit)
     crop = datamodule.dataset.crop
-    matched = match_maps(namespace.maps, "path", datamodule.samples, (crop, crop), namespace.channels,
-                         namespace.allow_missing)
+    matched = match_maps(
+        namespace.maps, "path", datamodule.samples, (crop, crop), namespace.channels, namespace.allow_missing
+    )
     for note in matched.notes("path"):
         print(f"note: {note}", file=sys.stderr)
     output = Path(namespace.output)
@@ -60,4 +65,3 @@ def run_explanations(namespace: argparse.Namespace) -> Path:
         save_png(to_uint8(explanation), output / f"{Path(sample.file).stem}.png")
     print(f"explanations: {output} ({len(matched.maps)} images, {crop}x{crop}, 8-bit x * M)")
     return output
-

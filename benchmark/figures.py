@@ -3,17 +3,17 @@ mean ROAD curves, one image's maps across the model randomization stages."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from torch import Tensor  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from torch import Tensor
 
-from benchmark.files import atomic_path  # noqa: E402
+from benchmark.files import atomic_path
 
 
 def save_figure(fig, path: Path, title: str = "", title_size: int = 10, dpi: int = 100) -> Path:
@@ -82,8 +82,13 @@ def curves_plot(curves: dict[str, Sequence[float]], aucs: dict[str, float], path
     return _save_probability_plot(fig, ax, "fraction of pixels inserted / deleted", 1, title, path)
 
 
-def road_plot(curves: dict[str, Sequence[float]], percentages: Sequence[float], values: dict[str, float],
-              path: Path, title: str = "") -> Path:
+def road_plot(
+    curves: dict[str, Sequence[float]],
+    percentages: Sequence[float],
+    values: dict[str, float],
+    path: Path,
+    title: str = "",
+) -> Path:
     """Mean ROAD curves: the class probability after imputing the most (MoRF) or least (LeRF)
     relevant p% of the pixels, against p, with each metric's value."""
     fig, ax = plt.subplots(figsize=(5, 3.6))
@@ -95,8 +100,15 @@ def road_plot(curves: dict[str, Sequence[float]], percentages: Sequence[float], 
     return _save_probability_plot(fig, ax, "pixels removed and imputed (%)", 100, title, path)
 
 
-def randomization_plot(image: Tensor, maps: Tensor, stages: Sequence[dict], spearman: Sequence[float],
-                       ssim: Sequence[float], path: Path, title: str = "") -> Path:
+def randomization_plot(
+    image: Tensor,
+    maps: Tensor,
+    stages: Sequence[dict],
+    spearman: Sequence[float],
+    ssim: Sequence[float],
+    path: Path,
+    title: str = "",
+) -> Path:
     """Adebayo et al.'s Figure 2: one image's map on the trained model and at each cascading
     randomization stage (top), and the mean similarities per stage (bottom)."""
     count = maps.shape[0]
@@ -104,7 +116,8 @@ def randomization_plot(image: Tensor, maps: Tensor, stages: Sequence[dict], spea
     grid = fig.add_gridspec(2, count + 1, height_ratios=[1, 1.1])
     labels = ["trained"] + [f"stage {i}\n..{s['to']}" for i, s in enumerate(stages, start=1)]
     panels = [(image.permute(1, 2, 0).clamp(0, 1).numpy(), "image")] + [
-        (overlay(image, maps[i]), labels[i]) for i in range(count)]
+        (overlay(image, maps[i]), labels[i]) for i in range(count)
+    ]
     for col, (picture, text) in enumerate(panels):
         ax = fig.add_subplot(grid[0, col])
         ax.imshow(picture)

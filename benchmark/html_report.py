@@ -13,24 +13,24 @@ from __future__ import annotations
 import base64
 import io
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
-import torch
 from torch import Tensor
 
 from benchmark.agreement import MethodScores, agreement_of, draw_agreement, tau_cell
+from benchmark.core.errors import BenchmarkError
 from benchmark.files import write_text_atomic
+from benchmark.metrics.functional.image import MAP_PROBLEM_NAMES
 from benchmark.outputs import package_versions
 from benchmark.report import NOT_COMPUTABLE, interval_text, metric_header, metric_keys, value_text
 from benchmark.run_folders import FinishedRun, expand_folders, read_finished_run
 from benchmark.significance import BEST_MARK, TIED_MARK, legend, marks, pair_tests
 from benchmark.table_from import group_by_model
-from metrics.errors import BenchmarkError
-from metrics.functional.image import MAP_PROBLEM_NAMES
 
 TEMPLATE = "report.html.j2"
 #: The metrics whose mean curves are plotted for every method (one plot each), and their x axis.
@@ -80,16 +80,25 @@ def _rows(group: list[FinishedRun], keys: list[str], cell_marks: dict) -> list[d
             interval = content.get("ci95", {}).get(key) or [None, None]
             computable = key not in content.get("not_computable", {}) and math.isfinite(value)
             mark = cell_marks.get((run.method, key), "")
-            cells.append({
-                "text": value_text(value) if computable else "",
-                "interval": interval_text(interval) if computable else "",
-                "mark": mark,
-                "mark_class": {BEST_MARK: "best", TIED_MARK: "tied"}.get(mark, ""),
-                "sort": f"{value:.6g}" if computable else "",
-            })
+            cells.append(
+                {
+                    "text": value_text(value) if computable else "",
+                    "interval": interval_text(interval) if computable else "",
+                    "mark": mark,
+                    "mark_class": {BEST_MARK: "best", TIED_MARK: "tied"}.get(mark, ""),
+                    "sort": f"{value:.6g}" if computable else "",
+                }
+            )
         ms = content.get("ms_per_map")
-        rows.append({"method": run.method, "images": content["images"], "cells": cells,
-                     "ms": "-" if ms is None else f"{ms:.1f}", "ms_sort": "" if ms is None else f"{ms:.6g}"})
+        rows.append(
+            {
+                "method": run.method,
+                "images": content["images"],
+                "cells": cells,
+                "ms": "-" if ms is None else f"{ms:.1f}",
+                "ms_sort": "" if ms is None else f"{ms:.6g}",
+            }
+        )
     return rows
 
 
@@ -101,12 +110,26 @@ def _agreement(group: list[FinishedRun], keys: list[str], resamples: int, seed: 
     r = agreement.result
     figure = _figure_uri(draw_agreement(agreement))
     return {
-        "titles": titles, "images": r.images, "resamples": r.resamples, "figure": figure,
-        "tau_rows": [{"title": titles[i], "cells": [tau_cell(agreement, i, j) for j in range(len(titles))]}
-                     for i in range(len(titles))],
-        "rank_rows": [{"method": method, "cells": [
-            "-" if math.isnan(float(r.ranks[k, m])) else f"{int(r.ranks[k, m])} ({float(r.stability[k, m]):.0%})"
-            for k in range(len(titles))]} for m, method in enumerate(agreement.methods)],
+        "titles": titles,
+        "images": r.images,
+        "resamples": r.resamples,
+        "figure": figure,
+        "tau_rows": [
+            {"title": titles[i], "cells": [tau_cell(agreement, i, j) for j in range(len(titles))]}
+            for i in range(len(titles))
+        ],
+        "rank_rows": [
+            {
+                "method": method,
+                "cells": [
+                    "-"
+                    if math.isnan(float(r.ranks[k, m]))
+                    else f"{int(r.ranks[k, m])} ({float(r.stability[k, m]):.0%})"
+                    for k in range(len(titles))
+                ],
+            }
+            for m, method in enumerate(agreement.methods)
+        ],
     }
 
 
@@ -118,8 +141,8 @@ def _image_of(group: list[FinishedRun], sample_id: int, size: int) -> Tensor | N
     for run in group:
         if sample_id in run.results.images:
             return run.results.images[sample_id]
-    from datamodules.dataset import ImageDataset
-    from datamodules.samples import Sample
+    from benchmark.datamodules.dataset import ImageDataset
+    from benchmark.datamodules.samples import Sample
 
     file = group[0].results.files.get(sample_id)
     if not file:
@@ -143,7 +166,7 @@ def disagreeing_ids(group: list[FinishedRun], candidates: Sequence[int], by: str
 
 def _image_name(run: FinishedRun, sample_id: int, position: dict[int, int]) -> str:
     """The image's class name where its label is known, else its file name (shortened)."""
-    from datamodules import imagenet_classes
+    from benchmark.datamodules import imagenet_classes
 
     label = run.results.columns.get("label", [math.nan] * len(run.results.sample_ids))[position[sample_id]]
     if math.isfinite(label) and label >= 0:
@@ -164,10 +187,21 @@ def _grid(group: list[FinishedRun], ids: list[int], key: str, title: str, note: 
         cells = []
         for run, position in zip(group, positions):
             value = run.results.columns[by][position[sample_id]] if by else None
-            cells.append({"method": run.method, "overlay": _data_uri(overlay(image, run.results.maps[sample_id])),
-                          "caption": f"{metric_header(by)} {value:.1f}" if by and math.isfinite(value) else ""})
-        rows.append({"sample_id": sample_id, "image": _data_uri(image.permute(1, 2, 0).numpy()),
-                     "caption": f"#{sample_id} {_image_name(group[0], sample_id, positions[0])}", "cells": cells})
+            cells.append(
+                {
+                    "method": run.method,
+                    "overlay": _data_uri(overlay(image, run.results.maps[sample_id])),
+                    "caption": f"{metric_header(by)} {value:.1f}" if by and math.isfinite(value) else "",
+                }
+            )
+        rows.append(
+            {
+                "sample_id": sample_id,
+                "image": _data_uri(image.permute(1, 2, 0).numpy()),
+                "caption": f"#{sample_id} {_image_name(group[0], sample_id, positions[0])}",
+                "cells": cells,
+            }
+        )
     if not rows:
         return None
     return {"key": key, "title": title, "note": note, "methods": [r.method for r in group], "rows": rows}
@@ -176,18 +210,32 @@ def _grid(group: list[FinishedRun], ids: list[int], key: str, title: str, note: 
 def _grids(group: list[FinishedRun], count: int, by: str) -> list[dict]:
     common = sorted(set.intersection(*(set(r.results.maps) & set(r.results.sample_ids) for r in group)))
     full = all(r.content["config"].get("save_maps") for r in group)
-    source = ("every image (the runs saved all maps)" if full else
-              f"the {len(common)} image(s) whose maps every run kept (run with --save-maps for all)")
+    source = (
+        "every image (the runs saved all maps)"
+        if full
+        else f"the {len(common)} image(s) whose maps every run kept (run with --save-maps for all)"
+    )
     grids = []
-    first = _grid(group, common[:count], "first", f"The first {min(count, len(common))} images",
-                  f"Rows: images; columns: the image, then each method's map over it. From {source}.", by)
+    first = _grid(
+        group,
+        common[:count],
+        "first",
+        f"The first {min(count, len(common))} images",
+        f"Rows: images; columns: the image, then each method's map over it. From {source}.",
+        by,
+    )
     if first:
         grids.append(first)
     if len(group) > 1:
         disagree = disagreeing_ids(group, common, by, count)
-        grid = _grid(group, disagree, "disagree", f"The {len(disagree)} images on which the methods disagree most",
-                     f"Largest spread (max - min over the methods) of {metric_header(by)}, largest first; from "
-                     f"{source}.", by)
+        grid = _grid(
+            group,
+            disagree,
+            "disagree",
+            f"The {len(disagree)} images on which the methods disagree most",
+            f"Largest spread (max - min over the methods) of {metric_header(by)}, largest first; from {source}.",
+            by,
+        )
         if grid:
             grids.append(grid)
     return grids
@@ -198,7 +246,7 @@ def _grids(group: list[FinishedRun], count: int, by: str) -> list[dict]:
 
 def _curves(group: list[FinishedRun]) -> list[dict]:
     from benchmark.figures import plt
-    from metrics.functional.road import percentages_of
+    from benchmark.metrics.functional.road import percentages_of
 
     plots = []
     for key, x_label in CURVE_METRICS.items():
@@ -214,8 +262,13 @@ def _curves(group: list[FinishedRun]) -> list[dict]:
                 x = np.array(percentages_of(run.content["config"].get("metrics", {})), dtype=float) / 100
             else:
                 x = np.linspace(0, 1, len(values))
-            ax.plot(x, values, marker="o" if road else None, markersize=3,
-                    label=f"{run.method} ({_number(run.content['metrics'][key]):.2f})")
+            ax.plot(
+                x,
+                values,
+                marker="o" if road else None,
+                markersize=3,
+                label=f"{run.method} ({_number(run.content['metrics'][key]):.2f})",
+            )
         ax.set_xlabel(x_label)
         ax.set_ylabel("mean class probability")
         ax.set_xlim(0, 1)
@@ -239,9 +292,12 @@ def _settings(run: FinishedRun) -> list[tuple[str, str]]:
         ("method facts", ", ".join(f"{k}={v}" for k, v in c.get("method_info", {}).items()) or "-"),
         ("metric settings", ", ".join(f"{k}={v}" for k, v in config.get("metrics", {}).items())),
         ("data", str(c.get("data", "-"))),
-        ("execution", f"{c.get('execution')}, precision {c.get('precision')}, {c.get('device')} x "
-                      f"{c.get('processes')} process(es), {c.get('threads')} thread(s)"
-                      + (f", allocator: {c['allocator']}" if c.get("allocator") else "")),
+        (
+            "execution",
+            f"{c.get('execution')}, precision {c.get('precision')}, {c.get('device')} x "
+            f"{c.get('processes')} process(es), {c.get('threads')} thread(s)"
+            + (f", allocator: {c['allocator']}" if c.get("allocator") else ""),
+        ),
         ("seed", str(c.get("seed"))),
         ("started / took", f"{c.get('started')} / {c.get('duration_s')} s"),
         ("versions", ", ".join(f"{k} {v}" for k, v in versions.items())),
@@ -250,7 +306,9 @@ def _settings(run: FinishedRun) -> list[tuple[str, str]]:
 
 
 def _problems(run: FinishedRun) -> list[str]:
-    lines = [f"skipped #{f['sample_id']} {Path(f['file']).name}: {f['reason']}" for f in run.content.get("skipped_files", [])]
+    lines = [
+        f"skipped #{f['sample_id']} {Path(f['file']).name}: {f['reason']}" for f in run.content.get("skipped_files", [])
+    ]
     for code, name in MAP_PROBLEM_NAMES.items():
         ids = [i for i, v in zip(run.results.sample_ids, run.results.columns["map_problem"]) if v == code]
         if ids:
@@ -288,8 +346,11 @@ def _section(group: list[FinishedRun], options: ReportOptions) -> dict:
         "metrics": [{"key": k, "header": metric_header(k, info.get(k)), "title": k} for k in keys],
         "rows": _rows(group, keys, marks(contents, keys, tests) if tests else {}),
         "legend": legend(resamples, contents[0]["images"]) if tests else "",
-        "not_computable": [f"{r.method}: {metric_header(k)} not computable: {why}"
-                           for r in group for k, why in r.content.get("not_computable", {}).items()],
+        "not_computable": [
+            f"{r.method}: {metric_header(k)} not computable: {why}"
+            for r in group
+            for k, why in r.content.get("not_computable", {}).items()
+        ],
         "agreement": _agreement(group, keys, resamples, seed) if len(group) > 1 else None,
         "grids": _grids(group, options.images, options.by),
         "curves": _curves(group),
@@ -301,8 +362,13 @@ def render_report(groups: dict[str, list[FinishedRun]], options: ReportOptions, 
     """The HTML of the report of ``groups`` (model -> its runs)."""
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-    environment = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True,
-                              undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    environment = Environment(
+        loader=FileSystemLoader(Path(__file__).parent / "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     methods = sorted({r.method for group in groups.values() for r in group})
     return environment.get_template(TEMPLATE).render(
         title="Saliency benchmark report",
@@ -326,7 +392,9 @@ def write_report(paths: list[str], output: str, images: int = 8, by: str = "dele
     html = render_report(group_by_model(runs), ReportOptions(images, by), folders)
     path = Path(output)
     if path.is_dir():
-        raise BenchmarkError(f"report --output {output}: is a folder; give the HTML file to write, e.g. {path / 'report.html'}")
+        raise BenchmarkError(
+            f"report --output {output}: is a folder; give the HTML file to write, e.g. {path / 'report.html'}"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text_atomic(path, html)
     return path

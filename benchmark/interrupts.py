@@ -13,8 +13,8 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 #: The signals that stop a run, and the exit status of each (128 + the signal number).
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -155,7 +156,8 @@ def summary_values(content: dict) -> dict[str, Any]:
         **{  # e.g. randomization_spearman_per_stage_1..S
             f"{key}_{name}_{number}": value
             for key, detail in content.get("metric_details", {}).items()
-            for name, values in detail.items() if name.endswith("_per_stage")
+            for name, values in detail.items()
+            if name.endswith("_per_stage")
             for number, value in enumerate(values, start=1)
         },
     }
@@ -264,8 +266,9 @@ def log_evaluation(run, evaluation, table: str | None = None) -> LoggedRun:
     return LoggedRun()
 
 
-def _log_wandb_table(config, table_dir: Path, header: list[str], rows: list[list[Any]], contents: list[dict],
-                     agreement: dict | None) -> LoggedRun:
+def _log_wandb_table(
+    config, table_dir: Path, header: list[str], rows: list[list[Any]], contents: list[dict], agreement: dict | None
+) -> LoggedRun:
     import wandb
 
     o = config.options
@@ -288,8 +291,11 @@ def _log_wandb_table(config, table_dir: Path, header: list[str], rows: list[list
         )
         logged["rank_stability"] = wandb.Table(
             columns=["metric", "method", "rank", "stability"],
-            data=[[metric, method, v["rank"], v["stability"]] for metric, by_method in agreement["ranks"].items()
-                  for method, v in by_method.items()],
+            data=[
+                [metric, method, v["rank"], v["stability"]]
+                for metric, by_method in agreement["ranks"].items()
+                for method, v in by_method.items()
+            ],
         )
     wandb_run.log(logged)
     wandb_run.summary.update(
@@ -298,10 +304,18 @@ def _log_wandb_table(config, table_dir: Path, header: list[str], rows: list[list
     return _finish(wandb_run, table_dir)
 
 
-def log_table(config, table_dir: Path, header: list[str], rows: list[list[Any]], contents: list[dict],
-              agreement: dict | None = None) -> LoggedRun:
+def log_table(
+    config,
+    table_dir: Path,
+    header: list[str],
+    rows: list[list[Any]],
+    contents: list[dict],
+    agreement: dict | None = None,
+) -> LoggedRun:
     """Log the combined table of a ``table`` run as its own W&B run (``--logger wandb``); the
     CSV logger has nothing to add to ``table.csv``. Rank 0 only; never raises."""
     if config.options.logger != "wandb":
         return LoggedRun()
-    return _guarded("W&B logging", table_dir, lambda: _log_wandb_table(config, table_dir, header, rows, contents, agreement))
+    return _guarded(
+        "W&B logging", table_dir, lambda: _log_wandb_table(config, table_dir, header, rows, contents, agreement)
+    )

@@ -16,7 +16,7 @@ import torch
 
 from benchmark import figures
 from benchmark.files import atomic_open, atomic_path, write_text_atomic
-from metrics.functional.image import MAP_PROBLEM_NAMES
+from benchmark.metrics.functional.image import MAP_PROBLEM_NAMES
 
 PACKAGES = (
     "saliency-benchmark",
@@ -83,9 +83,7 @@ def results_dict(run, results, extra: dict[str, Any]) -> dict[str, Any]:
         "model": run.config.options.model,
         "images": len(results.sample_ids),
         "metrics": {key: _finite_or_none(value) for key, value in results.metrics.items()},
-        "ci95": {
-            key: [_finite_or_none(low), _finite_or_none(high)] for key, (low, high) in results.intervals.items()
-        },
+        "ci95": {key: [_finite_or_none(low), _finite_or_none(high)] for key, (low, high) in results.intervals.items()},
         "undefined": {k: v for k, v in results.undefined.items() if v},
         "ms_per_map": _mean(columns["ms_per_map"]),
         "extras": {c.name: _mean(columns[c.name]) for c in run.extra_columns},
@@ -95,8 +93,7 @@ def results_dict(run, results, extra: dict[str, Any]) -> dict[str, Any]:
         "metric_details": {key: _nulls_for_nan(detail) for key, detail in results.details.items()},
         "skipped": len(results.failures),
         "skipped_files": [
-            {"sample_id": sid, "file": run.samples[sid].file, "reason": reason}
-            for sid, reason in results.failures
+            {"sample_id": sid, "file": run.samples[sid].file, "reason": reason} for sid, reason in results.failures
         ],
         **extra,
         "config": run.config.to_dict(run.method),
@@ -120,7 +117,14 @@ def per_sample_table(run, results) -> tuple[list[str], list[list[Any]]]:
     the metrics, ms per map, method extras; ``None`` where a value is missing or undefined."""
     integer_columns = {"label", "pred_class", *(c.name for c in run.extra_columns if c.integer)}
     header = [
-        "sample_id", "file", "label", "pred_class", "pred_prob", *results.metrics, "ms_per_map", "map_problem",
+        "sample_id",
+        "file",
+        "label",
+        "pred_class",
+        "pred_prob",
+        *results.metrics,
+        "ms_per_map",
+        "map_problem",
         *(c.name for c in run.extra_columns),
     ]
     rows = []
@@ -201,7 +205,7 @@ def write_figures(run_dir: Path, run, results) -> list[Path]:
         )
     road = [key for key in ("road_morf", "road_lerf") if results.mean_curves.get(key)]
     if road:
-        from metrics.functional.road import percentages_of
+        from benchmark.metrics.functional.road import percentages_of
 
         written.append(
             figures.road_plot(
@@ -216,10 +220,14 @@ def write_figures(run_dir: Path, run, results) -> list[Path]:
     if example and detail:
         written.append(
             figures.randomization_plot(
-                example["image"], example["maps"], example["stages"], detail["spearman_per_stage"],
-                detail["ssim_per_stage"], run_dir / "randomization.png",
+                example["image"],
+                example["maps"],
+                example["stages"],
+                detail["spearman_per_stage"],
+                detail["ssim_per_stage"],
+                run_dir / "randomization.png",
                 title=f"Model randomization: {run.method} on {run.config.options.model}, image #{example['sample_id']} "
-                      f"(curves: mean of {len(results.sample_ids)} images)",
+                f"(curves: mean of {len(results.sample_ids)} images)",
             )
         )
     return written

@@ -7,10 +7,11 @@ import dataclasses
 import inspect
 import types
 import typing
+from collections.abc import Callable
 from fractions import Fraction
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
-from metrics.errors import BenchmarkError
+from benchmark.core.errors import BenchmarkError
 
 _NONE_WORDS = {"none", "null", "~", ""}
 _TRUE_WORDS = {"true", "yes", "1", "on"}
@@ -94,9 +95,7 @@ def coerce(value: Any, annotation: Any, option: str) -> Any:
     try:
         return _coerce(value, annotation)
     except (ValueError, TypeError, ZeroDivisionError):
-        raise BenchmarkError(
-            f"{option}: {value!r} is not a valid {type_name(annotation)}"
-        ) from None
+        raise BenchmarkError(f"{option}: {value!r} is not a valid {type_name(annotation)}") from None
 
 
 def _coerce(value: Any, annotation: Any) -> Any:

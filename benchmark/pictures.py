@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -33,7 +33,11 @@ def overlay_uint8(image: Tensor, saliency: Tensor, alpha: float = 0.5) -> np.nda
     """The jet-coloured map blended over the image -> ``H x W x 3`` uint8."""
     from benchmark.figures import overlay
 
-    return (np.clip(overlay(image.detach().float().cpu(), saliency.detach().float().cpu(), alpha), 0, 1) * 255).round().astype(np.uint8)
+    return (
+        (np.clip(overlay(image.detach().float().cpu(), saliency.detach().float().cpu(), alpha), 0, 1) * 255)
+        .round()
+        .astype(np.uint8)
+    )
 
 
 def save_png(array: np.ndarray, path: Path) -> Path:
@@ -57,7 +61,9 @@ def kernel_strip(image: Tensor, maps: dict[int, Tensor], path: Path, title: str 
     return save_figure(fig, path, title, title_size=9)
 
 
-def top_k(probabilities: Tensor, k: int = 5, names: Sequence[str] | None = None, wnids: Sequence[str] | None = None) -> list[dict]:
+def top_k(
+    probabilities: Tensor, k: int = 5, names: Sequence[str] | None = None, wnids: Sequence[str] | None = None
+) -> list[dict]:
     """The ``k`` most probable classes of one probability vector, with their names."""
     values, indices = torch.topk(probabilities.detach().float().cpu(), k)
     return [

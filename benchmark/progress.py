@@ -44,11 +44,21 @@ class ImageProgressBar(ProgressBar):
     def on_test_start(self, trainer, pl_module) -> None:
         if not (self._enabled and trainer.is_global_zero):
             return
-        self.bar = tqdm(total=self.total, initial=self.done, desc=self.label, unit="img", file=sys.stderr,
-                        dynamic_ncols=True, leave=True, position=0, smoothing=0.1)
+        self.bar = tqdm(
+            total=self.total,
+            initial=self.done,
+            desc=self.label,
+            unit="img",
+            file=sys.stderr,
+            dynamic_ncols=True,
+            leave=True,
+            position=0,
+            smoothing=0.1,
+        )
 
-    def on_test_batch_end(self, trainer, pl_module, outputs: Any, batch: Any, batch_idx: int,
-                          dataloader_idx: int = 0) -> None:
+    def on_test_batch_end(
+        self, trainer, pl_module, outputs: Any, batch: Any, batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
         if self.bar is None:
             return
         images = len(getattr(outputs, "sample_ids", [])) + len(getattr(outputs, "failures", []))

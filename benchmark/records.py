@@ -22,15 +22,16 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
 import yaml
 
-from metrics.errors import BenchmarkError
+from benchmark.core.errors import BenchmarkError
 from benchmark.files import atomic_path, write_text_atomic
 
 RECORDS = "records"
@@ -47,8 +48,21 @@ ELAPSED = "elapsed.json"
 #: Everything else may change numbers and is refused: the accelerator (CPU float32 and GPU
 #: results in one run), the precision, TF32, the threads, the seed.
 RESUMABLE_CHANGES = {
-    "output", "logger", "num_workers", "overlay_images", "log_images", "devices", "estimate", "quiet",
-    "num_nodes", "strategy", "ddp_timeout", "wandb.project", "wandb.entity", "wandb.group", "wandb.tags",
+    "output",
+    "logger",
+    "num_workers",
+    "overlay_images",
+    "log_images",
+    "devices",
+    "estimate",
+    "quiet",
+    "num_nodes",
+    "strategy",
+    "ddp_timeout",
+    "wandb.project",
+    "wandb.entity",
+    "wandb.group",
+    "wandb.tags",
 }
 
 
@@ -96,7 +110,7 @@ class SampleRecord:
         )
 
     @classmethod
-    def from_json(cls, line: str) -> "SampleRecord":
+    def from_json(cls, line: str) -> SampleRecord:
         data = json.loads(line)
         if "failed" in data:
             return cls(int(data["id"]), failed=str(data["failed"]))
@@ -160,8 +174,9 @@ class RunRecorder(pl.Callback):
     0) at the start of the epoch. The module knows none of this.
     """
 
-    def __init__(self, folder: Path | Callable[[], Path], resumed: dict[int, SampleRecord] | None = None,
-                 earlier_s: float = 0.0) -> None:
+    def __init__(
+        self, folder: Path | Callable[[], Path], resumed: dict[int, SampleRecord] | None = None, earlier_s: float = 0.0
+    ) -> None:
         self.folder = folder
         self.resumed = resumed or {}
         self.earlier_s = earlier_s  # the seconds of the parts before this one (a resumed run)
@@ -303,14 +318,19 @@ def flatten(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def differing(first: dict[str, Any], second: dict[str, Any], ignore=()) -> list[tuple[str, Any, Any]]:
     """``(name, first's value, second's value)`` for every key of the two flat dicts whose
     values differ (a missing key counts as ``None``), by name, leaving out ``ignore``."""
-    return [(name, first.get(name), second.get(name)) for name in sorted(first.keys() | second.keys())
-            if name not in ignore and first.get(name) != second.get(name)]
+    return [
+        (name, first.get(name), second.get(name))
+        for name in sorted(first.keys() | second.keys())
+        if name not in ignore and first.get(name) != second.get(name)
+    ]
 
 
 def settings_differences(stored: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """``name: stored -> current`` for every setting that changes results."""
-    return [f"{name}: {old!r} -> {new!r}"
-            for name, old, new in differing(flatten(stored), flatten(current), ignore=RESUMABLE_CHANGES)]
+    return [
+        f"{name}: {old!r} -> {new!r}"
+        for name, old, new in differing(flatten(stored), flatten(current), ignore=RESUMABLE_CHANGES)
+    ]
 
 
 def refuse_other_settings(folder: Path, differences: list[str], what: str = "run") -> None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
-from metrics.scorer import METRIC_KEYS, metric_info
+from benchmark.metrics.scorer import METRIC_KEYS, metric_info
 
 
 def metric_header(key: str, info: dict[str, Any] | None = None) -> str:

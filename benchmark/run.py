@@ -4,24 +4,32 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
 
 import pytorch_lightning as pl
 import torch
 
 from benchmark import loggers, outputs, records
 from benchmark.config import RunConfig
-from benchmark.interrupts import RunInterrupted
 from benchmark.devices import (
-    RankZeroMessage, apply_allocator, apply_numerics, check_images_per_process, device_facts,
-    numerics_in_force, trainer_device_arguments, uses_cuda,
+    RankZeroMessage,
+    apply_allocator,
+    apply_numerics,
+    check_images_per_process,
+    device_facts,
+    numerics_in_force,
+    trainer_device_arguments,
+    uses_cuda,
 )
+from benchmark.estimate import print_estimate
+from benchmark.explainers import build_method
+from benchmark.interrupts import RunInterrupted
 from benchmark.progress import ImageProgressBar
-from benchmark.variants import base_method, folder_name
 from benchmark.report import INTERVAL_NOTE, markdown_table, metric_keys, results_header, results_row, table_extras
+from benchmark.variants import base_method, folder_name
 
 
 @dataclass
@@ -55,7 +63,7 @@ def _say(message: str) -> None:
 
 def datamodule_of(o):
     """The datamodule of the run options ``o`` (the images, their selection and batching)."""
-    from datamodules import ImageNetDataModule
+    from benchmark.datamodules import ImageNetDataModule
 
     return ImageNetDataModule(
         data=o.data,
@@ -88,7 +96,7 @@ def build_datamodule(config: RunConfig):
 def check_methods_data(config: RunConfig, datamodule) -> list[str]:
     """Each method's own check of the images (e.g. saved maps matched to them), before any
     model work; their notes."""
-    from methods import get_method
+    from benchmark.methods import get_method
 
     size = (datamodule.dataset.crop, datamodule.dataset.crop)
     return [
@@ -102,7 +110,7 @@ def check_steps(config: RunConfig, crop: int) -> None:
     """More Insertion/Deletion steps than pixels would only repeat the last point for hours."""
     n_steps = config.metrics.get("n_steps")
     if n_steps is not None and n_steps > crop * crop:
-        from metrics.errors import BenchmarkError
+        from benchmark.core.errors import BenchmarkError
 
         raise BenchmarkError(
             f"--metrics.n_steps {n_steps}: more steps than the {crop * crop} pixels of the {crop}x{crop} "
@@ -112,12 +120,14 @@ def check_steps(config: RunConfig, crop: int) -> None:
 
 def check_boxes(config: RunConfig, datamodule) -> None:
     """The pointing games need boxes: none at all is an error before any model work."""
-    from metrics.catalog import metric_class
-    from metrics.scorer import check_extra, metric_needs
+    from benchmark.metrics.catalog import metric_class
+    from benchmark.metrics.scorer import check_extra, metric_needs
 
-    wanted = [key for key in check_extra(config.metrics.get("extra")) if "boxes" in metric_needs(metric_class(key)).values()]
+    wanted = [
+        key for key in check_extra(config.metrics.get("extra")) if "boxes" in metric_needs(metric_class(key)).values()
+    ]
     if wanted and datamodule.boxed_samples == 0:
-        from metrics.errors import BenchmarkError
+        from benchmark.core.errors import BenchmarkError
 
         raise BenchmarkError(
             f"--metrics.extra {','.join(wanted)} needs bounding boxes, and none of the "
@@ -126,28 +136,9 @@ def check_boxes(config: RunConfig, datamodule) -> None:
         )
 
 
-def build_method(config: RunConfig, method: str | None = None, **pipeline):
-    from methods import get_method
-    from metrics import SaliencyScorer
-    from models import build_classifier
-
-    o = config.options
-    method = method or o.method
-    classifier = build_classifier(o.model, o.model_weights, mean=o.model_mean, std=o.model_std,
-                                  execution=o.execution)
-    return get_method(base_method(method))(
-        classifier,
-        config.method_configs[method],
-        scorer=SaliencyScorer(**config.metrics),
-        keep_maps=max(o.overlay_images, o.log_images if o.logger == "wandb" else 0),
-        save_maps=o.save_maps,
-        seed=o.seed,
-        **pipeline,
-    )
-
-
-def make_trainer(config: RunConfig, root: Path, callbacks: tuple = (), progress: ImageProgressBar | None = None
-                 ) -> pl.Trainer:
+def make_trainer(
+    config: RunConfig, root: Path, callbacks: tuple = (), progress: ImageProgressBar | None = None
+) -> pl.Trainer:
     """The trainer of an evaluation; ``progress`` = its bar (none with ``--quiet``)."""
     o = config.options
     bar = [] if o.quiet or progress is None else [progress]
@@ -182,7 +173,7 @@ def evaluate(
     ``config.yaml`` and per-sample records before the first image, the results at the end.
     Returns ``None`` on the other ranks.
     """
-    from datamodules import imagenet_classes
+    from benchmark.datamodules import imagenet_classes
 
     o = config.options
     settings = config.to_dict(method_name)
@@ -197,8 +188,10 @@ def evaluate(
         folder: Path | Callable[[], Path] = resume
         evaluated = datamodule.subset(remaining)
     else:
-        make = run_dir if run_dir is not None else (
-            lambda: outputs.make_run_dir(o.output, folder_name(method_name), folder_name(o.model))
+        make = (
+            run_dir
+            if run_dir is not None
+            else (lambda: outputs.make_run_dir(o.output, folder_name(method_name), folder_name(o.model)))
         )
 
         def folder() -> Path:  # rank 0, as the evaluation starts
@@ -230,9 +223,7 @@ def evaluate(
         if trainer.global_rank != 0:
             return None
         results = method.results
-        run = RunContext(
-            config, method_name, datamodule.samples, method.extra_column_specs(), imagenet_classes().names
-        )
+        run = RunContext(config, method_name, datamodule.samples, method.extra_column_specs(), imagenet_classes().names)
         run_dir = recorder.run_dir
         content = outputs.results_dict(
             run,
@@ -250,12 +241,19 @@ def evaluate(
                 "method_info": method.describe(),
                 "metric_info": method.scorer.info(),
                 "model_weights": getattr(method.classifier, "weights_source", o.model_weights),
-            **({"not_computable": dict(method.scorer.not_computable)} if method.scorer.not_computable else {}),
+                **({"not_computable": dict(method.scorer.not_computable)} if method.scorer.not_computable else {}),
                 "started": started.isoformat(timespec="seconds"),
                 # all parts of a resumed run: the earlier ones' recorded seconds plus this one's
                 "duration_s": round(earlier_s + time.perf_counter() - clock, 2),
-                **({"resumed_with": len(done), "duration_s_before_resume": round(earlier_s, 2),
-                    "images_by_processes": records.images_by_processes(run_dir)} if done else {}),
+                **(
+                    {
+                        "resumed_with": len(done),
+                        "duration_s_before_resume": round(earlier_s, 2),
+                        "images_by_processes": records.images_by_processes(run_dir),
+                    }
+                    if done
+                    else {}
+                ),
             },
         )
         outputs.write_per_sample_csv(run_dir / "per_sample.csv", run, results)
@@ -283,20 +281,22 @@ def print_notes(evaluation: Evaluation) -> None:
         print(f"{content['method']}: undefined values left out of the means: {content['undefined']}")
     problems = content.get("map_problems") or {}
     if problems.get("non-finite"):
-        print(f"{content['method']}: {problems['non-finite']} map(s) held NaN/Inf: every metric of those images is "
-              "undefined and left out; see map_problem in per_sample.csv")
+        print(
+            f"{content['method']}: {problems['non-finite']} map(s) held NaN/Inf: every metric of those images is "
+            "undefined and left out; see map_problem in per_sample.csv"
+        )
     if problems.get("constant"):
-        print(f"{content['method']}: {problems['constant']} constant map(s) (no pixel ranked above another): "
-              "they are scored as they are (Coherency undefined, Insertion/Deletion in pixel order); "
-              "see map_problem in per_sample.csv")
+        print(
+            f"{content['method']}: {problems['constant']} constant map(s) (no pixel ranked above another): "
+            "they are scored as they are (Coherency undefined, Insertion/Deletion in pixel order); "
+            "see map_problem in per_sample.csv"
+        )
 
 
 def run_test(config: RunConfig) -> Path | None:
     """``test``: one method end to end; returns the run folder (on rank 0)."""
     datamodule = build_datamodule(config)  # bad folders fail here, before any model work
     if config.options.estimate:
-        from benchmark.estimate import print_estimate
-
         print_estimate(config, datamodule, [config.options.method])
         return None
     resume = Path(config.options.resume) if config.options.resume else None

@@ -13,9 +13,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from benchmark.core.errors import BenchmarkError
+from benchmark.metrics.functional.image import MAP_PROBLEM_NAMES
 from benchmark.records import MAPS, RECORDS, RESULTS, SAMPLES, differing, read_saved_maps
-from metrics.errors import BenchmarkError
-from metrics.functional.image import MAP_PROBLEM_NAMES
 
 PER_SAMPLE = "per_sample.csv"
 
@@ -73,8 +73,11 @@ def read_finished_run(folder: Path, with_maps: bool = True) -> FinishedRun:
     if not folder.is_dir():
         raise BenchmarkError(f"{folder}: no such folder; pass run folders written by `test` (or table folders)")
     if not (folder / RESULTS).is_file():
-        hint = (f"it is a killed run: finish it with `python -m benchmark test --resume {folder}`"
-                if (folder / RECORDS).is_dir() else "pass a run folder written by `test`")
+        hint = (
+            f"it is a killed run: finish it with `python -m benchmark test --resume {folder}`"
+            if (folder / RECORDS).is_dir()
+            else "pass a run folder written by `test`"
+        )
         raise BenchmarkError(f"{folder}: not a finished run (no {RESULTS}); {hint}")
     content = json.loads((folder / RESULTS).read_text())
     if not (folder / PER_SAMPLE).is_file():
@@ -137,5 +140,8 @@ def differences(runs: list[FinishedRun]) -> list[str]:
     """``setting: value (folder) vs value (folder)`` for every compared setting that differs
     from the first run's."""
     reference = compared_settings(runs[0])
-    return sorted(f"{name}: {first!r} ({runs[0].run_dir}) vs {other!r} ({run.run_dir})"
-                  for run in runs[1:] for name, first, other in differing(reference, compared_settings(run)))
+    return sorted(
+        f"{name}: {first!r} ({runs[0].run_dir}) vs {other!r} ({run.run_dir})"
+        for run in runs[1:]
+        for name, first, other in differing(reference, compared_settings(run))
+    )

@@ -13,9 +13,9 @@ import math
 from dataclasses import asdict, dataclass
 from itertools import combinations
 
+from benchmark.metrics.functional.bootstrap import CONFIDENCE_LEVEL, paired_bootstrap
+from benchmark.metrics.scorer import HIGHER_IS_BETTER
 from benchmark.report import metric_header
-from metrics.functional.bootstrap import CONFIDENCE_LEVEL, paired_bootstrap
-from metrics.scorer import HIGHER_IS_BETTER
 
 BEST_MARK = "*"
 TIED_MARK = "~"
@@ -44,13 +44,24 @@ def pair_tests(evaluations: list, keys: list[str], n_resamples: int, seed: int) 
     for key in keys:
         for a, b in combinations(evaluations, 2):
             result = paired_bootstrap(
-                a.results.sample_ids, a.results.columns[key],
-                b.results.sample_ids, b.results.columns[key],
-                n_resamples=n_resamples, seed=seed,
+                a.results.sample_ids,
+                a.results.columns[key],
+                b.results.sample_ids,
+                b.results.columns[key],
+                n_resamples=n_resamples,
+                seed=seed,
             )
             tests.append(
-                PairTest(key, a.content["method"], b.content["method"], result.difference,
-                         result.low, result.high, result.images, result.significant)
+                PairTest(
+                    key,
+                    a.content["method"],
+                    b.content["method"],
+                    result.difference,
+                    result.low,
+                    result.high,
+                    result.images,
+                    result.significant,
+                )
             )
     return tests
 

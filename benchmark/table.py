@@ -17,17 +17,17 @@ import yaml
 from benchmark import figures
 from benchmark.agreement import MethodScores, MetricAgreement, agreement_figure, agreement_markdown, agreement_of
 from benchmark.config import RunConfig
-from metrics.errors import BenchmarkError
+from benchmark.core.errors import BenchmarkError
 from benchmark.files import atomic_open, write_text_atomic
 from benchmark.interrupts import RunInterrupted
-from benchmark.records import refuse_other_settings, settings_differences
 from benchmark.loggers import log_table, sync_hint
+from benchmark.metrics.scorer import METRIC_KEYS
 from benchmark.outputs import make_stamped_dir
+from benchmark.records import refuse_other_settings, settings_differences
 from benchmark.report import INTERVAL_NOTE, markdown_table, metric_cell, metric_header, metric_keys
 from benchmark.run import build_datamodule, evaluate, print_notes
 from benchmark.significance import PairTest, legend, marks, not_significant_lines, pair_tests
 from benchmark.variants import folder_name
-from metrics.scorer import METRIC_KEYS
 
 
 def table_header(keys=METRIC_KEYS) -> list[str]:
@@ -54,7 +54,11 @@ def make_table_dir(output: str, model: str) -> Path:
 
 
 def write_table(
-    table_dir: Path, contents: list[dict], model: str, tests: list[PairTest] | None = None, n_resamples: int = 0,
+    table_dir: Path,
+    contents: list[dict],
+    model: str,
+    tests: list[PairTest] | None = None,
+    n_resamples: int = 0,
     agreement: MetricAgreement | None = None,
 ) -> tuple[Path, Path]:
     """table.md (means with intervals and significance marks, then the metric agreement),
@@ -69,18 +73,25 @@ def write_table(
         f"Model: {model}; {images} images ({contents[0]['data']}). "
         "↑ higher is better, ↓ lower is better; metrics in percent.\n\n"
         + markdown_table(header, table_rows(contents, cell_marks))
-        + "\n\n" + INTERVAL_NOTE + "\n"
+        + "\n\n"
+        + INTERVAL_NOTE
+        + "\n"
     )
     if tests:
         text += legend(n_resamples, images) + "\n"
         lines = not_significant_lines(tests, keys)
-        text += "\nNot significantly different:\n" + "\n".join(lines) + "\n" if lines else (
-            "\nEvery difference between two methods is significant.\n"
+        text += (
+            "\nNot significantly different:\n" + "\n".join(lines) + "\n"
+            if lines
+            else ("\nEvery difference between two methods is significant.\n")
         )
     if agreement is not None:
         text += "\n" + agreement_markdown(agreement)
-        agreement_figure(agreement, table_dir / "agreement.png", title=f"{model}: do the metrics agree? "
-                         f"({len(agreement.methods)} methods, {images} images)")
+        agreement_figure(
+            agreement,
+            table_dir / "agreement.png",
+            title=f"{model}: do the metrics agree? ({len(agreement.methods)} methods, {images} images)",
+        )
     markdown = table_dir / "table.md"
     write_text_atomic(markdown, text)
     csv_path = table_dir / "table.csv"
@@ -91,15 +102,16 @@ def write_table(
         writer.writerows(rows)
     with atomic_open(table_dir / "significance.csv", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["metric", "method_a", "method_b", "difference", "ci95_low", "ci95_high", "images", "significant"])
+        writer.writerow(
+            ["metric", "method_a", "method_b", "difference", "ci95_low", "ci95_high", "images", "significant"]
+        )
         for t in tests:
             writer.writerow([t.metric, t.method_a, t.method_b, t.difference, t.low, t.high, t.images, t.significant])
     summary = {
         "model": model,
         "images": images,
         "methods": [
-            {k: c.get(k) for k in ("method", "images", "metrics", "ci95", "ms_per_map", "undefined")}
-            for c in contents
+            {k: c.get(k) for k in ("method", "images", "metrics", "ci95", "ms_per_map", "undefined")} for c in contents
         ],
         "pairs": [t.as_dict() for t in tests],
         "bootstrap_resamples": n_resamples,
@@ -142,8 +154,9 @@ def comparison_grid(table_dir: Path, evaluations: list, model: str) -> Path | No
     )
 
 
-def write_comparison(table_dir: Path, evaluations: list, model: str, n_resamples: int, seed: int
-                     ) -> tuple[Path, MetricAgreement | None]:
+def write_comparison(
+    table_dir: Path, evaluations: list, model: str, n_resamples: int, seed: int
+) -> tuple[Path, MetricAgreement | None]:
     """The table folder's files from the evaluations of its methods (``benchmark.run.Evaluation``
     or finished run folders read back): the paired tests, the metric agreement, then
     :func:`write_table` and the comparison figure. Returns table.md and the agreement."""
@@ -161,7 +174,9 @@ def check_resumable_table(table_dir: Path, config: RunConfig) -> None:
     own folder is checked as it is resumed)."""
     stored_file = table_dir / "config.yaml"
     if not table_dir.is_dir() or not stored_file.is_file():
-        raise BenchmarkError(f"--resume {table_dir}: not a table folder (no config.yaml); pass the folder a killed table run printed")
+        raise BenchmarkError(
+            f"--resume {table_dir}: not a table folder (no config.yaml); pass the folder a killed table run printed"
+        )
     stored = yaml.safe_load(stored_file.read_text()) or {}
     refuse_other_settings(table_dir, settings_differences(stored, config.to_table_dict()), what="table")
 
@@ -214,8 +229,11 @@ def run_table(config: RunConfig) -> Path | None:
     contents = [e.content for e in evaluations]
     markdown, agreement = write_comparison(table_dir, evaluations, o.model, int(config.metrics["bootstrap"]), o.seed)
     logged = [e.logged for e in evaluations]
-    logged.append(log_table(config, table_dir, *table_values(contents), contents,
-                            agreement.as_dict() if agreement is not None else None))
+    logged.append(
+        log_table(
+            config, table_dir, *table_values(contents), contents, agreement.as_dict() if agreement is not None else None
+        )
+    )
     print(markdown.read_text().rstrip())
     for evaluation in evaluations:
         print_notes(evaluation)
@@ -224,4 +242,3 @@ def run_table(config: RunConfig) -> Path | None:
     if hint:
         print(hint, file=sys.stderr, flush=True)
     return table_dir
-

@@ -9,10 +9,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from benchmark.core.errors import BenchmarkError
 from benchmark.files import write_text_atomic
 from benchmark.run_folders import FinishedRun, differences, expand_folders, read_finished_run
 from benchmark.table import make_table_dir, write_comparison
-from metrics.errors import BenchmarkError
 
 #: The file of an assembled table folder naming the run folders it was made from.
 SOURCES = "sources.json"
@@ -36,7 +36,8 @@ def group_by_model(runs: list[FinishedRun]) -> dict[str, list[FinishedRun]]:
         found = differences(group)
         if found:
             raise BenchmarkError(
-                f"table --from: the runs of {model} cannot share a table, they differ in: " + "; ".join(found)
+                f"table --from: the runs of {model} cannot share a table, they differ in: "
+                + "; ".join(found)
                 + ". Rerun them with the same images and metric settings"
             )
     return groups
@@ -47,9 +48,14 @@ def assemble_table(group: list[FinishedRun], output: str) -> Path:
     model, first = group[0].model, group[0].content
     table_dir = make_table_dir(output, model)
     write_comparison(table_dir, group, model, int(first["config"]["metrics"]["bootstrap"]), int(first["seed"]))
-    write_text_atomic(table_dir / SOURCES, json.dumps(
-        {"model": model, "runs": [{"method": r.method, "folder": str(r.run_dir.resolve())} for r in group]},
-        indent=2) + "\n")
+    write_text_atomic(
+        table_dir / SOURCES,
+        json.dumps(
+            {"model": model, "runs": [{"method": r.method, "folder": str(r.run_dir.resolve())} for r in group]},
+            indent=2,
+        )
+        + "\n",
+    )
     return table_dir
 
 
@@ -61,8 +67,9 @@ def run_table_from(paths: list[str], output: str) -> list[Path]:
     folders = []
     for model, group in group_by_model(runs).items():
         if len(group) < 2:
-            print(f"note: {model} has one run ({group[0].run_dir}); a table needs two methods, so it has none",
-                  flush=True)
+            print(
+                f"note: {model} has one run ({group[0].run_dir}); a table needs two methods, so it has none", flush=True
+            )
             continue
         table_dir = assemble_table(group, output)
         print((table_dir / "table.md").read_text().rstrip())

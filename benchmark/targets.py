@@ -31,17 +31,31 @@ from torch import Tensor
 from torchmetrics import Metric
 
 from benchmark.config import CommandOptions
-from metrics.errors import BenchmarkError
-from metrics.distributed import gather_objects
-from methods.lots_targets import TARGET_KINDS, TargetsFile, write_targets_file
+from benchmark.core.distributed import gather_objects
+from benchmark.core.errors import BenchmarkError
+from benchmark.methods.lots_targets import TARGET_KINDS, TargetsFile, write_targets_file
 
 NUM_CLASSES = 1000
 
 #: The run options ``targets`` takes (see :class:`benchmark.config.CommandOptions`).
 TARGETS_OPTIONS = CommandOptions(
     "targets",
-    only=("model", "model_weights", "model_mean", "model_std", "data", "per_class", "classes", "ground_truth",
-          "batch_size", "num_workers", "seed", "threads", "accelerator", "devices"),
+    only=(
+        "model",
+        "model_weights",
+        "model_mean",
+        "model_std",
+        "data",
+        "per_class",
+        "classes",
+        "ground_truth",
+        "batch_size",
+        "num_workers",
+        "seed",
+        "threads",
+        "accelerator",
+        "devices",
+    ),
     defaults={"per_class": None, "batch_size": 32},
     help={
         "model": "classifier (the names of test --help, timm:NAME, torchvision:NAME or package.module:build)",
@@ -67,10 +81,14 @@ def add_targets_parser(commands) -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--kind", required=True, metavar="KINDS", help="class, mean, or class,mean (both in one pass)")
-    parser.add_argument("--output", dest="targets_output", required=True, metavar="FILE.pt",
-                        help="targets file to write")
-    parser.add_argument("--features", default="logits",
-                        help="features: logits (default), penultimate or a module name; must match --method.features")
+    parser.add_argument(
+        "--output", dest="targets_output", required=True, metavar="FILE.pt", help="targets file to write"
+    )
+    parser.add_argument(
+        "--features",
+        default="logits",
+        help="features: logits (default), penultimate or a module name; must match --method.features",
+    )
     return parser
 
 
@@ -123,7 +141,7 @@ class TargetFeatures(pl.LightningModule):
 
     def __init__(self, classifier, layer: str, kinds: list[str], chosen: dict[int, int], dim: int) -> None:
         super().__init__()
-        from models.features import FeatureExtractor
+        from benchmark.models.features import FeatureExtractor
 
         self.extractor = FeatureExtractor(classifier, layer)
         self.kinds = kinds
@@ -173,11 +191,11 @@ def _check_output(path: str) -> Path:
 def run_targets(namespace: argparse.Namespace, config_from_args) -> Path | None:
     """The ``targets`` command; returns the written file (on rank 0). ``config_from_args``
     resolves the shared run options (``benchmark.cli.config_from_args``)."""
+    from benchmark.datamodules import imagenet_classes
     from benchmark.devices import apply_run_settings, parse_devices
+    from benchmark.models import build_classifier
     from benchmark.progress import ImageProgressBar
     from benchmark.run import datamodule_of
-    from datamodules import imagenet_classes
-    from models import build_classifier
 
     kinds = parse_kinds(namespace.kind)
     output = _check_output(namespace.targets_output)
@@ -196,9 +214,8 @@ def run_targets(namespace: argparse.Namespace, config_from_args) -> Path | None:
     if kinds == ["class"]:
         datamodule.restrict(list(chosen.values()))  # only the chosen images are read
     pl.seed_everything(o.seed, workers=True, verbose=False)
-    classifier = build_classifier(o.model, o.model_weights, mean=o.model_mean, std=o.model_std,
-                                  execution=o.execution)
-    from models.features import FeatureExtractor
+    classifier = build_classifier(o.model, o.model_weights, mean=o.model_mean, std=o.model_std, execution=o.execution)
+    from benchmark.models.features import FeatureExtractor
 
     with torch.no_grad():
         dim = FeatureExtractor(classifier, namespace.features)(torch.zeros(1, 3, 224, 224)).shape[1]
@@ -213,8 +230,12 @@ def run_targets(namespace: argparse.Namespace, config_from_args) -> Path | None:
         callbacks=[ImageProgressBar(len(datamodule.samples), label=f"targets of {o.model}")],
         enable_progress_bar=not o.quiet,
     )
-    print(f"targets ({','.join(kinds)}) of {o.model} {namespace.features}: {datamodule.describe()}; "
-          f"{trainer.world_size} process(es)", file=sys.stderr, flush=True)
+    print(
+        f"targets ({','.join(kinds)}) of {o.model} {namespace.features}: {datamodule.describe()}; "
+        f"{trainer.world_size} process(es)",
+        file=sys.stderr,
+        flush=True,
+    )
     trainer.test(module, datamodule=datamodule, verbose=False)
     if trainer.global_rank != 0:
         return None
@@ -224,9 +245,15 @@ def run_targets(namespace: argparse.Namespace, config_from_args) -> Path | None:
     for label, sample_id in chosen.items():
         files[label] = next(s.file for s in datamodule.samples if s.sample_id == sample_id)
     content = TargetsFile(
-        path=str(output), model=o.model, features=namespace.features, kinds=kinds,
-        targets=result["targets"], counts=result["counts"], files=files,
-        data=datamodule.describe(), seed=o.seed,
+        path=str(output),
+        model=o.model,
+        features=namespace.features,
+        kinds=kinds,
+        targets=result["targets"],
+        counts=result["counts"],
+        files=files,
+        data=datamodule.describe(),
+        seed=o.seed,
     )
     write_targets_file(output, content)
     for sample_id, reason in result["failures"]:
@@ -235,8 +262,10 @@ def run_targets(namespace: argparse.Namespace, config_from_args) -> Path | None:
     for kind in kinds:
         counts = result["counts"][kind]
         covered = int((counts > 0).sum())
-        print(f"{kind}: {covered} classes, {int(counts.sum())} images "
-              f"(e.g. {names.names[int(counts.argmax())]}: {int(counts.max())})")
+        print(
+            f"{kind}: {covered} classes, {int(counts.sum())} images "
+            f"(e.g. {names.names[int(counts.argmax())]}: {int(counts.max())})"
+        )
     if result["unlabelled"]:
         print(f"left out {result['unlabelled']} unlabelled image(s)")
     if result["failures"]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 
-from metrics.errors import BenchmarkError
+from benchmark.core.errors import BenchmarkError
 
 SEPARATOR = ":"
 

@@ -6,13 +6,13 @@ Public API: :class:`ImageNetDataModule`, :class:`ImageDataset`, :class:`Sample`,
 :func:`read_loc_solution`).
 """
 
-from .classes import ImageNetClasses, imagenet_classes
-from .dataset import ImageDataset, collate_samples
-from .ground_truth import read_loc_solution
-from .imagenet import ImageNetDataModule
-from .loading import ImageLoadError, load_rgb, make_transform
-from .sampler import make_sampler
-from .samples import Sample, discover_samples
+from benchmark.datamodules.classes import ImageNetClasses, imagenet_classes
+from benchmark.datamodules.dataset import ImageDataset, collate_samples
+from benchmark.datamodules.ground_truth import read_loc_solution
+from benchmark.datamodules.imagenet import ImageNetDataModule
+from benchmark.datamodules.loading import ImageLoadError, load_rgb, make_transform
+from benchmark.datamodules.sampler import make_sampler
+from benchmark.datamodules.samples import Sample, discover_samples
 
 __all__ = [
     "ImageDataset",

@@ -22,10 +22,9 @@ from PIL import Image
 from torch import Tensor
 from torchvision import tv_tensors
 
-from metrics.errors import BenchmarkError
-
-from .ground_truth import Box, read_loc_solution
-from .samples import Sample
+from benchmark.core.errors import BenchmarkError
+from benchmark.datamodules.ground_truth import Box, read_loc_solution
+from benchmark.datamodules.samples import Sample
 
 
 def read_boxes_file(path: str | os.PathLike) -> dict[str, tuple[Box, ...]]:
@@ -41,9 +40,7 @@ def read_boxes_file(path: str | os.PathLike) -> dict[str, tuple[Box, ...]]:
 
 def attach_boxes(samples: list[Sample], table: dict[str, tuple[Box, ...]]) -> list[Sample]:
     """The samples with the boxes of ``table`` (by file stem); samples not in it keep none."""
-    return [
-        dataclasses.replace(s, boxes=table.get(Path(s.file).stem, s.boxes)) for s in samples
-    ]
+    return [dataclasses.replace(s, boxes=table.get(Path(s.file).stem, s.boxes)) for s in samples]
 
 
 def original_size(file: str) -> tuple[int, int]:
@@ -52,7 +49,9 @@ def original_size(file: str) -> tuple[int, int]:
         return image.size
 
 
-def boxes_on_canvas(boxes: tuple[Box, ...], original: tuple[int, int], loaded: tuple[int, int]) -> tv_tensors.BoundingBoxes:
+def boxes_on_canvas(
+    boxes: tuple[Box, ...], original: tuple[int, int], loaded: tuple[int, int]
+) -> tv_tensors.BoundingBoxes:
     """Inclusive pixel boxes of the original image as continuous XYXY boxes on the loaded
     image (which may be a reduced JPEG draft of size ``loaded`` = (width, height))."""
     (width, height), (loaded_width, loaded_height) = original, loaded
@@ -61,9 +60,7 @@ def boxes_on_canvas(boxes: tuple[Box, ...], original: tuple[int, int], loaded: t
         dtype=torch.float64,
     )
     xyxy = torch.tensor(boxes, dtype=torch.float64).reshape(-1, 4) + torch.tensor([0, 0, 1, 1], dtype=torch.float64)
-    return tv_tensors.BoundingBoxes(
-        (xyxy * scale).float(), format="XYXY", canvas_size=(loaded_height, loaded_width)
-    )
+    return tv_tensors.BoundingBoxes((xyxy * scale).float(), format="XYXY", canvas_size=(loaded_height, loaded_width))
 
 
 def visible_boxes(boxes: Tensor) -> Tensor:

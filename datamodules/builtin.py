@@ -28,7 +28,14 @@ def _loaders() -> dict[str, Callable[[], np.ndarray]]:
 
 
 BUILTIN_PHOTOS: tuple[str, ...] = (
-    "astronaut", "chelsea", "coffee", "rocket", "camera", "clock", "coins", "motorcycle",
+    "astronaut",
+    "chelsea",
+    "coffee",
+    "rocket",
+    "camera",
+    "clock",
+    "coins",
+    "motorcycle",
 )
 
 
@@ -39,7 +46,7 @@ def is_builtin(file: str) -> bool:
 
 def builtin_photo(file: str) -> np.ndarray:
     """The pixels of ``skimage:<name>`` as a uint8 array (H, W) or (H, W, 3); ``KeyError`` if unknown."""
-    name = file[len(BUILTIN_PREFIX):] if is_builtin(file) else file
+    name = file[len(BUILTIN_PREFIX) :] if is_builtin(file) else file
     if name not in BUILTIN_PHOTOS:
         raise KeyError(name)
     return np.asarray(_loaders()[name]())

@@ -7,8 +7,8 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
-from .loading import ImageLoadError, load_rgb, make_transform
-from .samples import Sample
+from benchmark.datamodules.loading import ImageLoadError, load_rgb, make_transform
+from benchmark.datamodules.samples import Sample
 
 
 class ImageDataset(Dataset):
@@ -34,7 +34,7 @@ class ImageDataset(Dataset):
         try:
             picture = load_rgb(sample.file, min_size=self.resize)
             if sample.boxes:
-                from .boxes import boxes_on_canvas, original_size, visible_boxes
+                from benchmark.datamodules.boxes import boxes_on_canvas, original_size, visible_boxes
 
                 canvas = boxes_on_canvas(sample.boxes, original_size(sample.file), picture.size)
                 image, moved = self.transform(picture, canvas)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from metrics.errors import BenchmarkError
+from benchmark.core.errors import BenchmarkError
 
 GROUND_TRUTH_NAME = "LOC_val_solution.csv"
 # The Kaggle download keeps the CSV four folders above ILSVRC/Data/CLS-LOC/val.

@@ -5,14 +5,12 @@ from __future__ import annotations
 import copy
 
 import pytorch_lightning as pl
-import torch
 from torch.utils.data import DataLoader
 
-from metrics.errors import BenchmarkError
-
-from .dataset import ImageDataset, collate_samples
-from .sampler import make_sampler
-from .samples import Sample, discover
+from benchmark.core.errors import BenchmarkError
+from benchmark.datamodules.dataset import ImageDataset, collate_samples
+from benchmark.datamodules.sampler import make_sampler
+from benchmark.datamodules.samples import Sample, discover
 
 
 class ImageNetDataModule(pl.LightningDataModule):
@@ -60,7 +58,7 @@ class ImageNetDataModule(pl.LightningDataModule):
         self.layout: str = self.discovery.layout
         self.samples: list[Sample] = self.discovery.samples
         if boxes is not None:
-            from .boxes import attach_boxes, read_boxes_file
+            from benchmark.datamodules.boxes import attach_boxes, read_boxes_file
 
             self.samples = attach_boxes(self.samples, read_boxes_file(boxes))
         self.dataset = ImageDataset(self.samples)
@@ -71,7 +69,7 @@ class ImageNetDataModule(pl.LightningDataModule):
         self.samples = [s for s in self.samples if s.sample_id in wanted]
         self.dataset = ImageDataset(self.samples)
 
-    def subset(self, sample_ids: list[int]) -> "ImageNetDataModule":
+    def subset(self, sample_ids: list[int]) -> ImageNetDataModule:
         """A copy that evaluates only the samples with these ids (this one is unchanged; the
         ids stay those of the full selection)."""
         part = copy.copy(self)

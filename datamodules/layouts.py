@@ -21,11 +21,15 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from metrics.errors import BenchmarkError
-
-from .builtin import BUILTIN_PHOTOS, BUILTIN_PREFIX
-from .classes import imagenet_classes, is_wnid
-from .ground_truth import GROUND_TRUTH_NAME, check_ground_truth, find_ground_truth, read_loc_solution
+from benchmark.core.errors import BenchmarkError
+from benchmark.datamodules.builtin import BUILTIN_PHOTOS, BUILTIN_PREFIX
+from benchmark.datamodules.classes import imagenet_classes, is_wnid
+from benchmark.datamodules.ground_truth import (
+    GROUND_TRUTH_NAME,
+    check_ground_truth,
+    find_ground_truth,
+    read_loc_solution,
+)
 
 IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 VAL_NAME = re.compile(r"ILSVRC2012_val_\d+")
@@ -90,9 +94,7 @@ def find_images(data: str | os.PathLike | None, ground_truth: str | os.PathLike 
     if not root.exists():
         raise BenchmarkError(f"--data {data}: folder does not exist; pass a folder of ImageNet validation images")
     if not root.is_dir():
-        raise BenchmarkError(
-            f"--data {data}: is a file, not a folder; pass the folder that holds the images"
-        )
+        raise BenchmarkError(f"--data {data}: is a file, not a folder; pass the folder that holds the images")
     root = root.absolute()
     try:
         entries = sorted((e for e in os.scandir(root) if not e.name.startswith(".")), key=lambda e: e.name)
@@ -149,9 +151,7 @@ def _imagefolder(root: Path, data: object, wnid_dirs: list[os.DirEntry]) -> Foun
             if path.is_file() or path.is_symlink():  # a broken link or loop is reported on loading
                 images.append(FoundImage(str(path), label, f"{folder.name}/{name}"))
         if label < 0 and names:
-            notes.append(
-                f"{folder.name}: not an ImageNet-1k class; its {len(names)} image(s) are evaluated unlabelled"
-            )
+            notes.append(f"{folder.name}: not an ImageNet-1k class; its {len(names)} image(s) are evaluated unlabelled")
     if not images:
         raise BenchmarkError(
             f"--data {data}: no image files in its <wnid> subfolders (recognised: {', '.join(IMAGE_EXTENSIONS)}); "
@@ -177,9 +177,7 @@ def _flat(root: Path, data: object, files: list[os.DirEntry], explicit_gt: Path 
         images = []
         for entry, stem in zip(files, stems):
             wnid, boxes = solution.get(stem, ("", []))
-            images.append(
-                FoundImage(str(root / entry.name), _label(classes, wnid), entry.name, tuple(boxes) or None)
-            )
+            images.append(FoundImage(str(root / entry.name), _label(classes, wnid), entry.name, tuple(boxes) or None))
         missing = [entry.name for entry, stem in zip(files, stems) if stem not in solution]
         if missing:
             notes.append(
@@ -191,14 +189,11 @@ def _flat(root: Path, data: object, files: list[os.DirEntry], explicit_gt: Path 
         )
     matches = [WNID_NAME.fullmatch(stem) for stem in stems]
     images = [
-        FoundImage(str(root / e.name), _label(classes, m.group(1)) if m else -1, e.name)
-        for e, m in zip(files, matches)
+        FoundImage(str(root / e.name), _label(classes, m.group(1)) if m else -1, e.name) for e, m in zip(files, matches)
     ]
     if any(matches):
         outside = sorted({m.group(1) for m in matches if m and m.group(1) not in classes})
-        notes = tuple(
-            f"{wnid}: not an ImageNet-1k class; its images are evaluated unlabelled" for wnid in outside
-        )
+        notes = tuple(f"{wnid}: not an ImageNet-1k class; its images are evaluated unlabelled" for wnid in outside)
         return Found("wnid-prefix", f"flat <wnid>_{pattern} layout", source, images, notes)
     return Found("unlabelled", "folder of images", source, images)
 

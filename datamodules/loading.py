@@ -15,7 +15,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torchvision.transforms import v2
 
-from .builtin import builtin_photo, is_builtin
+from benchmark.datamodules.builtin import builtin_photo, is_builtin
 
 SIXTEEN_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
 #: Smallest side of an image worth explaining: anything smaller is mostly made up by the resize.
@@ -46,7 +46,9 @@ def load_rgb(file: str, min_size: int | None = 256) -> Image.Image:
             with Image.open(file) as image:
                 if min(image.size) < MIN_SIDE:
                     width, height = image.size
-                    raise ImageLoadError(f"image is {width}x{height} pixels, too small (at least {MIN_SIDE}x{MIN_SIDE})")
+                    raise ImageLoadError(
+                        f"image is {width}x{height} pixels, too small (at least {MIN_SIDE}x{MIN_SIDE})"
+                    )
                 if image.format == "JPEG" and min_size is not None:
                     image.draft("RGB", (min_size, min_size))
                 image.load()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import Dataset
 
-from metrics.errors import BenchmarkError
+from benchmark.core.errors import BenchmarkError
 
 
 def make_sampler(dataset: Dataset, world_size: int, rank: int) -> UnrepeatedDistributedSampler | None:
@@ -21,7 +21,5 @@ def make_sampler(dataset: Dataset, world_size: int, rank: int) -> UnrepeatedDist
     if world_size <= 1:
         return None
     if len(dataset) < world_size:
-        raise BenchmarkError(
-            f"only {len(dataset)} images for {world_size} processes; use more images or fewer devices"
-        )
+        raise BenchmarkError(f"only {len(dataset)} images for {world_size} processes; use more images or fewer devices")
     return UnrepeatedDistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=False)

@@ -13,11 +13,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import groupby
 
-from metrics.errors import BenchmarkError
-
-from .classes import imagenet_classes
-from .ground_truth import read_loc_solution
-from .layouts import IMAGE_EXTENSIONS, Found, FoundImage, find_images
+from benchmark.core.errors import BenchmarkError
+from benchmark.datamodules.classes import imagenet_classes
+from benchmark.datamodules.ground_truth import read_loc_solution
+from benchmark.datamodules.layouts import IMAGE_EXTENSIONS, Found, FoundImage, find_images
 
 __all__ = [
     "IMAGE_EXTENSIONS",

@@ -11,18 +11,19 @@ gathered into :class:`~metrics.results.RunResults` at the end of the epoch.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 
-from metrics import SaliencyScorer
-from metrics.errors import BenchmarkError
-from metrics.functional.image import map_problems
-from metrics.per_sample import PerSampleMetric
-from metrics.results import RunResults, gather_results
+from benchmark.core.errors import BenchmarkError
+from benchmark.metrics import SaliencyScorer
+from benchmark.metrics.functional.image import map_problems
+from benchmark.metrics.per_sample import PerSampleMetric
+from benchmark.metrics.results import RunResults, gather_results
 
 
 @dataclass
@@ -48,7 +49,7 @@ class Explanation:
     extras: dict[str, Tensor] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, result: "Tensor | Explanation") -> "Explanation":
+    def of(cls, result: Tensor | Explanation) -> Explanation:
         return result if isinstance(result, Explanation) else cls(result)
 
 
@@ -66,7 +67,7 @@ class ExtraColumn:
     in_table: bool = False
 
     @classmethod
-    def of(cls, column: "ExtraColumn | str") -> "ExtraColumn":
+    def of(cls, column: ExtraColumn | str) -> ExtraColumn:
         return column if isinstance(column, ExtraColumn) else cls(column)
 
     def to_dict(self) -> dict[str, Any]:
@@ -131,9 +132,7 @@ class Explainer(pl.LightningModule):
         self.config = config if config is not None else self.config_class()
         self.config.validate()
         self.scorer = scorer if scorer is not None else SaliencyScorer()
-        self.columns = nn.ModuleDict(
-            {name: SampleColumn() for name in BASE_COLUMNS + self.extra_column_names()}
-        )
+        self.columns = nn.ModuleDict({name: SampleColumn() for name in BASE_COLUMNS + self.extra_column_names()})
         self.keep_maps = keep_maps
         self.save_maps = save_maps
         self.seed = seed
@@ -173,10 +172,11 @@ class Explainer(pl.LightningModule):
 
     def _forward_only_for(self, device: torch.device) -> Callable[[Tensor], Tensor]:
         if self._forward_only is None:
-            from models.execution import forward_only
+            from benchmark.models.execution import forward_only
 
-            self._forward_only = forward_only(self.classifier, self.scorer.chunk_size_for(device),
-                                              layer=self.forward_only_layer())
+            self._forward_only = forward_only(
+                self.classifier, self.scorer.chunk_size_for(device), layer=self.forward_only_layer()
+            )
         return self._forward_only
 
     def execution_facts(self) -> dict[str, Any]:
@@ -238,9 +238,7 @@ class Explainer(pl.LightningModule):
         maps = explanation.maps
         expected = (images.shape[0], *images.shape[-2:])
         if tuple(maps.shape) != expected:
-            raise RuntimeError(
-                f"{self.method_name} returned maps of shape {tuple(maps.shape)}, expected {expected}"
-            )
+            raise RuntimeError(f"{self.method_name} returned maps of shape {tuple(maps.shape)}, expected {expected}")
         return explanation
 
     def warm_up(self, images: Tensor) -> None:
@@ -337,8 +335,13 @@ class Explainer(pl.LightningModule):
             scores = self.scorer.update(
                 self.classifier,
                 lambda inputs, _top1: self.explain_maps(inputs, explained),
-                sample_ids, images, maps, classes, base_prob,
-                boxes=batch.get("boxes"), forward_only=self.forward_only,
+                sample_ids,
+                images,
+                maps,
+                classes,
+                base_prob,
+                boxes=batch.get("boxes"),
+                forward_only=self.forward_only,
                 method=lambda inputs, wanted: self.explain_maps(inputs, explained if wanted is None else wanted),
             )
         finally:
@@ -395,6 +398,12 @@ class Explainer(pl.LightningModule):
     def on_test_epoch_end(self) -> None:
         """Gather everything on every rank (all ranks must take part in the collectives)."""
         self.results = gather_results(
-            self.scorer, self.columns, self.failures, self._kept_maps, self._kept_images,
-            keep_maps=self.keep_maps, save_maps=self.save_maps, seed=self.seed,
+            self.scorer,
+            self.columns,
+            self.failures,
+            self._kept_maps,
+            self._kept_images,
+            keep_maps=self.keep_maps,
+            save_maps=self.save_maps,
+            seed=self.seed,
         )

@@ -25,12 +25,12 @@ What the explainer adds to grad-cam:
 
 from __future__ import annotations
 
-import dataclasses
-
 import contextlib
+import dataclasses
 import types
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Iterator
+from typing import Any, ClassVar
 
 import numpy as np
 import pytorch_grad_cam
@@ -39,17 +39,17 @@ from pytorch_grad_cam.base_cam import BaseCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import Tensor, nn
 
-from metrics.errors import BenchmarkError
-from methods.base import Explainer, MethodConfig
-from methods.cam_device import CONVOLUTIONAL_ONLY, DEVICE_METHODS, FORWARD_ONLY_METHODS, device_cam
-from methods.cam_device_perturbation import ablation_cam, score_cam, smooth_gradcampp
-from methods.fullgrad_device import CompiledTerm, bias_layers, fullgrad
-from methods.cam_variants import SeededRandomCAM, SmoothGradCAMPlusPlus, sample_seed
-from methods.registry import register_method
-from metrics.functional.image import minmax_normalize
-from models.execution import execution_of
-from models.layers import TokensToGrid, token_layout
-from models.registry import NormalizedClassifier, get_model_spec, resolve_module
+from benchmark.core.errors import BenchmarkError
+from benchmark.methods.base import Explainer, MethodConfig
+from benchmark.methods.cam_device import CONVOLUTIONAL_ONLY, DEVICE_METHODS, FORWARD_ONLY_METHODS, device_cam
+from benchmark.methods.cam_device_perturbation import ablation_cam, score_cam, smooth_gradcampp
+from benchmark.methods.cam_variants import SeededRandomCAM, SmoothGradCAMPlusPlus, sample_seed
+from benchmark.methods.fullgrad_device import CompiledTerm, bias_layers, fullgrad
+from benchmark.methods.registry import register_method
+from benchmark.metrics.functional.image import minmax_normalize
+from benchmark.models.execution import execution_of
+from benchmark.models.layers import TokensToGrid, token_layout
+from benchmark.models.registry import NormalizedClassifier, get_model_spec, resolve_module
 
 TARGET_CLASSES = ("top1", "label")
 BACKENDS = ("auto", "grad-cam", "device")
@@ -59,9 +59,7 @@ BACKENDS = ("auto", "grad-cam", "device")
 
 def _check_target_class(value: str) -> None:
     if value not in TARGET_CLASSES:
-        raise BenchmarkError(
-            f"--method.target_class {value!r} is unknown; choose one of: {', '.join(TARGET_CLASSES)}"
-        )
+        raise BenchmarkError(f"--method.target_class {value!r} is unknown; choose one of: {', '.join(TARGET_CLASSES)}")
 
 
 _TARGET_CLASS_HELP = (
@@ -87,7 +85,8 @@ class CAMConfig(MethodConfig):
         default="auto",
         metadata={
             "help": "grad-cam (the package: numpy on the CPU, backward to the input), device (the same maps "
-            f"to 1e-5 computed in torch on the images' device, backward to the layer only; {', '.join(DEVICE_METHODS)}) "
+            "to 1e-5 computed in torch on the images' device, backward to the layer only; "
+            f"{', '.join(DEVICE_METHODS)}) "
             "or auto (device where available, else grad-cam)"
         },
     )
@@ -137,9 +136,11 @@ class BatchedCAMConfig(CAMConfig):
 
     chunk_size: int | None = field(
         default=None,
-        metadata={"help": "perturbed copies of an image per forward pass (memory vs. speed), >= 1; default: the "
-                  "benchmark's chunk (--metrics.chunk_size, else the device's: 16 on a CPU, 128 on a GPU; "
-                  "Ablation-CAM's device path: at least 64)"},
+        metadata={
+            "help": "perturbed copies of an image per forward pass (memory vs. speed), >= 1; default: the "
+            "benchmark's chunk (--metrics.chunk_size, else the device's: 16 on a CPU, 128 on a GPU; "
+            "Ablation-CAM's device path: at least 64)"
+        },
     )
 
     def validate(self) -> None:
@@ -335,9 +336,7 @@ class CAMExplainer(Explainer):
 
     def __init__(self, classifier: nn.Module, config: MethodConfig | None = None, **kwargs) -> None:
         if config is not None and not isinstance(config, self.config_class):
-            raise TypeError(
-                f"{self.method_name} takes a {self.config_class.__name__}, got {type(config).__name__}"
-            )
+            raise TypeError(f"{self.method_name} takes a {self.config_class.__name__}, got {type(config).__name__}")
         super().__init__(classifier, config, **kwargs)
         if self.spec.uses_target_layer:
             self.target_layer_path, module = resolve_target_layer(classifier, self.config.target_layer)
@@ -353,8 +352,11 @@ class CAMExplainer(Explainer):
                 f"--method.backend device is available for {', '.join(DEVICE_METHODS)}, not {self.method_name}; "
                 "use --method.backend grad-cam or auto"
             )
-        if (getattr(self.config, "backend", "auto") == "device" and self.method_name in CONVOLUTIONAL_ONLY
-                and self.reshape_transform is not None):
+        if (
+            getattr(self.config, "backend", "auto") == "device"
+            and self.method_name in CONVOLUTIONAL_ONLY
+            and self.reshape_transform is not None
+        ):
             raise BenchmarkError(
                 f"--method.backend device computes {self.method_name} on convolutional layers only, and "
                 f"{self.target_layer_path} gives a vision transformer's tokens; use --method.backend grad-cam or auto"
@@ -392,12 +394,18 @@ class CAMExplainer(Explainer):
             return {"target_layer": self.target_layer_path, "backend": backend}
         if self.uses_device_backend():
             layers = len(bias_layers(_backbone(self.classifier)))
-            return {"target_layer": None, "backend": "device",
-                    "layers": f"the input gradient and the bias of every Conv2d/BatchNorm2d ({layers} layers)"}
+            return {
+                "target_layer": None,
+                "backend": "device",
+                "layers": f"the input gradient and the bias of every Conv2d/BatchNorm2d ({layers} layers)",
+            }
         layers = len(grad_cam_bias_layers(_backbone(self.classifier)))
-        return {"target_layer": None, "backend": "grad-cam",
-                "layers": f"the input gradient and the bias of the layers of type exactly Conv2d/BatchNorm2d "
-                          f"({layers} layers)"}
+        return {
+            "target_layer": None,
+            "backend": "grad-cam",
+            "layers": f"the input gradient and the bias of the layers of type exactly Conv2d/BatchNorm2d "
+            f"({layers} layers)",
+        }
 
     # -- explain -----------------------------------------------------------------------------
 
@@ -450,15 +458,39 @@ class CAMExplainer(Explainer):
         if self.method_name == "scorecam":
             return score_cam(self.classifier, self.forward_only, layer, images, classes, chunk, self.reshape_transform)
         if self.method_name == "ablationcam":
-            return ablation_cam(self.classifier, _backbone(self.classifier), layer, images, classes, chunk,
-                                class_logits_only=execution_of(self.classifier) != "eager")
+            return ablation_cam(
+                self.classifier,
+                _backbone(self.classifier),
+                layer,
+                images,
+                classes,
+                chunk,
+                class_logits_only=execution_of(self.classifier) != "eager",
+            )
         if self.method_name == "smoothgradcampp":
             seeds = [sample_seed(self.seed, i, SmoothGradCAMPlusPlus.seed_stream) for i in ids]
-            return smooth_gradcampp(self.classifier, layer, images, classes, seeds, self.config.n_samples,
-                                    self.config.noise_std, chunk, self.reshape_transform)
+            return smooth_gradcampp(
+                self.classifier,
+                layer,
+                images,
+                classes,
+                seeds,
+                self.config.n_samples,
+                self.config.noise_std,
+                chunk,
+                self.reshape_transform,
+            )
         seeds = [sample_seed(self.seed, i, SeededRandomCAM.seed_stream) for i in ids]
-        return device_cam(self.method_name, self.classifier, layer, images, classes, seeds=seeds,
-                          reshape_transform=self.reshape_transform, forward_with_layer=self.forward_with_layer)
+        return device_cam(
+            self.method_name,
+            self.classifier,
+            layer,
+            images,
+            classes,
+            seeds=seeds,
+            reshape_transform=self.reshape_transform,
+            forward_with_layer=self.forward_with_layer,
+        )
 
     def _fullgrad_term(self) -> CompiledTerm | None:
         """FullGrad's compiled layer term under the ``compiled`` execution (made on first use)."""
@@ -505,7 +537,10 @@ class CAMExplainer(Explainer):
             inputs = images.detach().clone()  # a normal tensor even if images is an inference tensor
             with hooks_attached(cam), grad_cam_bars_silenced():
                 result = np.concatenate(
-                    [cam(inputs[start:start + step], targets[start:start + step]) for start in range(0, batch, step)]
+                    [
+                        cam(inputs[start : start + step], targets[start : start + step])
+                        for start in range(0, batch, step)
+                    ]
                 )
         maps = torch.from_numpy(np.ascontiguousarray(result, dtype=np.float32))
         if tuple(maps.shape) != (batch, *images.shape[-2:]):
@@ -541,8 +576,11 @@ class _RestoringAblationCAM:
         # on tokens, grad-cam's ViT variant (documented with its reshape_transform)
         ablation_layer = AblationLayer() if reshape_transform is None else AblationLayerVit()
         self.base_cam = grad_cam_class("AblationCAM")(
-            model=model, target_layers=layers, reshape_transform=reshape_transform,
-            ablation_layer=ablation_layer, batch_size=batch_size,
+            model=model,
+            target_layers=layers,
+            reshape_transform=reshape_transform,
+            ablation_layer=ablation_layer,
+            batch_size=batch_size,
         )
 
     def __call__(self, input_tensor, targets):
@@ -570,8 +608,11 @@ def _make_fullgrad(model, layers, config, reshape_transform=None):
 
 def _make_sess(model, layers, config: BatchedCAMConfig, reshape_transform=None):
     return grad_cam_class("SESS")(
-        model=model, target_layers=layers, reshape_transform=reshape_transform,
-        base_method=grad_cam_class("GradCAM"), batch_size=config.chunk_size,
+        model=model,
+        target_layers=layers,
+        reshape_transform=reshape_transform,
+        base_method=grad_cam_class("GradCAM"),
+        batch_size=config.chunk_size,
     )
 
 
@@ -581,122 +622,226 @@ def _make_random(model, layers, config, reshape_transform=None):
 
 def _make_smoothgradcampp(model, layers, config: SmoothGradCAMppConfig, reshape_transform=None):
     return SmoothGradCAMPlusPlus(
-        model, layers, n_samples=config.n_samples, noise_std=float(config.noise_std), reshape_transform=reshape_transform
+        model,
+        layers,
+        n_samples=config.n_samples,
+        noise_std=float(config.noise_std),
+        reshape_transform=reshape_transform,
     )
 
 
 CAM_SPECS: tuple[CAMSpec, ...] = (
-    CAMSpec("random", "RandomCAM", _make_random, uses_class=False, doc="""Random-CAM: target-layer activations under random channel weights (a baseline).
+    CAMSpec(
+        "random",
+        "RandomCAM",
+        _make_random,
+        uses_class=False,
+        doc="""Random-CAM: target-layer activations under random channel weights (a baseline).
 
     ``M = ReLU(sum_k w_k A^k)``, ``w_k ~ U(-1, 1)`` drawn per sample from a generator seeded
     from (seed, sample id): the same map for a sample in any batch and on any process. The
     class is ignored. grad-cam's RandomCAM; a sanity-check baseline in the sense of
     Adebayo et al. 2018, "Sanity Checks for Saliency Maps" (NeurIPS).
-    """),
-    CAMSpec("gradcam", "GradCAM", _plain("GradCAM"), doc="""Grad-CAM: activations weighted by the spatially averaged gradients of the class score.
+    """,
+    ),
+    CAMSpec(
+        "gradcam",
+        "GradCAM",
+        _plain("GradCAM"),
+        doc="""Grad-CAM: activations weighted by the spatially averaged gradients of the class score.
 
     ``M = ReLU(sum_k a_k A^k)``, ``a_k = 1/Z sum_ij dy^c/dA^k_ij``.
     Selvaraju et al. 2017, "Grad-CAM: Visual Explanations from Deep Networks via
     Gradient-based Localization" (ICCV).
-    """),
-    CAMSpec("gradcampp", "GradCAMPlusPlus", _plain("GradCAMPlusPlus"), doc="""Grad-CAM++: activations weighted by positive gradients with per-pixel alpha coefficients.
+    """,
+    ),
+    CAMSpec(
+        "gradcampp",
+        "GradCAMPlusPlus",
+        _plain("GradCAMPlusPlus"),
+        doc="""Grad-CAM++: activations weighted by positive gradients with per-pixel alpha coefficients.
 
     With ``g = dy^c/dA``: ``alpha_ij^k = g^2 / (2 g^2 + sum_ab A^k_ab g^3)``,
     ``w_k = sum_ij alpha_ij^k ReLU(g_ij^k)``, ``M = ReLU(sum_k w_k A^k)``.
     Chattopadhay et al. 2018, "Grad-CAM++: Generalized Gradient-based Visual Explanations for
     Deep Convolutional Networks" (WACV).
-    """),
-    CAMSpec("layercam", "LayerCAM", _plain("LayerCAM"), doc="""Layer-CAM: activations weighted element-wise by their positive gradients.
+    """,
+    ),
+    CAMSpec(
+        "layercam",
+        "LayerCAM",
+        _plain("LayerCAM"),
+        doc="""Layer-CAM: activations weighted element-wise by their positive gradients.
 
     ``M = ReLU(sum_k ReLU(dy^c/dA^k_ij) A^k_ij)``.
     Jiang et al. 2021, "LayerCAM: Exploring Hierarchical Class Activation Maps for
     Localization" (IEEE TIP).
-    """),
-    CAMSpec("hirescam", "HiResCAM", _plain("HiResCAM"), doc="""HiRes-CAM: activations multiplied element-wise by their gradients, summed over channels.
+    """,
+    ),
+    CAMSpec(
+        "hirescam",
+        "HiResCAM",
+        _plain("HiResCAM"),
+        doc="""HiRes-CAM: activations multiplied element-wise by their gradients, summed over channels.
 
     ``M = ReLU(sum_k dy^c/dA^k_ij * A^k_ij)``.
     Draelos & Carin 2020, "Use HiResCAM instead of Grad-CAM for faithful explanations of
     convolutional neural networks" (arXiv:2011.08891).
-    """),
-    CAMSpec("gradcamelementwise", "GradCAMElementWise", _plain("GradCAMElementWise"), doc="""Grad-CAM element-wise: the positive part of gradient x activation, summed over channels.
+    """,
+    ),
+    CAMSpec(
+        "gradcamelementwise",
+        "GradCAMElementWise",
+        _plain("GradCAMElementWise"),
+        doc="""Grad-CAM element-wise: the positive part of gradient x activation, summed over channels.
 
     ``M = ReLU(sum_k ReLU(dy^c/dA^k_ij * A^k_ij))``. grad-cam's variant of HiRes-CAM
     (Draelos & Carin 2020, arXiv:2011.08891) with a ReLU per element.
-    """),
-    CAMSpec("xgradcam", "XGradCAM", _plain("XGradCAM"), doc="""XGrad-CAM: gradients weighted by the normalized activations (axiom-based Grad-CAM).
+    """,
+    ),
+    CAMSpec(
+        "xgradcam",
+        "XGradCAM",
+        _plain("XGradCAM"),
+        doc="""XGrad-CAM: gradients weighted by the normalized activations (axiom-based Grad-CAM).
 
     ``w_k = sum_ij (A^k_ij / sum_ab A^k_ab) dy^c/dA^k_ij``, ``M = ReLU(sum_k w_k A^k)``.
     Fu et al. 2020, "Axiom-based Grad-CAM: Towards Accurate Visualization and Explanation of
     CNNs" (BMVC).
-    """),
-    CAMSpec("scorecam", "ScoreCAM", _make_scorecam, BatchedCAMConfig, images_per_call=1, doc="""Score-CAM: channels weighted by the softmax of the class score of the image masked by each channel.
+    """,
+    ),
+    CAMSpec(
+        "scorecam",
+        "ScoreCAM",
+        _make_scorecam,
+        BatchedCAMConfig,
+        images_per_call=1,
+        doc="""Score-CAM: channels weighted by the softmax of the class score of the image masked by each channel.
 
     ``H^k = minmax(upsample(A^k))``, ``s_k = y^c(x * H^k)``, ``w = softmax_k(s)``,
     ``M = ReLU(sum_k w_k A^k)``; one forward pass per channel (``chunk_size`` at a time).
     Wang et al. 2020, "Score-CAM: Score-Weighted Visual Explanations for Convolutional Neural
     Networks" (CVPR Workshops).
-    """),
-    CAMSpec("ablationcam", "AblationCAM", _make_ablationcam, BatchedCAMConfig, doc="""Ablation-CAM: channels weighted by the drop of the class score when each is ablated.
+    """,
+    ),
+    CAMSpec(
+        "ablationcam",
+        "AblationCAM",
+        _make_ablationcam,
+        BatchedCAMConfig,
+        doc="""Ablation-CAM: channels weighted by the drop of the class score when each is ablated.
 
     ``w_k = (y^c - y^c_k) / y^c`` with ``y^c_k`` the score with channel ``k`` of the target
     layer set to zero (a very low value if the layer can be negative),
     ``M = ReLU(sum_k w_k A^k)``; one forward pass per channel (``chunk_size`` at a time).
     Desai & Ramaswamy 2020, "Ablation-CAM: Visual Explanations for Deep Convolutional Network
     via Gradient-free Localization" (WACV).
-    """),
-    CAMSpec("eigencam", "EigenCAM", _plain("EigenCAM"), uses_class=False, doc="""Eigen-CAM: projection of the activations on their first principal component (class-agnostic).
+    """,
+    ),
+    CAMSpec(
+        "eigencam",
+        "EigenCAM",
+        _plain("EigenCAM"),
+        uses_class=False,
+        doc="""Eigen-CAM: projection of the activations on their first principal component (class-agnostic).
 
     ``M = ReLU(A V_1)`` with ``V_1`` the first right singular vector of the centred
     activations (pixels x channels); the class is ignored.
     Muhammad & Yeasin 2020, "Eigen-CAM: Class Activation Map using Principal Components"
     (IJCNN).
-    """),
-    CAMSpec("eigengradcam", "EigenGradCAM", _plain("EigenGradCAM"), doc="""Eigen-Grad-CAM: first principal component of gradient x activation (class-specific Eigen-CAM).
+    """,
+    ),
+    CAMSpec(
+        "eigengradcam",
+        "EigenGradCAM",
+        _plain("EigenGradCAM"),
+        doc="""Eigen-Grad-CAM: first principal component of gradient x activation (class-specific Eigen-CAM).
 
     ``M = ReLU(P_1(dy^c/dA * A))`` with ``P_1`` the projection on the first principal
     component. grad-cam's variant of Eigen-CAM (Muhammad & Yeasin 2020, IJCNN).
-    """),
-    CAMSpec("kpcacam", "KPCA_CAM", _plain("KPCA_CAM"), uses_class=False, doc="""KPCA-CAM: first kernel principal component of the activations (class-agnostic).
+    """,
+    ),
+    CAMSpec(
+        "kpcacam",
+        "KPCA_CAM",
+        _plain("KPCA_CAM"),
+        uses_class=False,
+        doc="""KPCA-CAM: first kernel principal component of the activations (class-agnostic).
 
     ``M = ReLU(KPCA_1(A))`` with a sigmoid kernel over the pixels' channel vectors; the class
     is ignored. Karmani et al. 2024, "KPCA-CAM: Visual Explainability of Deep Computer Vision
     Models using Kernel PCA" (arXiv:2410.00267).
-    """),
-    CAMSpec("fem", "FEM", _plain("FEM"), uses_class=False, doc="""FEM: channels weighted by the share of their pixels above mean + 2 std (class-agnostic).
+    """,
+    ),
+    CAMSpec(
+        "fem",
+        "FEM",
+        _plain("FEM"),
+        uses_class=False,
+        doc="""FEM: channels weighted by the share of their pixels above mean + 2 std (class-agnostic).
 
     ``w_k = mean_ij [A^k_ij > mu_k + 2 sigma_k]``, ``M = ReLU(sum_k w_k A^k)``; the class is
     ignored. Fuad et al. 2020, "Features Understanding in 3D CNNs for Actions Recognition in
     Video" (IPTA).
-    """),
-    CAMSpec("shapleycam", "ShapleyCAM", _plain("ShapleyCAM"), doc="""Shapley-CAM: gradients corrected by a Hessian-vector product, spatially averaged.
+    """,
+    ),
+    CAMSpec(
+        "shapleycam",
+        "ShapleyCAM",
+        _plain("ShapleyCAM"),
+        doc="""Shapley-CAM: gradients corrected by a Hessian-vector product, spatially averaged.
 
     ``w_k = mean_ij (g - 1/2 H A)^k_ij`` with ``g = dy^c/dA`` and ``H A`` the Hessian of
     ``y^c`` w.r.t. ``A`` times ``A``; ``M = ReLU(sum_k w_k A^k)``.
     Cai 2025, "Rethinking Explainable AI: ShapleyCAM - a Game-Theoretic Approach to Class
     Activation Mapping" (arXiv:2501.06261).
-    """),
-    CAMSpec("fullgrad", "FullGrad", _make_fullgrad, FullGradConfig, uses_target_layer=False, doc="""FullGrad: input-gradient and bias-gradient maps of every layer, summed (no target layer).
+    """,
+    ),
+    CAMSpec(
+        "fullgrad",
+        "FullGrad",
+        _make_fullgrad,
+        FullGradConfig,
+        uses_target_layer=False,
+        doc="""FullGrad: input-gradient and bias-gradient maps of every layer, summed (no target layer).
 
     ``M = psi(|dy^c/dx * x|) + sum_l sum_c psi(|b_l * dy^c/dz_l|)`` over every Conv2d and
     BatchNorm2d with a bias ``b_l`` and output ``z_l`` (psi = per-channel min-max scaling and
     resizing to the input; see :mod:`methods.fullgrad_device`, the default backend).
     Srinivas & Fleuret 2019, "Full-Gradient Representation for Neural Network Visualization"
     (NeurIPS).
-    """),
-    CAMSpec("segeigencam", "SegEigenCAM", _plain("SegEigenCAM"), doc="""Seg-Eigen-CAM: first principal component of |gradient| x activation, sign-corrected.
+    """,
+    ),
+    CAMSpec(
+        "segeigencam",
+        "SegEigenCAM",
+        _plain("SegEigenCAM"),
+        doc="""Seg-Eigen-CAM: first principal component of |gradient| x activation, sign-corrected.
 
     ``M = ReLU(s P_1(|dy^c/dA| * A))`` with ``s`` = +-1 chosen so the larger magnitude is
     positive. Chung & Ying 2025, "Seg-Eigen-CAM: Eigen-Value-Based Visual Explanations for
     Semantic Segmentation Models" (Applied Sciences 15(13)); here on a classifier's score.
-    """),
-    CAMSpec("sess", "SESS", _make_sess, BatchedCAMConfig, doc="""SESS: Grad-CAM over sliding windows at 12 scales, fused by a score-weighted mean.
+    """,
+    ),
+    CAMSpec(
+        "sess",
+        "SESS",
+        _make_sess,
+        BatchedCAMConfig,
+        doc="""SESS: Grad-CAM over sliding windows at 12 scales, fused by a score-weighted mean.
 
     The image is resized to 12 scales (``s + 2/7 s i``, ``s`` = its shorter side), windows of
     size ``s`` are cut out, each window's Grad-CAM is weighted by its softmax score of the
     class and pasted back; ``M = blur(mean over windows)``. ``chunk_size`` windows per pass.
     Tursun et al. 2022, "SESS: Saliency Enhancing with Scaling and Sliding" (ECCV).
-    """),
-    CAMSpec("smoothgradcampp", "SmoothGradCAMPlusPlus", _make_smoothgradcampp, SmoothGradCAMppConfig, doc="""SmoothGrad-CAM++: Grad-CAM++ with gradients averaged over noisy copies of the image.
+    """,
+    ),
+    CAMSpec(
+        "smoothgradcampp",
+        "SmoothGradCAMPlusPlus",
+        _make_smoothgradcampp,
+        SmoothGradCAMppConfig,
+        doc="""SmoothGrad-CAM++: Grad-CAM++ with gradients averaged over noisy copies of the image.
 
     With ``g_s = dy^c/dA`` at ``x + eps_s``, ``eps_s ~ N(0, noise_std^2)`` in pixel space,
     ``s = 1..n_samples``: ``D_p = mean_s g_s^p``, ``alpha = D_2 / (2 D_2 + sum_ab A_ab D_3)``,
@@ -704,7 +849,8 @@ CAM_SPECS: tuple[CAMSpec, ...] = (
     drawn per sample from a generator seeded from (seed, sample id).
     Omeiza et al. 2019, "Smooth Grad-CAM++: An Enhanced Inference Level Visualization
     Technique for Deep Convolutional Neural Network Models" (arXiv:1908.01224).
-    """),
+    """,
+    ),
 )
 
 

@@ -32,14 +32,14 @@ their gradients into ``[B, C, h, w]`` before step 1, as grad-cam's hooks do.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from metrics.functional.image import at_least_float32, full_precision
+from benchmark.core.tensors import at_least_float32, full_precision
 
 
 def _weighted(weights: Tensor, activations: Tensor) -> Tensor:

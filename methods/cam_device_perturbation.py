@@ -52,15 +52,15 @@ grad-cam path.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from methods.cam_device import _weighted, finish_cams, layer_activations
-from metrics.functional.image import at_least_float32, full_precision, memory_format_of
-from models.counting import stand_in_passes
+from benchmark.core.tensors import at_least_float32, full_precision, memory_format_of
+from benchmark.methods.cam_device import _weighted, finish_cams, layer_activations
+from benchmark.models.counting import stand_in_passes
 
 Reshape = Callable[[Tensor], Tensor] | None
 
@@ -69,8 +69,15 @@ def _identity(tensor: Tensor) -> Tensor:
     return tensor
 
 
-def score_cam(classifier: nn.Module, forward: Callable[[Tensor], Tensor], layer: nn.Module, images: Tensor,
-              classes: Tensor, chunk: int, reshape_transform: Reshape = None) -> Tensor:
+def score_cam(
+    classifier: nn.Module,
+    forward: Callable[[Tensor], Tensor],
+    layer: nn.Module,
+    images: Tensor,
+    classes: Tensor,
+    chunk: int,
+    reshape_transform: Reshape = None,
+) -> Tensor:
     """Score-CAM maps ``[B, H, W]``; ``forward(images) -> logits`` scores the masked copies."""
     with full_precision(images):
         reshape = reshape_transform or _identity
@@ -82,14 +89,18 @@ def score_cam(classifier: nn.Module, forward: Callable[[Tensor], Tensor], layer:
         with torch.no_grad():
             for i in range(batch):
                 for start in range(0, channels, chunk):
-                    masks = F.interpolate(activations[i:i + 1, start:start + chunk], size=images.shape[-2:],
-                                          mode="bilinear", align_corners=True)[0]
+                    masks = F.interpolate(
+                        activations[i : i + 1, start : start + chunk],
+                        size=images.shape[-2:],
+                        mode="bilinear",
+                        align_corners=True,
+                    )[0]
                     flat = masks.flatten(1)
                     low = flat.amin(dim=1)[:, None, None]
                     high = flat.amax(dim=1)[:, None, None]
                     masks = (masks - low) / (high - low + 1e-8)
-                    logits = forward(images[i:i + 1] * masks[:, None].to(images.dtype))
-                    scores[i, start:start + masks.shape[0]] = logits[:, int(classes[i])].float()
+                    logits = forward(images[i : i + 1] * masks[:, None].to(images.dtype))
+                    scores[i, start : start + masks.shape[0]] = logits[:, int(classes[i])].float()
         return finish_cams(_weighted(scores.softmax(dim=-1), activations), images.shape[-2:])
 
 
@@ -99,14 +110,23 @@ def _noise(images: Tensor, seeds: Sequence[int], samples: int, std: float) -> Te
     drawn = []
     for seed in seeds:
         generator = torch.Generator().manual_seed(int(seed))
-        drawn.append(torch.stack([torch.randn(shape, generator=generator, dtype=torch.float32)
-                                  for _ in range(samples)]))
+        drawn.append(
+            torch.stack([torch.randn(shape, generator=generator, dtype=torch.float32) for _ in range(samples)])
+        )
     return (torch.stack(drawn) * std).to(device=images.device, dtype=images.dtype)
 
 
-def smooth_gradcampp(classifier: nn.Module, layer: nn.Module, images: Tensor, classes: Tensor,
-                     seeds: Sequence[int], n_samples: int, noise_std: float, chunk: int,
-                     reshape_transform: Reshape = None) -> Tensor:
+def smooth_gradcampp(
+    classifier: nn.Module,
+    layer: nn.Module,
+    images: Tensor,
+    classes: Tensor,
+    seeds: Sequence[int],
+    n_samples: int,
+    noise_std: float,
+    chunk: int,
+    reshape_transform: Reshape = None,
+) -> Tensor:
     """SmoothGrad-CAM++ maps ``[B, H, W]``; ``seeds``: one per image (its noise generator)."""
     with full_precision(images):
         reshape = reshape_transform or _identity
@@ -121,8 +141,8 @@ def smooth_gradcampp(classifier: nn.Module, layer: nn.Module, images: Tensor, cl
         owner = torch.arange(batch, device=images.device).repeat_interleave(passes)
         sums = [torch.zeros(clean.shape, dtype=torch.float64, device=images.device) for _ in range(3)]
         for start in range(0, noisy.shape[0], chunk):
-            who = owner[start:start + chunk]
-            _, gradients = layer_activations(classifier, layer, noisy[start:start + chunk], classes[who])
+            who = owner[start : start + chunk]
+            _, gradients = layer_activations(classifier, layer, noisy[start : start + chunk], classes[who])
             g = reshape(gradients).float()
             g2 = g * g
             for total, power in zip(sums, (g, g2, g2 * g)):  # float32 powers, as grad-cam's Grad-CAM++
@@ -160,8 +180,12 @@ def ablated_copies(activations: Tensor, channels: Tensor, values: Tensor | None 
     n]``: a chunk's values are the first ``n`` of a longer chunk's), else computed here."""
     batch, n = activations.shape[0], channels.numel()
     # written once, in the activations' layout (the first dimension splits into [B, n] in either)
-    flat = torch.empty((batch * n, *activations.shape[1:]), dtype=activations.dtype, device=activations.device,
-                       memory_format=memory_format_of(activations))
+    flat = torch.empty(
+        (batch * n, *activations.shape[1:]),
+        dtype=activations.dtype,
+        device=activations.device,
+        memory_format=memory_format_of(activations),
+    )
     copies = flat.view(batch, n, *activations.shape[1:])
     copies.copy_(activations.unsqueeze(1).expand_as(copies))
     if values is None:
@@ -209,8 +233,15 @@ def class_logits(head: nn.Linear, features: Tensor, classes: Tensor) -> Tensor:
     return scores
 
 
-def _scores_with(classifier: nn.Module, layer: nn.Module, images: Tensor, copies: Tensor, classes: Tensor,
-                 repeat_inputs: bool, head: nn.Linear | None = None) -> Tensor | None:
+def _scores_with(
+    classifier: nn.Module,
+    layer: nn.Module,
+    images: Tensor,
+    copies: Tensor,
+    classes: Tensor,
+    repeat_inputs: bool,
+    head: nn.Linear | None = None,
+) -> Tensor | None:
     """The logits of ``classes`` (one per copy) with ``layer``'s output replaced by ``copies``
     (``[B * n]``, image-major). ``images`` (``[B, 3, H, W]``, or a stand-in of any count and
     size) enter once, or with ``repeat_inputs`` once per copy (grad-cam's way). With ``head``
@@ -236,7 +267,9 @@ def _scores_with(classifier: nn.Module, layer: nn.Module, images: Tensor, copies
             features = reached.features
             if features.dim() != 2 or features.shape[0] != copies.shape[0]:
                 if repeat_inputs:
-                    raise RuntimeError(f"the head saw {features.shape[0]} rows for {copies.shape[0]} ablated copies")
+                    raise RuntimeError(
+                        f"the head saw {features.shape[0]} rows for {copies.shape[0]} ablated copies"
+                    ) from None
                 return None
             return class_logits(head, features, classes).float()  # type: ignore[arg-type]
         except RuntimeError:
@@ -267,8 +300,15 @@ def _stand_in(images: Tensor) -> Tensor:
     return images.new_zeros(1, images.shape[1], height, width)
 
 
-def ablation_cam(classifier: nn.Module, net: nn.Module, layer: nn.Module, images: Tensor, classes: Tensor,
-                 chunk: int, class_logits_only: bool = False) -> Tensor:
+def ablation_cam(
+    classifier: nn.Module,
+    net: nn.Module,
+    layer: nn.Module,
+    images: Tensor,
+    classes: Tensor,
+    chunk: int,
+    class_logits_only: bool = False,
+) -> Tensor:
     """Ablation-CAM maps ``[B, H, W]``, ``chunk`` ablated channels of each image per pass
     (``net``: the backbone ``classifier`` runs, whose passes are counted).
 
@@ -291,8 +331,9 @@ def ablation_cam(classifier: nn.Module, net: nn.Module, layer: nn.Module, images
 
         handle = layer.register_forward_hook(keep)
         try:
-            logits, head, features = (logit_head(net, lambda: classifier(images)) if class_logits_only
-                                      else (classifier(images), None, None))
+            logits, head, features = (
+                logit_head(net, lambda: classifier(images)) if class_logits_only else (classifier(images), None, None)
+            )
         finally:
             handle.remove()
         layer_output = kept["a"]
@@ -312,15 +353,16 @@ def ablation_cam(classifier: nn.Module, net: nn.Module, layer: nn.Module, images
         def scores_of(rows: slice, which: Tensor, repeat_inputs: bool, entering: Tensor | None = None) -> Tensor | None:
             copies = ablated_copies(layer_output[rows], which, values[rows])
             wanted = classes[rows].repeat_interleave(which.numel())
-            scores = _scores_with(classifier, layer, images[rows] if entering is None else entering, copies,
-                                  wanted, repeat_inputs, head)
+            scores = _scores_with(
+                classifier, layer, images[rows] if entering is None else entering, copies, wanted, repeat_inputs, head
+            )
             return None if scores is None else scores.view(-1, which.numel())
 
         def stand_in_scores(rows: slice, which: Tensor) -> Tensor | None:
             try:
                 with stand_in_passes(net):
                     return scores_of(rows, which, repeat_inputs=False, entering=stand_in)
-            except Exception:  # noqa: BLE001 - whatever stops the stand-in (a size check, a shape): the images enter
+            except Exception:
                 return None
 
         def entering_once(mode: str, rows: slice, which: Tensor) -> Tensor | None:
@@ -353,5 +395,7 @@ def ablation_cam(classifier: nn.Module, net: nn.Module, layer: nn.Module, images
                     scores = scores_of(slice(i, i + 1), which, repeat_inputs=True)
                 ablated[i, which] = scores[0]
         weights = (original[:, None] - ablated) / original[:, None]
-        return finish_cams(_weighted(weights.to(at_least_float32(layer_output).dtype), at_least_float32(layer_output)),
-                           images.shape[-2:])
+        return finish_cams(
+            _weighted(weights.to(at_least_float32(layer_output).dtype), at_least_float32(layer_output)),
+            images.shape[-2:],
+        )

@@ -13,15 +13,15 @@ see :func:`sample_seed`); without them the position in the batch stands in for t
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 from pytorch_grad_cam.base_cam import BaseCAM
 from pytorch_grad_cam.random_cam import RandomCAM
 
-from methods.cam_device import random_channel_weights
-from metrics.functional.seeding import sample_seed
+from benchmark.core.seeding import sample_seed
+from benchmark.methods.cam_device import random_channel_weights
 
 
 class _PerSampleSeeds:
@@ -70,7 +70,9 @@ class SmoothGradCAMPlusPlus(_PerSampleSeeds, BaseCAM):
 
     seed_stream = 2
 
-    def __init__(self, model, target_layers, n_samples: int = 16, noise_std: float = 0.15, reshape_transform=None) -> None:
+    def __init__(
+        self, model, target_layers, n_samples: int = 16, noise_std: float = 0.15, reshape_transform=None
+    ) -> None:
         if len(target_layers) != 1:
             raise ValueError("SmoothGrad-CAM++ takes exactly one target layer")
         if n_samples < 1 or noise_std < 0:

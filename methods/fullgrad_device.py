@@ -42,16 +42,17 @@ compiler failure falls back to the eager term after one line saying so
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from methods.fullgrad_kernel import KernelTerm
-from metrics.functional.image import at_least_float32, full_precision, memory_format_of
-from models.batchnorm import eval_affine
-from models.execution import compiler_failure, quiet_compiler_warnings
+from benchmark.core import notes
+from benchmark.core.tensors import at_least_float32, full_precision, memory_format_of
+from benchmark.methods.fullgrad_kernel import KernelTerm
+from benchmark.models.batchnorm import eval_affine
+from benchmark.models.execution import compiler_failure, quiet_compiler_warnings
 
 
 def bias_layers(net: nn.Module) -> list[tuple[nn.Module, nn.Module]]:
@@ -164,9 +165,7 @@ class CompiledTerm:
     first call in the process compiles (``compile_s``, shown through ``note``)."""
 
     def __init__(self, note: Callable[[str], None] | None = None, kernel: bool = True):
-        from models.registry import note as default_note
-
-        self.note = note or default_note
+        self.note = note or notes.note
         self.failure: str | None = None
         self.compile_s: float | None = None
         #: the C++ term, tried first where it serves (CPU, float32, channels_last; ``kernel=False``: never)
@@ -174,8 +173,7 @@ class CompiledTerm:
 
     def covers(self, values: Tensor) -> bool:
         batch, channels, height, width = values.shape
-        return (self.failure is None and values.dtype == torch.float32
-                and min(batch, channels, height * width) >= 2)
+        return self.failure is None and values.dtype == torch.float32 and min(batch, channels, height * width) >= 2
 
     def __call__(self, values: Tensor, scale: Tensor | None) -> Tensor | None:
         """``[B, 1, h, w]``, as :func:`_scaled_channel_sum` (to the order of the sum), or ``None``
@@ -199,7 +197,7 @@ class CompiledTerm:
         factor = (scale.abs() if scale is not None else values.new_ones(channels)).view(1, 1, channels)
         try:
             summed = self._sum(flat, factor.to(values.dtype))
-        except Exception as error:  # noqa: BLE001 - any compiler failure means: run the eager term
+        except Exception as error:
             self.failure = compiler_failure(error)
             self.note(f"FullGrad's layer term cannot be compiled ({self.failure}); it runs uncompiled")
             return None
@@ -244,8 +242,9 @@ class CompiledTerm:
         return {"fullgrad_term": "compiled", "fullgrad_term_compile_s": self.compile_s, **kernel}
 
 
-def fullgrad(classifier: nn.Module, net: nn.Module, images: Tensor, classes: Tensor,
-             compiled_term: CompiledTerm | None = None) -> Tensor:
+def fullgrad(
+    classifier: nn.Module, net: nn.Module, images: Tensor, classes: Tensor, compiled_term: CompiledTerm | None = None
+) -> Tensor:
     """FullGrad maps ``[B, H, W]`` (float32) of ``classes`` over the bias layers of ``net`` (the
     backbone ``classifier`` runs); with ``compiled_term`` (the ``compiled`` execution) each
     term it serves goes through its graph."""

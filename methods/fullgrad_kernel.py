@@ -38,13 +38,15 @@ instead.
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from metrics.functional.image import memory_format_of
-from models.execution import compiler_failure, quiet_compiler_warnings
+from benchmark.core import notes
+from benchmark.core.tensors import memory_format_of
+from benchmark.models.execution import compiler_failure, quiet_compiler_warnings
 
 SOURCE = r"""
 #include <torch/extension.h>
@@ -256,7 +258,8 @@ static void term_of_image(const float* x, const float* f, float* o, int64_t P, i
 
 // flat [B, P, C] contiguous float32, factor [C] float32 (>= 0): the terms [B, P].
 torch::Tensor layer_term(torch::Tensor flat, torch::Tensor factor) {
-  TORCH_CHECK(flat.dim() == 3 && flat.is_contiguous() && flat.scalar_type() == torch::kFloat, "flat: [B, P, C] float32");
+  TORCH_CHECK(flat.dim() == 3 && flat.is_contiguous() && flat.scalar_type() == torch::kFloat,
+              "flat: [B, P, C] float32");
   TORCH_CHECK(factor.dim() == 1 && factor.is_contiguous() && factor.size(0) == flat.size(2), "factor: [C]");
   const int64_t B = flat.size(0), P = flat.size(1), C = flat.size(2);
   auto out = torch::empty({B, P}, flat.options());
@@ -282,8 +285,14 @@ def build(source: str = SOURCE, name: str = "saliency_fullgrad_term") -> Any:
     quiet_compiler_warnings()  # before the import, which warns of the missing CUDA runtime
     from torch.utils.cpp_extension import load_inline
 
-    return load_inline(name, cpp_sources=source, functions=["layer_term"],
-                       extra_cflags=["-O3", "-fopenmp"], extra_ldflags=["-fopenmp"], verbose=False)
+    return load_inline(
+        name,
+        cpp_sources=source,
+        functions=["layer_term"],
+        extra_cflags=["-O3", "-fopenmp"],
+        extra_ldflags=["-fopenmp"],
+        verbose=False,
+    )
 
 
 class KernelTerm:
@@ -293,16 +302,18 @@ class KernelTerm:
     line through ``note``). The first call in the process builds or loads it (``build_s``)."""
 
     def __init__(self, note: Callable[[str], None] | None = None, builder: Callable[[], Any] = build):
-        from models.registry import note as default_note
-
-        self.note = note or default_note
+        self.note = note or notes.note
         self.builder = builder
         self.failure: str | None = None
         self.build_s: float | None = None
 
     def covers(self, values: Tensor) -> bool:
-        return (self.failure is None and values.device.type == "cpu" and values.dtype == torch.float32
-                and memory_format_of(values) == torch.channels_last)
+        return (
+            self.failure is None
+            and values.device.type == "cpu"
+            and values.dtype == torch.float32
+            and memory_format_of(values) == torch.channels_last
+        )
 
     def __call__(self, values: Tensor, scale: Tensor | None) -> Tensor | None:
         """``[B, 1, h, w]``: the layer's term (to the order of the sum), or ``None``."""
@@ -327,12 +338,11 @@ class KernelTerm:
             if self.build_s is None:
                 self.build_s = 0.0  # built by another term in this process
             return _BUILT[self.builder]
-        self.note("building FullGrad's layer term (C++, once per Python environment; then from PyTorch's "
-                  "cache) ...")
+        self.note("building FullGrad's layer term (C++, once per Python environment; then from PyTorch's cache) ...")
         start = time.perf_counter()
         try:
             module = self.builder()
-        except Exception as error:  # noqa: BLE001 - any build failure means: the compiled graph serves
+        except Exception as error:
             self.failure = compiler_failure(error)
             self.note(f"FullGrad's C++ layer term cannot be built ({self.failure}); the compiled graph serves")
             return None
@@ -344,7 +354,10 @@ class KernelTerm:
     def describe(self) -> dict:
         """What ran, for results.json."""
         if self.failure is not None:
-            return {"fullgrad_kernel": "failed to build, the compiled graph ran", "fullgrad_kernel_failure": self.failure}
+            return {
+                "fullgrad_kernel": "failed to build, the compiled graph ran",
+                "fullgrad_kernel_failure": self.failure,
+            }
         if self.build_s is None:
             return {"fullgrad_kernel": "not used"}
         return {"fullgrad_kernel": "C++", "fullgrad_kernel_build_s": self.build_s}

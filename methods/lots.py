@@ -1,5 +1,5 @@
 """LOTS: Layerwise Origin-Target Synthesis (Rozsa et al. 2017) as a saliency method
-(thesis Algorithms 1 and 2; SPEC sections 4 and 5).
+(Algorithms 1 and 2 of the thesis "Visualization of Deep Features with Grad-CAM and LOTS", 2023).
 
 Algorithm 1, per image, batched here with per-sample convergence::
 
@@ -21,14 +21,14 @@ one-image loop, up to floating-point rounding (exact to ~1e-15 in float64).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import Tensor
 
-from metrics.errors import BenchmarkError
-from metrics.functional.image import gaussian_blur, minmax_normalize, to_grayscale
+from benchmark.core.errors import BenchmarkError
+from benchmark.metrics.functional.image import gaussian_blur, minmax_normalize, to_grayscale
 
 FeaturesFn = Callable[[Tensor], Tensor]
 DISTANCES = ("euclidean", "cosine")
@@ -104,9 +104,7 @@ def lots_attack(
             break
         everyone = active.numel() == images.shape[0]
         current = adversarial if everyone else adversarial[active]
-        dist, gradient = _loss_and_gradient(
-            features_fn, current, targets if everyone else targets[active], distance
-        )
+        dist, gradient = _loss_and_gradient(features_fn, current, targets if everyone else targets[active], distance)
         converged = dist <= tau
         # One device-to-host sync per iteration: boolean-mask indexing (five syncs) only in the
         # iterations where a sample converged; otherwise integer indexing, which needs none.
@@ -123,9 +121,7 @@ def lots_attack(
             progress(active.numel())
     if active.numel():  # one extra forward after the last update
         with torch.no_grad():
-            final[active] = feature_distance(
-                features_fn(adversarial[active]).flatten(1), targets[active], distance
-            )
+            final[active] = feature_distance(features_fn(adversarial[active]).flatten(1), targets[active], distance)
     return LotsResult(adversarial, used, final)
 
 

@@ -14,12 +14,12 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from metrics.errors import BenchmarkError
-from methods.base import Explainer, Explanation, ExtraColumn, MethodConfig
-from methods.lots import DISTANCES, LotsResult, lots_attack, lots_map
-from methods.lots_targets import load_target_image, read_targets_file
-from methods.registry import register_method
-from models.features import FeatureExtractor
+from benchmark.core.errors import BenchmarkError
+from benchmark.methods.base import Explainer, Explanation, ExtraColumn, MethodConfig
+from benchmark.methods.lots import DISTANCES, LotsResult, lots_attack, lots_map
+from benchmark.methods.lots_targets import load_target_image, read_targets_file
+from benchmark.methods.registry import register_method
+from benchmark.models.features import FeatureExtractor
 
 LOTS_TARGETS = ("zero", "class", "mean", "image")
 _TARGET_HELP = (
@@ -41,21 +41,21 @@ class LOTSConfig(MethodConfig):
         metadata={"help": "class/mean targets made by: python -m benchmark targets --kind class,mean ..."},
     )
     target_image: str | None = field(default=None, metadata={"help": "image file of --method.target image"})
-    features: str = field(
-        default="logits", metadata={"help": "features F_s: logits, penultimate, or a module name"}
-    )
+    features: str = field(default="logits", metadata={"help": "features F_s: logits, penultimate, or a module name"})
     distance: str = field(default="euclidean", metadata={"help": "euclidean or cosine"})
     threshold: float | None = field(
         default=None,
-        metadata={"help": "zero map values below T after the last normalization (thesis 6.2 noise "
-                  "clean-up), in [0, 1]; off by default"},
+        metadata={
+            "help": "zero map values below T after the last normalization (thesis 6.2 noise "
+            "clean-up), in [0, 1]; off by default"
+        },
     )
 
     def validate(self) -> None:
         if self.iterations < 1:
             raise BenchmarkError(f"--method.iterations must be >= 1, got {self.iterations}")
         if not (math.isfinite(self.tau) and self.tau >= 0):
-            raise BenchmarkError(f"--method.tau must be a finite number >= 0 (SPEC: 0.1), got {self.tau}")
+            raise BenchmarkError(f"--method.tau must be a finite number >= 0 (the thesis used 0.1), got {self.tau}")
         if not (math.isfinite(self.alpha) and self.alpha > 0):
             raise BenchmarkError(f"--method.alpha must be a finite number > 0 (e.g. 1/255), got {self.alpha}")
         if self.kernel_size < 1 or self.kernel_size % 2 == 0:

@@ -1,4 +1,4 @@
-"""Feature targets F_t of LOTS beyond the zero vector (SPEC section 4).
+"""Feature targets F_t of LOTS beyond the zero vector (the thesis's default target).
 
 * ``class``: per ImageNet class, the features of one image of that class chosen with the seed.
 * ``mean``: per class, the mean features over the class's images.
@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from metrics.errors import BenchmarkError
+from benchmark.core.errors import BenchmarkError
 
 TARGETS_FORMAT = "saliency-benchmark/lots-targets/1"
 TARGET_KINDS = ("class", "mean")
@@ -53,7 +53,7 @@ class TargetsFile:
         classes = classes.to(device="cpu", dtype=torch.long)
         missing = sorted({int(c) for c in classes[self.counts[kind][classes] == 0]})
         if missing:
-            from datamodules import imagenet_classes
+            from benchmark.datamodules import imagenet_classes
 
             names = imagenet_classes()
             shown = ", ".join(f"{c} ({names.wnids[c]} {names.names[c]})" for c in missing[:5])
@@ -117,7 +117,7 @@ def read_targets_file(path: str | Path, kind: str | None = None) -> TargetsFile:
 def load_target_image(path: str | Path) -> Tensor:
     """The ``image`` target's picture as ``[3, 224, 224]`` in [0, 1] (same resize and crop as
     the evaluated images); an unreadable file is an error naming it."""
-    from datamodules import ImageLoadError, load_rgb, make_transform
+    from benchmark.datamodules import ImageLoadError, load_rgb, make_transform
 
     file = Path(path).expanduser()
     if not file.is_file():

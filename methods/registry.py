@@ -10,21 +10,22 @@ such an ``explain`` method, or a class building one): those are wrapped into an 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from metrics.errors import BenchmarkError
-from metrics.registry import Registry
+from benchmark.core.errors import BenchmarkError
+from benchmark.core.registry import Registry
 
 if TYPE_CHECKING:
-    from methods.base import Explainer
+    from benchmark.methods.base import Explainer
 
 #: The entry point group of method plugins.
 ENTRY_POINT_GROUP = "saliency_benchmark.methods"
 
 
-def _accept(obj: Any, name: str, where: str) -> type["Explainer"]:
-    from methods.base import Explainer
-    from methods.wrapped import can_wrap, wrap_explain
+def _accept(obj: Any, name: str, where: str) -> type[Explainer]:
+    from benchmark.methods.base import Explainer
+    from benchmark.methods.wrapped import can_wrap, wrap_explain
 
     if isinstance(obj, type) and issubclass(obj, Explainer):
         if not getattr(obj, "method_name", ""):
@@ -39,15 +40,15 @@ def _accept(obj: Any, name: str, where: str) -> type["Explainer"]:
     )
 
 
-METHODS: Registry[type["Explainer"]] = Registry(
+METHODS: Registry[type[Explainer]] = Registry(
     "method", "--method", ENTRY_POINT_GROUP, _accept, own_form="package.module:Class"
 )
 
 
-def register_method(name: str) -> Callable[[type["Explainer"]], type["Explainer"]]:
+def register_method(name: str) -> Callable[[type[Explainer]], type[Explainer]]:
     """Class decorator: make an :class:`~methods.base.Explainer` available as ``name``."""
 
-    def add(cls: type["Explainer"]) -> type["Explainer"]:
+    def add(cls: type[Explainer]) -> type[Explainer]:
         cls.method_name = name
         return METHODS.register(name, cls)
 
@@ -59,6 +60,6 @@ def method_names() -> list[str]:
     return METHODS.names()
 
 
-def get_method(name: str) -> type["Explainer"]:
+def get_method(name: str) -> type[Explainer]:
     """The method class of a built-in name, an entry point name or an import string."""
     return METHODS.get(name)

@@ -26,10 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from metrics.errors import BenchmarkError
-from methods.base import Explainer, MethodConfig
-from methods.registry import register_method
-from metrics.functional.image import minmax_normalize
+from benchmark.core.errors import BenchmarkError
+from benchmark.methods.base import Explainer, MethodConfig
+from benchmark.methods.registry import register_method
+from benchmark.metrics.functional.image import minmax_normalize
 
 CHANNEL_REDUCTIONS = ("sum_abs", "mean", "max")
 MAP_SUFFIXES = (".npy", ".pt", ".png")
@@ -44,18 +44,25 @@ class SavedMapsConfig(MethodConfig):
     """Where the maps are and how to read them (``--method.<name>``)."""
 
     path: str | None = field(
-        default=None, metadata={"help": "maps to score: maps.pt, a .pt/.npz with files and maps, or a folder of "
-                                        "<image stem>.npy/.pt/.png"},
+        default=None,
+        metadata={
+            "help": "maps to score: maps.pt, a .pt/.npz with files and maps, or a folder of <image stem>.npy/.pt/.png"
+        },
     )
     channels: str | None = field(
-        default=None, metadata={"help": "how a multi-channel map becomes one: sum_abs, mean or max (no default)"},
+        default=None,
+        metadata={"help": "how a multi-channel map becomes one: sum_abs, mean or max (no default)"},
     )
     coherency_maps: str | None = field(
-        default=None, metadata={"help": "the maps of the x * M images (same formats), for Coherency"},
+        default=None,
+        metadata={"help": "the maps of the x * M images (same formats), for Coherency"},
     )
     allow_missing: bool = field(
-        default=False, metadata={"help": "score the images that have a map when some have none (or maps have no "
-                                         "image); without it that is an error"},
+        default=False,
+        metadata={
+            "help": "score the images that have a map when some have none (or maps have no "
+            "image); without it that is an error"
+        },
     )
 
     def validate(self) -> None:
@@ -101,7 +108,7 @@ def read_map_file(path: Path, option: str) -> dict[str, np.ndarray]:
                 content = {key: data[key] for key in data.files}
         else:
             content = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # noqa: BLE001 - any unreadable file is the user's to fix
+    except Exception as error:
         raise BenchmarkError(f"{where}: cannot be read ({_first_line(error)})") from None
     if not isinstance(content, dict) or "maps" not in content:
         raise BenchmarkError(f"{where}: expected a mapping with 'maps' and 'files' (or this benchmark's maps.pt)")
@@ -144,7 +151,7 @@ def load_one(value: np.ndarray | Path, where: str) -> np.ndarray:
         return array.astype(np.float32)
     except BenchmarkError:
         raise
-    except Exception as error:  # noqa: BLE001
+    except Exception as error:
         raise BenchmarkError(f"{where}: cannot be read ({_first_line(error)})") from None
 
 
@@ -160,8 +167,9 @@ def to_map(array: np.ndarray, size: tuple[int, int], channels: str | None, where
                 f"--method.channels {'|'.join(CHANNEL_REDUCTIONS)}"
             )
         else:
-            tensor = {"sum_abs": lambda t: t.abs().sum(0), "mean": lambda t: t.mean(0),
-                      "max": lambda t: t.amax(0)}[channels](tensor)
+            tensor = {"sum_abs": lambda t: t.abs().sum(0), "mean": lambda t: t.mean(0), "max": lambda t: t.amax(0)}[
+                channels
+            ](tensor)
     if tensor.ndim != 2 or min(tensor.shape) < 1:
         raise BenchmarkError(f"{where}: a map of shape {tuple(array.shape)}; expected [H, W], [1, H, W] or [C, H, W]")
     if not torch.isfinite(tensor).all():
@@ -182,16 +190,21 @@ class MatchedMaps:
     def notes(self, option: str) -> list[str]:
         notes = []
         if self.images_without_map:
-            notes.append(f"{len(self.images_without_map)} image(s) have no map in --method.{option} "
-                         f"(first: {self.images_without_map[0]}); they are skipped")
+            notes.append(
+                f"{len(self.images_without_map)} image(s) have no map in --method.{option} "
+                f"(first: {self.images_without_map[0]}); they are skipped"
+            )
         if self.maps_without_image:
-            notes.append(f"{len(self.maps_without_image)} map(s) in --method.{option} have no image "
-                         f"(first: {self.maps_without_image[0]}); they are ignored")
+            notes.append(
+                f"{len(self.maps_without_image)} map(s) in --method.{option} have no image "
+                f"(first: {self.maps_without_image[0]}); they are ignored"
+            )
         return notes
 
 
-def match_maps(path: str, option: str, samples, size: tuple[int, int], channels: str | None,
-               allow_missing: bool) -> MatchedMaps:
+def match_maps(
+    path: str, option: str, samples, size: tuple[int, int], channels: str | None, allow_missing: bool
+) -> MatchedMaps:
     """Read the maps at ``path`` and pair them with ``samples`` by file stem; every map is read and
     checked here, before any model work."""
     source = Path(path).expanduser()
@@ -210,9 +223,14 @@ def match_maps(path: str, option: str, samples, size: tuple[int, int], channels:
             "--method.allow_missing true to score only the images that have a map"
         )
     maps = {
-        s.sample_id: to_map(load_one(index[stem], f"--method.{option} {path}: map of {stem}"), size, channels,
-                            f"--method.{option} {path}: map of {stem}")
-        for stem, s in by_stem.items() if stem in index
+        s.sample_id: to_map(
+            load_one(index[stem], f"--method.{option} {path}: map of {stem}"),
+            size,
+            channels,
+            f"--method.{option} {path}: map of {stem}",
+        )
+        for stem, s in by_stem.items()
+        if stem in index
     }
     return MatchedMaps(maps, without_map, without_image)
 
@@ -238,7 +256,8 @@ class SavedMaps(Explainer):
         if self.config.coherency_maps is None:
             self.scorer.mark_unavailable("explain", COHERENCY_REASON)
         self.scorer.mark_unavailable(
-            "method_for_inputs", "maps computed elsewhere: the method cannot be asked about other images or classes")
+            "method_for_inputs", "maps computed elsewhere: the method cannot be asked about other images or classes"
+        )
 
     @classmethod
     def check_data(cls, config: SavedMapsConfig, samples, size: tuple[int, int]) -> list[str]:
@@ -255,8 +274,9 @@ class SavedMaps(Explainer):
         config = self.config
         self._maps = match_maps(config.path, "path", samples, size, config.channels, config.allow_missing).maps
         if config.coherency_maps is not None:
-            self._coherency_maps = match_maps(config.coherency_maps, "coherency_maps", samples, size,
-                                              config.channels, config.allow_missing).maps
+            self._coherency_maps = match_maps(
+                config.coherency_maps, "coherency_maps", samples, size, config.channels, config.allow_missing
+            ).maps
 
     def skip_sample(self, sample_id: int) -> str | None:
         return None if sample_id in self._maps else "no saved map for this image"

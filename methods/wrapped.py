@@ -19,12 +19,13 @@ its own (``--method.<name>``): write an Explainer subclass with a config datacla
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from methods.base import Explainer, Explanation
+from benchmark.methods.base import Explainer, Explanation
 
 #: Parameter names under which ``explain`` (or a wrapped class's constructor) gets the classifier.
 MODEL_PARAMETERS = ("model", "classifier")

@@ -1,14 +1,14 @@
 """Saliency metrics: functional maths in ``metrics.functional``, torchmetrics classes here."""
 
-from metrics.average_drop import AverageDrop
-from metrics.average_increase import AverageIncrease
-from metrics.coherency import Coherency
-from metrics.complexity import ADCC, Complexity
-from metrics.insertion_deletion import Deletion, Insertion
-from metrics.per_sample import PerSampleMetric
-from metrics.pointing_game import EnergyPointingGame, PointingGame
-from metrics.catalog import metric_class, metric_names, register_metric
-from metrics.scorer import HIGHER_IS_BETTER, INPUTS, METRIC_KEYS, SaliencyScorer, extra_metric_keys
+from benchmark.metrics.average_drop import AverageDrop
+from benchmark.metrics.average_increase import AverageIncrease
+from benchmark.metrics.catalog import metric_class, metric_names, register_metric
+from benchmark.metrics.coherency import Coherency
+from benchmark.metrics.complexity import ADCC, Complexity
+from benchmark.metrics.insertion_deletion import Deletion, Insertion
+from benchmark.metrics.per_sample import PerSampleMetric
+from benchmark.metrics.pointing_game import EnergyPointingGame, PointingGame
+from benchmark.metrics.scorer import HIGHER_IS_BETTER, INPUTS, METRIC_KEYS, SaliencyScorer, extra_metric_keys
 
 __all__ = [
     "ADCC",

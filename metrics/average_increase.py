@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from torch import Tensor
 
-from metrics.functional.confidence import average_increase
-from metrics.catalog import register_metric
-from metrics.per_sample import PerSampleMetric
+from benchmark.metrics.catalog import register_metric
+from benchmark.metrics.functional.confidence import average_increase
+from benchmark.metrics.per_sample import PerSampleMetric
 
 
 @register_metric("avg_increase", "Avg Increase")
@@ -25,8 +25,6 @@ class AverageIncrease(PerSampleMetric):
     higher_is_better = True
     needs = ("base_prob", "explanation_prob")
 
-    def update(
-        self, sample_ids: Tensor | Sequence[int], base_prob: Tensor, explanation_prob: Tensor
-    ) -> None:
+    def update(self, sample_ids: Tensor | Sequence[int], base_prob: Tensor, explanation_prob: Tensor) -> None:
         """Add ``Y = base_prob[B]`` and ``O = explanation_prob[B]`` of samples ``sample_ids[B]``."""
         self._store(sample_ids, average_increase(base_prob, explanation_prob))

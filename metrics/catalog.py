@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from metrics.errors import BenchmarkError
-from metrics.per_sample import PerSampleMetric
-from metrics.registry import Registry
+from benchmark.core.errors import BenchmarkError
+from benchmark.core.registry import Registry
+from benchmark.metrics.per_sample import PerSampleMetric
 
 #: The entry point group of metric plugins.
 ENTRY_POINT_GROUP = "saliency_benchmark.metrics"
@@ -65,11 +66,11 @@ def _discover() -> None:
     if _discovered:
         return
     _discovered = True
-    import metrics
+    from benchmark import metrics
 
     for module in pkgutil.iter_modules(metrics.__path__):
         if not module.ispkg:
-            importlib.import_module(f"metrics.{module.name}")
+            importlib.import_module(f"{metrics.__name__}.{module.name}")
 
 
 def metric_class(key: str) -> type[PerSampleMetric]:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from torch import Tensor
 
-from metrics.functional.coherency import coherency
-from metrics.catalog import register_metric
-from metrics.per_sample import PerSampleMetric
+from benchmark.metrics.catalog import register_metric
+from benchmark.metrics.functional.coherency import coherency
+from benchmark.metrics.per_sample import PerSampleMetric
 
 
 @register_metric("coherency", "Coherency")
@@ -31,8 +31,6 @@ class Coherency(PerSampleMetric):
     def method_calls(self) -> int:
         return 1  # the method on x * M
 
-    def update(
-        self, sample_ids: Tensor | Sequence[int], maps: Tensor, maps_of_explanation: Tensor
-    ) -> None:
+    def update(self, sample_ids: Tensor | Sequence[int], maps: Tensor, maps_of_explanation: Tensor) -> None:
         """Add the maps ``M[B, H, W]`` and ``M'[B, H, W]`` of samples ``sample_ids[B]``."""
         self._store(sample_ids, coherency(maps, maps_of_explanation))

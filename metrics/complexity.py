@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from torch import Tensor
 
-from metrics.functional.complexity import adcc, complexity
-from metrics.catalog import register_metric
-from metrics.per_sample import PerSampleMetric
+from benchmark.metrics.catalog import register_metric
+from benchmark.metrics.functional.complexity import adcc, complexity
+from benchmark.metrics.per_sample import PerSampleMetric
 
 
 @register_metric("complexity", "Complexity")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from torch import Tensor
 
-from metrics.functional.insertion_deletion import curve_auc
-from metrics.catalog import register_metric
-from metrics.per_sample import PerSampleCurveMetric
+from benchmark.metrics.catalog import register_metric
+from benchmark.metrics.functional.insertion_deletion import curve_auc
+from benchmark.metrics.per_sample import PerSampleCurveMetric
 
 
 class _CurveMetric(PerSampleCurveMetric):

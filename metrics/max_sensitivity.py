@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
 
-from metrics.catalog import register_metric
-from metrics.errors import BenchmarkError
-from metrics.functional.seeding import sample_generator
-from metrics.per_sample import PerSampleMetric
+from benchmark.core.errors import BenchmarkError
+from benchmark.core.seeding import sample_generator
+from benchmark.metrics.catalog import register_metric
+from benchmark.metrics.per_sample import PerSampleMetric
 
 #: The seed stream of the perturbations.
 PERTURBATION_STREAM = 301
@@ -25,8 +25,9 @@ def check_samples(samples: int) -> int:
 
 def check_radius(radius: float) -> float:
     if isinstance(radius, bool) or not isinstance(radius, (int, float)) or not math.isfinite(radius) or radius <= 0:
-        raise BenchmarkError(f"--metrics.sensitivity_radius must be a number > 0 in [0, 1] pixel space (e.g. 0.02), "
-                             f"got {radius!r}")
+        raise BenchmarkError(
+            f"--metrics.sensitivity_radius must be a number > 0 in [0, 1] pixel space (e.g. 0.02), got {radius!r}"
+        )
     return float(radius)
 
 
@@ -74,10 +75,17 @@ class MaxSensitivity(PerSampleMetric):
     def method_calls(self) -> int:
         return self.samples  # one map per perturbed copy
 
-    def update(self, sample_ids: Tensor | Sequence[int], maps: Tensor, images: Tensor,
-               method: Callable[[Tensor, Tensor | None], Tensor]) -> None:
+    def update(
+        self,
+        sample_ids: Tensor | Sequence[int],
+        maps: Tensor,
+        images: Tensor,
+        method: Callable[[Tensor, Tensor | None], Tensor],
+    ) -> None:
         """Explain ``N`` perturbed copies of ``images`` (one call per draw) and keep the largest change."""
         ids = torch.as_tensor(sample_ids).reshape(-1).tolist()
-        changes = [relative_change(maps, torch.as_tensor(method(perturbed, None)).to(maps.device))
-                   for perturbed in perturbations(ids, images, self.samples, self.radius)]
+        changes = [
+            relative_change(maps, torch.as_tensor(method(perturbed, None)).to(maps.device))
+            for perturbed in perturbations(ids, images, self.samples, self.radius)
+        ]
         self._store(sample_ids, 100 * torch.stack(changes).amax(dim=0).float())

@@ -3,14 +3,15 @@ mean over processes counts each image exactly once."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import ClassVar, Iterator, Mapping, Sequence
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 from torchmetrics import Metric
 
-from metrics.errors import BenchmarkError
+from benchmark.core.errors import BenchmarkError
 
 #: Sample ids are stored as float32, which holds every integer below 2**24 exactly.
 MAX_SAMPLE_ID = 2**24
@@ -81,9 +82,7 @@ class PerSampleMetric(Metric):
         if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
             raise ValueError(f"sample ids must be integers, got dtype {ids.dtype}")
         if values.shape != ids.shape:
-            raise ValueError(
-                f"expected one value per sample id ({tuple(ids.shape)}), got {tuple(values.shape)}"
-            )
+            raise ValueError(f"expected one value per sample id ({tuple(ids.shape)}), got {tuple(values.shape)}")
         if ids.numel():
             low, high = int(ids.min()), int(ids.max())
             if low < 0:
@@ -102,8 +101,7 @@ class PerSampleMetric(Metric):
             width = tensor[0].numel() if len(tensor) else self._extra_widths.get(name, 0)
             if self._extra_widths.setdefault(name, width) != width:
                 raise ValueError(
-                    f"{name} must keep the same size per sample: got {width} after "
-                    f"{self._extra_widths[name]}"
+                    f"{name} must keep the same size per sample: got {width} after {self._extra_widths[name]}"
                 )
             flat = tensor.reshape(-1).to(device=self.device, dtype=torch.float32)
             getattr(self, name).append(flat)
@@ -112,7 +110,9 @@ class PerSampleMetric(Metric):
         """Undefined (NaN) values for ``count`` samples: the metric cannot be computed for the
         method being scored (e.g. Coherency of maps computed elsewhere)."""
         if self._extra_states:
-            raise ValueError(f"{type(self).__name__} keeps per-sample {self._extra_states}: it cannot be left undefined")
+            raise ValueError(
+                f"{type(self).__name__} keeps per-sample {self._extra_states}: it cannot be left undefined"
+            )
         self._store(sample_ids, torch.full((count,), float("nan")))
         self._update_count += 1
         self._computed = None
@@ -131,9 +131,7 @@ class PerSampleMetric(Metric):
         if self._is_synced:
             yield
             return
-        with self.sync_context(
-            dist_sync_fn=self.dist_sync_fn, should_sync=self._to_sync, should_unsync=True
-        ):
+        with self.sync_context(dist_sync_fn=self.dist_sync_fn, should_sync=self._to_sync, should_unsync=True):
             yield
 
     def _cat(self, state: Tensor | list[Tensor]) -> Tensor:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from torch import Tensor
 
-from metrics.functional.localization import Boxes, energy_pointing_game, pointing_game
-from metrics.catalog import register_metric
-from metrics.per_sample import PerSampleMetric
+from benchmark.metrics.catalog import register_metric
+from benchmark.metrics.functional.localization import Boxes, energy_pointing_game, pointing_game
+from benchmark.metrics.per_sample import PerSampleMetric
 
 
 @register_metric("pointing_game", "Pointing Game")

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
 
-from metrics.catalog import register_metric
-from metrics.functional.seeding import sample_generator
-from metrics.functional.similarity import spearman
-from metrics.per_sample import PerSampleMetric
+from benchmark.core.seeding import sample_generator
+from benchmark.metrics.catalog import register_metric
+from benchmark.metrics.functional.similarity import spearman
+from benchmark.metrics.per_sample import PerSampleMetric
 
 #: The seed stream of the other class's draw.
 OTHER_CLASS_STREAM = 201
@@ -40,11 +40,23 @@ class RandomLogit(PerSampleMetric):
     """
 
     higher_is_better = False
-    needs = {"maps": "maps", "images": "images", "classes": "classes", "method": "method_for_classes",
-             "class_count": "class_count"}
+    needs = {
+        "maps": "maps",
+        "images": "images",
+        "classes": "classes",
+        "method": "method_for_classes",
+        "class_count": "class_count",
+    }
 
-    def update(self, sample_ids: Tensor | Sequence[int], maps: Tensor, images: Tensor, classes: Tensor,
-               method: Callable[[Tensor, Tensor | None], Tensor], class_count: int) -> None:
+    def update(
+        self,
+        sample_ids: Tensor | Sequence[int],
+        maps: Tensor,
+        images: Tensor,
+        classes: Tensor,
+        method: Callable[[Tensor, Tensor | None], Tensor],
+        class_count: int,
+    ) -> None:
         """Explain ``images`` for a random other class each and compare with ``maps``."""
         ids = torch.as_tensor(sample_ids).reshape(-1).tolist()
         other = other_classes(ids, classes, class_count)

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torchmetrics.functional.image import structural_similarity_index_measure
 
-from metrics.catalog import register_metric
-from metrics.functional.randomization import CascadingRandomization, check_steps
-from metrics.functional.similarity import spearman
-from metrics.per_sample import PerSampleCurveMetric
+from benchmark.metrics.catalog import register_metric
+from benchmark.metrics.functional.randomization import CascadingRandomization, check_steps
+from benchmark.metrics.functional.similarity import spearman
+from benchmark.metrics.per_sample import PerSampleCurveMetric
 
 #: SSIM's Gaussian window (torchmetrics' and Wang et al.'s defaults); maps smaller than the
 #: window have no SSIM (NaN).
@@ -24,7 +25,11 @@ def map_ssim(a: Tensor, b: Tensor) -> Tensor:
     if min(a.shape[-2:]) < SSIM_KERNEL:
         return torch.full((a.shape[0],), float("nan"), dtype=torch.float64, device=a.device)
     return structural_similarity_index_measure(
-        b[:, None].double(), a[:, None].double(), data_range=1.0, kernel_size=SSIM_KERNEL, sigma=SSIM_SIGMA,
+        b[:, None].double(),
+        a[:, None].double(),
+        data_range=1.0,
+        kernel_size=SSIM_KERNEL,
+        sigma=SSIM_SIGMA,
         reduction="none",
     )
 
@@ -80,10 +85,16 @@ class ModelRandomization(PerSampleCurveMetric):
         """The per-stage means (Spearman and SSIM, x 100) and the layers of each stage, for
         results.json (gathers: every rank must call it)."""
         curve = self.mean_curve().tolist()
-        return {"spearman_per_stage": curve[: self.steps], "ssim_per_stage": curve[self.steps:], **self.describe()}
+        return {"spearman_per_stage": curve[: self.steps], "ssim_per_stage": curve[self.steps :], **self.describe()}
 
-    def update(self, sample_ids: Tensor | Sequence[int], maps: Tensor, images: Tensor,
-               method: Callable[[Tensor, Tensor | None], Tensor], classifier: nn.Module) -> None:
+    def update(
+        self,
+        sample_ids: Tensor | Sequence[int],
+        maps: Tensor,
+        images: Tensor,
+        method: Callable[[Tensor, Tensor | None], Tensor],
+        classifier: nn.Module,
+    ) -> None:
         """Explain ``images`` on the model of each stage and compare with ``maps``."""
         stage_maps = []
         with self.stages_for(classifier, images).cascade() as stages:

@@ -10,14 +10,14 @@ gathered with collectives).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 from torch import Tensor
 
-from metrics.distributed import gather_objects, gather_objects_to_rank_zero
-from metrics.functional.bootstrap import bootstrap_ci
-from metrics.per_sample import PerSampleMetric
+from benchmark.core.distributed import gather_objects, gather_objects_to_rank_zero
+from benchmark.metrics.functional.bootstrap import bootstrap_ci
+from benchmark.metrics.per_sample import PerSampleMetric
 
 
 @dataclass

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
 
-from metrics.catalog import register_metric
-from metrics.functional.road import (
+from benchmark.core.seeding import sample_generator
+from benchmark.metrics.catalog import register_metric
+from benchmark.metrics.functional.road import (
     DEFAULT_NOISE,
     DEFAULT_PERCENTAGES,
     check_noise,
@@ -16,8 +17,7 @@ from metrics.functional.road import (
     curve_mean,
     road_scores,
 )
-from metrics.functional.seeding import sample_generator
-from metrics.per_sample import PerSampleCurveMetric
+from benchmark.metrics.per_sample import PerSampleCurveMetric
 
 
 class _Road(PerSampleCurveMetric):
@@ -29,8 +29,9 @@ class _Road(PerSampleCurveMetric):
     #: Noise stream of the per-sample generators (MoRF and LeRF draw different noise).
     noise_stream = 0
 
-    def __init__(self, road_percentages: Sequence[float] = DEFAULT_PERCENTAGES, road_noise: float = DEFAULT_NOISE,
-                 **kwargs) -> None:
+    def __init__(
+        self, road_percentages: Sequence[float] = DEFAULT_PERCENTAGES, road_noise: float = DEFAULT_NOISE, **kwargs
+    ) -> None:
         super().__init__(**kwargs)
         self.percentages = check_percentages(road_percentages)
         self.noise = check_noise(road_noise)
@@ -45,7 +46,7 @@ class _Road(PerSampleCurveMetric):
         single pixels, as a random map removes, up to 2x faster)."""
         import time
 
-        from metrics.functional.road import linear_imputation, removed_pixels
+        from benchmark.metrics.functional.road import linear_imputation, removed_pixels
 
         image = images[:1]
         height, width = image.shape[-2:]
@@ -63,16 +64,31 @@ class _Road(PerSampleCurveMetric):
         if self.noise == 0:
             return None
         shape = (len(self.percentages), *images.shape[1:])
-        drawn = [torch.randn(shape, generator=sample_generator(int(i), self.noise_stream), dtype=torch.float32)
-                 for i in sample_ids]
+        drawn = [
+            torch.randn(shape, generator=sample_generator(int(i), self.noise_stream), dtype=torch.float32)
+            for i in sample_ids
+        ]
         return (torch.stack(drawn) * self.noise).to(images.device)
 
-    def update(self, sample_ids: Tensor | Sequence[int], images: Tensor, maps: Tensor, classes: Tensor,
-               class_probability: Callable[[Tensor, Tensor], Tensor]) -> None:
+    def update(
+        self,
+        sample_ids: Tensor | Sequence[int],
+        images: Tensor,
+        maps: Tensor,
+        classes: Tensor,
+        class_probability: Callable[[Tensor, Tensor], Tensor],
+    ) -> None:
         """Score ``images[B, 3, H, W]`` imputed where ``maps[B, H, W]`` rank their pixels."""
         ids = torch.as_tensor(sample_ids).reshape(-1).tolist()
-        scores = road_scores(class_probability, images, maps, classes, self.percentages, self.most_relevant_first,
-                             noise=self._noise(ids, images))
+        scores = road_scores(
+            class_probability,
+            images,
+            maps,
+            classes,
+            self.percentages,
+            self.most_relevant_first,
+            noise=self._noise(ids, images),
+        )
         self.batch_curves = scores.detach().float()
         self._store(sample_ids, curve_mean(scores), curves=self.batch_curves)
 

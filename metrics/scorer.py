@@ -11,29 +11,30 @@ from __future__ import annotations
 
 import difflib
 import inspect
+from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from metrics.catalog import builtin_metric_keys, metric_class, metric_names
-from metrics.errors import BenchmarkError
-from metrics.functional.bootstrap import DEFAULT_RESAMPLES
-from metrics.functional.image import MAP_NON_FINITE, map_problems
-from metrics.functional.insertion_deletion import (
+from benchmark.core.errors import BenchmarkError
+from benchmark.core.registry import is_import_string
+from benchmark.metrics.catalog import builtin_metric_keys, metric_class, metric_names
+from benchmark.metrics.functional.bootstrap import DEFAULT_RESAMPLES
+from benchmark.metrics.functional.image import MAP_NON_FINITE, map_problems
+from benchmark.metrics.functional.insertion_deletion import (
     check_blur,
     check_chunk_size,
     check_n_steps,
     check_score,
     insertion_deletion_curves,
 )
-from metrics.functional.localization import Boxes
-from metrics.functional.road import DEFAULT_NOISE, DEFAULT_PERCENTAGES, check_noise, check_percentages
-from metrics.functional.randomization import check_steps
-from metrics.max_sensitivity import check_radius, check_samples
-from metrics.per_sample import PerSampleMetric
-from metrics.registry import is_import_string
+from benchmark.metrics.functional.localization import Boxes
+from benchmark.metrics.functional.randomization import check_steps
+from benchmark.metrics.functional.road import DEFAULT_NOISE, DEFAULT_PERCENTAGES, check_noise, check_percentages
+from benchmark.metrics.max_sensitivity import check_radius, check_samples
+from benchmark.metrics.per_sample import PerSampleMetric
 
 #: The thesis's five metrics, always computed, in the order of every dict this module returns.
 METRIC_KEYS = ("avg_drop", "avg_increase", "coherency", "insertion", "deletion")
@@ -52,12 +53,12 @@ INPUTS = {
     "boxes": "per image a [K, 4] tensor of boxes in map pixels, or None",
     "classifier": "the classifier: pixel-space images -> logits",
     "class_probability": "probability(images [N, 3, H, W], classes [N]) -> softmax probability of each class [N] "
-                         "(forward-only passes in the benchmark's chunks)",
+    "(forward-only passes in the benchmark's chunks)",
     "explain": "the method again: explain(images, classes) -> maps [B, H, W]",
     "method_for_inputs": "the method on other images: method(images [B, 3, H, W], None) -> maps [B, H, W] for the "
-                         "batch's classes (unavailable for maps computed elsewhere)",
+    "batch's classes (unavailable for maps computed elsewhere)",
     "method_for_classes": "the method for other classes: method(images, classes [B]) -> maps (unavailable where "
-                          "the maps do not depend on the class)",
+    "the maps do not depend on the class)",
     "class_count": "the number of classes of the classifier",
 }
 #: Inputs that call the method again: unavailable for maps computed elsewhere.
@@ -169,8 +170,19 @@ class BatchInputs:
     method on ``x * M`` and the Insertion/Deletion curves are computed on first use and shared.
     """
 
-    def __init__(self, scorer: "SaliencyScorer", classifier, explain_fn, images, maps, classes, base_prob, boxes,
-                 forward_only=None, method=None):
+    def __init__(
+        self,
+        scorer: SaliencyScorer,
+        classifier,
+        explain_fn,
+        images,
+        maps,
+        classes,
+        base_prob,
+        boxes,
+        forward_only=None,
+        method=None,
+    ):
         self._scorer = scorer
         self.classifier = classifier
         #: ``method(images, classes or None)``: the method on any images (``None``: the batch's classes)
@@ -216,8 +228,8 @@ class BatchInputs:
             scores = []
             with torch.no_grad():
                 for start in range(0, images.shape[0], chunk):
-                    probs = _softmax(self.forward_only(images[start:start + chunk]))
-                    scores.append(probs.gather(1, classes[start:start + chunk, None]).squeeze(1))
+                    probs = _softmax(self.forward_only(images[start : start + chunk]))
+                    scores.append(probs.gather(1, classes[start : start + chunk, None]).squeeze(1))
             return torch.cat(scores) if scores else images.new_zeros(0)
 
         return probability
@@ -293,7 +305,7 @@ class SaliencyScorer(torch.nn.Module):
         extra: list[str] | None = None,
         tolerance: float = 15,
         bootstrap: int = DEFAULT_RESAMPLES,
-        road_percentages: list[float] = list(DEFAULT_PERCENTAGES),
+        road_percentages: list[float] = list(DEFAULT_PERCENTAGES),  # noqa: B006 (read, never changed)
         road_noise: float = DEFAULT_NOISE,
         sensitivity_samples: int = 10,
         sensitivity_radius: float = 0.02,
@@ -326,9 +338,7 @@ class SaliencyScorer(torch.nn.Module):
         }
         # A ModuleDict (so the states move with the scorer) under names without "." and ":"
         # (an import string's key); ``self.metrics`` gives them by key.
-        self._metric_modules = torch.nn.ModuleDict(
-            {_module_name(key): self._build(key, options) for key in self.keys}
-        )
+        self._metric_modules = torch.nn.ModuleDict({_module_name(key): self._build(key, options) for key in self.keys})
         #: ``{parameter: input}`` of each metric.
         self.needs: dict[str, dict[str, str]] = {key: metric_needs(type(self.metrics[key])) for key in self.keys}
         #: Metrics that cannot be computed for the method being scored, with the reason (e.g.
@@ -406,9 +416,7 @@ class SaliencyScorer(torch.nn.Module):
         """
         batch, _, height, width = images.shape
         if maps.shape != (batch, height, width):
-            raise ValueError(
-                f"expected maps of shape {(batch, height, width)}, got {tuple(maps.shape)}"
-            )
+            raise ValueError(f"expected maps of shape {(batch, height, width)}, got {tuple(maps.shape)}")
         maps = maps.detach().to(device=images.device, dtype=images.dtype)
         # A map with NaN/Inf has no defined metric: score a zero map in its place (so nothing
         # NaN reaches the model) and mark all its values undefined below.
@@ -416,8 +424,9 @@ class SaliencyScorer(torch.nn.Module):
         if non_finite.any():
             maps = torch.where(non_finite[:, None, None], torch.zeros_like(maps), maps)
         classes = classes.to(device=images.device, dtype=torch.long)
-        inputs = BatchInputs(self, classifier, explain_fn, images, maps, classes, base_prob, boxes, forward_only,
-                             method)
+        inputs = BatchInputs(
+            self, classifier, explain_fn, images, maps, classes, base_prob, boxes, forward_only, method
+        )
         # In the order of the keys: the forward of x * M (Average Drop), the method on x * M
         # (Coherency), then the curves (Insertion), as the thesis metrics always were.
         values: dict[str, Tensor] = {}
@@ -463,8 +472,11 @@ class SaliencyScorer(torch.nn.Module):
 
     def details(self) -> dict[str, dict[str, Any]]:
         """What each metric reports beyond its value (``details()``; every rank must call it)."""
-        return {key: self.metrics[key].details() for key in self.keys
-                if hasattr(self.metrics[key], "details") and key not in self.not_computable}
+        return {
+            key: self.metrics[key].details()
+            for key in self.keys
+            if hasattr(self.metrics[key], "details") and key not in self.not_computable
+        }
 
     def examples(self) -> dict[str, dict[str, Any]]:
         """Each metric's example image of this process (``example``), where it keeps one."""

@@ -2,7 +2,10 @@
 the built-in ones, plugins (entry point group ``saliency_benchmark.models``), ``timm:NAME``,
 ``torchvision:NAME`` and ``package.module:build``."""
 
-from models.registry import (
+from benchmark.models import efficientnet_lite as _efficientnet_lite  # noqa: F401  (registers models)
+from benchmark.models import timm_models as _timm_models  # noqa: F401  (registers the timm: prefix)
+from benchmark.models import torchvision_backbones as _torchvision_backbones  # noqa: F401  (and torchvision:)
+from benchmark.models.registry import (
     MODELS,
     RANDOM_WEIGHTS,
     ModelSpec,
@@ -18,9 +21,6 @@ from models.registry import (
     register_model_prefix,
     resolve_module,
 )
-from models import efficientnet_lite as _efficientnet_lite  # noqa: F401  (registers models)
-from models import torchvision_backbones as _torchvision_backbones  # noqa: F401  (and torchvision:)
-from models import timm_models as _timm_models  # noqa: F401  (registers the timm: prefix)
 
 __all__ = [
     "MODELS",

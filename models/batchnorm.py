@@ -30,7 +30,7 @@ subclasses are left alone (their forward may do more).
 from __future__ import annotations
 
 import types
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -58,8 +58,13 @@ def _multiply_add(module: nn.modules.batchnorm._BatchNorm, x: Tensor) -> bool:
     """Whether this pass takes the multiply-add: eval mode with running statistics, and a graph
     recorded through the module (its input requires grad: LOTS's steps), where the backward is
     the gain. Other passes keep the kernel, so their numbers stay the kernel's bit for bit."""
-    return (not module.training and module.running_mean is not None and module.running_var is not None
-            and torch.is_grad_enabled() and x.requires_grad)
+    return (
+        not module.training
+        and module.running_mean is not None
+        and module.running_var is not None
+        and torch.is_grad_enabled()
+        and x.requires_grad
+    )
 
 
 def _batchnorm_forward(self: nn.modules.batchnorm._BatchNorm, x: Tensor) -> Tensor:

@@ -12,9 +12,9 @@ counted apart, as the method's own work.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator
 
 from torch import nn
 

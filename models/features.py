@@ -1,12 +1,11 @@
 """Deep features of a classifier: the logits, the penultimate (pooled) features, or the
-output of any named module. Used by LOTS as ``F_s = features(x)`` (SPEC section 4)."""
+output of any named module. Used by LOTS as ``F_s = features(x)``."""
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
-from models.registry import NormalizedClassifier, get_model_spec, resolve_module
+from benchmark.models.registry import NormalizedClassifier, get_model_spec, resolve_module
 
 
 class _StopForward(Exception):
@@ -37,8 +36,8 @@ class FeatureExtractor(nn.Module):
 
     def _classifier_layer(self) -> str:
         """The registered classifier layer of the model, else its last ``Linear``."""
-        from metrics.errors import BenchmarkError
-        from models.layers import last_module_of
+        from benchmark.core.errors import BenchmarkError
+        from benchmark.models.layers import last_module_of
 
         name = getattr(self.classifier, "name", "")
         try:

@@ -29,7 +29,7 @@ class TokensToGrid:
     def __call__(self, tensor: Tensor) -> Tensor:
         if tensor.ndim != 3:
             return tensor
-        tokens = tensor[:, self.prefix_tokens:, :]
+        tokens = tensor[:, self.prefix_tokens :, :]
         count = tokens.shape[1]
         if self.grid is not None and self.grid[0] * self.grid[1] == count:
             height, width = self.grid

@@ -20,15 +20,15 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import torch
 from torch import nn
 
-from metrics.errors import BenchmarkError
-from metrics.registry import Registry
+from benchmark.core import notes
+from benchmark.core.errors import BenchmarkError
+from benchmark.core.registry import Registry
 
 #: ``--model.weights none``: the architecture with random weights (smoke tests only).
 RANDOM_WEIGHTS = "none"
@@ -60,7 +60,7 @@ class ModelSpec:
     random_weights: bool = True
 
 
-def _accept(obj: object, name: str, where: str) -> "ModelSpec":
+def _accept(obj: object, name: str, where: str) -> ModelSpec:
     return _factory_spec(name, obj, where)
 
 
@@ -102,8 +102,9 @@ def get_model_spec(name: str) -> ModelSpec:
     return MODELS.get(name)
 
 
-def add_model(net: nn.Module, mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
-              name: str | None = None) -> str:
+def add_model(
+    net: nn.Module, mean: Sequence[float] | None = None, std: Sequence[float] | None = None, name: str | None = None
+) -> str:
     """Make an ``nn.Module`` built in Python (normalized images -> logits) resolvable as a model;
     returns its name (default: ``<module>:<class>`` of the network). Its ``mean``/``std`` are
     the normalization it expects (else ``--model.mean``/``--model.std`` give them)."""
@@ -127,7 +128,7 @@ def add_model(net: nn.Module, mean: Sequence[float] | None = None, std: Sequence
 
 def _with_weights(net: nn.Module, weights: str | None) -> nn.Module:
     if weights is not None:
-        from models.weights import load_matching_state_dict, load_state_dict
+        from benchmark.models.weights import load_matching_state_dict, load_state_dict
 
         load_matching_state_dict(net, load_state_dict(weights), weights)
     return net
@@ -153,8 +154,10 @@ def _factory_spec(name: str, obj: object, where: str) -> ModelSpec:
             net = obj()
         except BenchmarkError:
             raise
-        except Exception as error:  # noqa: BLE001 - the user's code: one line naming it
-            raise BenchmarkError(f"--model {name}: building the model failed: {type(error).__name__}: {error}") from None
+        except Exception as error:
+            raise BenchmarkError(
+                f"--model {name}: building the model failed: {type(error).__name__}: {error}"
+            ) from None
         if not isinstance(net, nn.Module):
             raise BenchmarkError(
                 f"--model {name}: returned {type(net).__name__}, not an nn.Module mapping normalized images to logits"
@@ -185,7 +188,9 @@ def random_weights_note(name: str) -> str:
     return f"{name} has random weights (--model.weights {RANDOM_WEIGHTS}): its numbers mean nothing"
 
 
-def check_model_choice(name: str, weights: str | None, mean: Sequence[float] | None, std: Sequence[float] | None) -> ModelSpec:
+def check_model_choice(
+    name: str, weights: str | None, mean: Sequence[float] | None, std: Sequence[float] | None
+) -> ModelSpec:
     """The spec of ``name`` once the choice is known to be buildable (installed, normalization
     known, random weights possible): the checks :func:`build_classifier` makes before any work."""
     spec = get_model_spec(name)
@@ -205,7 +210,7 @@ class NormalizedClassifier(nn.Module):
     """Wraps a backbone so it takes images in [0, 1] pixel space and normalizes inside.
 
     All perturbations of the benchmark (LOTS steps, masking, blurring, clamping) happen in
-    pixel space (SPEC section 2); the backbone lives in ``.net`` so module names given by
+    pixel space, so that they are the same for every model; the backbone lives in ``.net`` so module names given by
     users (CAM target layers, LOTS feature layers) are paths inside it.
     """
 
@@ -260,7 +265,7 @@ def build_classifier(
     model's own source; ``mean``/``std`` override the model's normalization (and are needed
     where it has none); ``execution``: see :mod:`models.execution`. ``weights_source`` on the
     result says which weights it holds, ``execution`` how it runs."""
-    from models.execution import apply_execution
+    from benchmark.models.execution import apply_execution
 
     spec = check_model_choice(name, weights, mean, std)
     net = apply_execution(spec.build(weights), execution)
@@ -272,17 +277,5 @@ def build_classifier(
     model.eval()
     model.requires_grad_(False)
     if weights == RANDOM_WEIGHTS:
-        note(random_weights_note(name))
+        notes.note(random_weights_note(name))
     return model
-
-
-def note(message: str) -> None:
-    """One ``note:`` line on stderr, from the first process only (DDP ranks build models too)."""
-    try:
-        from pytorch_lightning.utilities import rank_zero_only
-
-        if rank_zero_only.rank != 0:
-            return
-    except ImportError:  # pragma: no cover - Lightning is a dependency of the benchmark
-        pass
-    print(f"note: {message}", file=sys.stderr, flush=True)

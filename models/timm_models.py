@@ -22,9 +22,9 @@ from pathlib import Path
 
 from torch import nn
 
-from metrics.errors import BenchmarkError
-from models.registry import RANDOM_WEIGHTS, ModelSpec, register_model_prefix
-from models.weights import hub_checkpoint, load_state_dict
+from benchmark.core.errors import BenchmarkError
+from benchmark.models.registry import RANDOM_WEIGHTS, ModelSpec, register_model_prefix
+from benchmark.models.weights import hub_checkpoint, load_state_dict
 
 PREFIX = "timm"
 IMAGENET_CLASSES = 1000
@@ -134,8 +134,11 @@ def build_timm(arch: str, weights: str | None) -> nn.Module:
             f"weights {weights!r} do not fit {PREFIX}:{arch} ({_one_line(error)}); pass the weights of the right "
             "architecture"
         ) from None
-    for config in {id(c): c for c in (getattr(net, "pretrained_cfg", None), getattr(net, "default_cfg", None))
-                   if isinstance(c, dict)}.values():
+    for config in {
+        id(c): c
+        for c in (getattr(net, "pretrained_cfg", None), getattr(net, "default_cfg", None))
+        if isinstance(c, dict)
+    }.values():
         config.pop("state_dict", None)  # timm keeps the overlay: a second copy of every tensor
     return net
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import difflib
 import re
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import torchvision
 from torch import nn
@@ -24,9 +24,9 @@ from torchvision.models import (
     WeightsEnum,
 )
 
-from metrics.errors import BenchmarkError
-from models.registry import RANDOM_WEIGHTS, ModelSpec, register_model, register_model_prefix
-from models.weights import hub_checkpoint, load_matching_state_dict, load_state_dict
+from benchmark.core.errors import BenchmarkError
+from benchmark.models.registry import RANDOM_WEIGHTS, ModelSpec, register_model, register_model_prefix
+from benchmark.models.weights import hub_checkpoint, load_matching_state_dict, load_state_dict
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -61,7 +61,9 @@ def _build(name: str, constructor: Callable[..., nn.Module], weights_enum, weigh
 
 def _rename_old_densenet_keys(state: dict) -> dict:
     """torchvision's published DenseNet file uses ``norm.1`` where the model has ``norm1``."""
-    pattern = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+    pattern = re.compile(
+        r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$"
+    )
     renamed = {}
     for key, value in state.items():
         match = pattern.match(key)
@@ -74,7 +76,13 @@ _BACKBONES = [
     ("alexnet", torchvision.models.alexnet, AlexNet_Weights.IMAGENET1K_V1, "features.10", "classifier.6"),
     ("resnet50", torchvision.models.resnet50, ResNet50_Weights.IMAGENET1K_V2, "layer4.2", "fc"),
     ("densenet121", torchvision.models.densenet121, DenseNet121_Weights.IMAGENET1K_V1, "features.norm5", "classifier"),
-    ("convnext_tiny", torchvision.models.convnext_tiny, ConvNeXt_Tiny_Weights.IMAGENET1K_V1, "features.7", "classifier.2"),
+    (
+        "convnext_tiny",
+        torchvision.models.convnext_tiny,
+        ConvNeXt_Tiny_Weights.IMAGENET1K_V1,
+        "features.7",
+        "classifier.2",
+    ),
 ]
 
 for _name, _constructor, _weights_enum, _cam_layer, _classifier in _BACKBONES:

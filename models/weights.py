@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from metrics.errors import BenchmarkError
+from benchmark.core.errors import BenchmarkError
 
 
 def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -22,7 +22,7 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             from safetensors.torch import load_file
 
             return load_file(str(path), device="cpu")
-        except Exception as error:  # noqa: BLE001 - a truncated or foreign file
+        except Exception as error:
             raise BenchmarkError(
                 f"weights file {str(path)!r} is not a readable safetensors file ({type(error).__name__})"
             ) from None

@@ -20,11 +20,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-from metrics.scorer import METRIC_KEYS
+from benchmark.metrics.scorer import METRIC_KEYS
 
 
 def run_once(
-    batch_size: int, precision: str, args: argparse.Namespace, output: Path, method: str = "lots",
+    batch_size: int,
+    precision: str,
+    args: argparse.Namespace,
+    output: Path,
+    method: str = "lots",
     execution: str | None = None,
 ) -> dict[str, float]:
     """The metric means of one quiet ``test`` run (LOTS iterations from ``args.iterations``;
@@ -32,9 +36,23 @@ def run_once(
     from benchmark.cli import main
 
     argv = [
-        "test", "--method", method, "--limit", str(args.limit), "--batch-size", str(batch_size),
-        "--metrics.n_steps", str(args.n_steps), "--precision", precision, "--logger", "none",
-        "--overlay-images", "0", "--output", str(output),
+        "test",
+        "--method",
+        method,
+        "--limit",
+        str(args.limit),
+        "--batch-size",
+        str(batch_size),
+        "--metrics.n_steps",
+        str(args.n_steps),
+        "--precision",
+        precision,
+        "--logger",
+        "none",
+        "--overlay-images",
+        "0",
+        "--output",
+        str(output),
         *(["--method.iterations", str(args.iterations)] if method == "lots" else []),
         *(["--execution", execution] if execution else []),
     ]
@@ -56,9 +74,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-steps", type=int, default=14)
     parser.add_argument("--limit", type=int, default=8)
     parser.add_argument("--precision", default="32", help="comma-separated, e.g. 32,64 (float64 is slow)")
-    parser.add_argument("--executions", default="",
-                        help="comma-separated --execution values, e.g. eager,channels_last,compiled "
-                             "(default: the device's own)")
+    parser.add_argument(
+        "--executions",
+        default="",
+        help="comma-separated --execution values, e.g. eager,channels_last,compiled (default: the device's own)",
+    )
     args = parser.parse_args(argv)
     sizes = [int(b) for b in args.batch_sizes.split(",")]
     executions = [e for e in args.executions.split(",") if e] or [None]
@@ -66,11 +86,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"LOTS, {args.limit} built-in photos, {args.iterations} iterations, {args.n_steps} curve steps")
     with tempfile.TemporaryDirectory() as tmp:
         for precision in args.precision.split(","):
-            means = {(e, b): run_once(b, precision, args, Path(tmp) / f"{precision}-{e}-{b}", execution=e)
-                     for e, b in columns}
+            means = {
+                (e, b): run_once(b, precision, args, Path(tmp) / f"{precision}-{e}-{b}", execution=e)
+                for e, b in columns
+            }
             print(f"\nprecision {precision}")
-            print("| metric | " + " | ".join(f"{e + ', ' if e else ''}batch {b}" for e, b in columns)
-                  + " | spread (max - min) |")
+            print(
+                "| metric | "
+                + " | ".join(f"{e + ', ' if e else ''}batch {b}" for e, b in columns)
+                + " | spread (max - min) |"
+            )
             print("|---" * (len(columns) + 2) + "|")
             for key in METRIC_KEYS:
                 values = [means[c][key] for c in columns]

@@ -4,14 +4,14 @@ through the model, and the ratio to the ideal (those passes at the model's best 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from typing import Callable
 
 import torch
 from torch import Tensor, nn
 
-from metrics.functional.image import memory_format_of
-from models.counting import counting_passes
+from benchmark.core.tensors import memory_format_of
+from benchmark.models.counting import counting_passes
 from perf.limit import LimitProbe, ModelLimit
 from perf.timing import synchronize, time_ms
 
@@ -53,17 +53,24 @@ class CaseResult:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def against(self, limit: ModelLimit) -> "CaseResult":
+    def against(self, limit: ModelLimit) -> CaseResult:
         """This case with its ideals and ratios taken against ``limit`` (for a case measured in
         another process, ``perf.eager_process``, before the limit of all executions was known)."""
         unseen = self.unseen_model_ms_per_image
         ideal = limit.ideal_ms(self.forward_passes_per_image, self.backward_passes_per_image) + unseen
-        at_batches = limit.ideal_at_batches_ms(self.forward_batches, self.backward_batches) / (
-            self.units or self.images) + unseen
+        at_batches = (
+            limit.ideal_at_batches_ms(self.forward_batches, self.backward_batches) / (self.units or self.images)
+            + unseen
+        )
         ratio_at_batches = self.ms_per_image / at_batches if at_batches else float("nan")
-        return replace(self, ideal_ms_per_image=ideal, ratio=self.ms_per_image / ideal if ideal else float("nan"),
-                       ideal_at_batches_ms_per_image=at_batches, ratio_at_batches=ratio_at_batches,
-                       ratio_alongside=ratio_at_batches / self.drift if self.drift > 0 else float("nan"))
+        return replace(
+            self,
+            ideal_ms_per_image=ideal,
+            ratio=self.ms_per_image / ideal if ideal else float("nan"),
+            ideal_at_batches_ms_per_image=at_batches,
+            ratio_at_batches=ratio_at_batches,
+            ratio_alongside=ratio_at_batches / self.drift if self.drift > 0 else float("nan"),
+        )
 
     @property
     def held_ratio(self) -> float:
@@ -94,8 +101,12 @@ def measure(
     with counting_passes(net) as count:
         fn()
     synchronize(device)
-    elapsed, drift = around(probe if held else None, count.forward_batches, count.backward_batches,
-                            lambda: time_ms(fn, device, repeats=repeats, warmup=0, best=True))
+    elapsed, drift = around(
+        probe if held else None,
+        count.forward_batches,
+        count.backward_batches,
+        lambda: time_ms(fn, device, repeats=repeats, warmup=0, best=True),
+    )
     units = images * per
     return CaseResult(
         case=case,
@@ -114,8 +125,12 @@ def measure(
     ).against(limit)
 
 
-def around(probe: LimitProbe | None, forward_batches: dict[int, int], backward_batches: dict[int, int],
-           timed: Callable[[], float]) -> tuple[float, float]:
+def around(
+    probe: LimitProbe | None,
+    forward_batches: dict[int, int],
+    backward_batches: dict[int, int],
+    timed: Callable[[], float],
+) -> tuple[float, float]:
     """``(timed(), drift)``: with ``probe``, the model's passes at the batch sizes of the case
     (``{batch: images}``) are timed twice before ``timed`` and twice after, and the drift is how
     much slower they ran than at the start (:meth:`perf.limit.LimitProbe.drift`); NaN without."""
@@ -133,8 +148,15 @@ def classes_of(model: nn.Module, images: Tensor) -> Tensor:
         return model(images).argmax(dim=1)
 
 
-def tail_ms_per_copy(classifier: nn.Module, layer: nn.Module, image: Tensor, layer_output: Tensor, copies: int,
-                     device: torch.device, repeats: int = 5) -> float:
+def tail_ms_per_copy(
+    classifier: nn.Module,
+    layer: nn.Module,
+    image: Tensor,
+    layer_output: Tensor,
+    copies: int,
+    device: torch.device,
+    repeats: int = 5,
+) -> float:
     """The model's time per copy for the layers after ``layer``, run on ``copies`` copies of its
     output at once (Ablation-CAM's copies enter there: the pass count sees only the images that
     enter the model). One image's forward with ``layer``'s output (``layer_output``, of that image)
@@ -143,8 +165,11 @@ def tail_ms_per_copy(classifier: nn.Module, layer: nn.Module, image: Tensor, lay
     if copies < 2:
         raise ValueError(f"copies must be >= 2, got {copies}")
     with torch.no_grad():
-        replicated = layer_output[:1].repeat(copies, *([1] * (layer_output.ndim - 1))).contiguous(
-            memory_format=memory_format_of(layer_output))
+        replicated = (
+            layer_output[:1]
+            .repeat(copies, *([1] * (layer_output.ndim - 1)))
+            .contiguous(memory_format=memory_format_of(layer_output))
+        )
         plain = time_ms(lambda: classifier(image[:1]), device, repeats=repeats, warmup=1, best=True)
         handle = layer.register_forward_hook(lambda module, args, out: replicated)
         try:

@@ -33,17 +33,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from benchmark.cli import quiet_libraries
-    from metrics.functional.insertion_deletion import insertion_deletion_curves
-    from metrics.scorer import DEFAULT_CHUNK_SIZE
-    from models import build_classifier
-    from models.execution import forward_only
+    from benchmark.metrics.functional.insertion_deletion import insertion_deletion_curves
+    from benchmark.metrics.scorer import DEFAULT_CHUNK_SIZE
+    from benchmark.models import build_classifier
+    from benchmark.models.execution import forward_only
     from perf.run import load_images
     from perf.timing import time_ms
 
     quiet_libraries()
     device = torch.device(args.device)
     if args.execution != "eager":
-        from models.allocator import keep_freed_memory
+        from benchmark.models.allocator import keep_freed_memory
 
         keep_freed_memory()
     model = build_classifier(args.model, execution=args.execution).to(device)
@@ -53,8 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     maps = torch.rand(images.shape[0], *images.shape[-2:], generator=torch.Generator().manual_seed(0)).to(device)
 
     default = DEFAULT_CHUNK_SIZE.get(device.type, DEFAULT_CHUNK_SIZE["cpu"])
-    print(f"{args.model} on {device} ({args.execution}), {args.images} images, {args.n_steps} steps "
-          f"(2 x {args.n_steps + 1} forwards per image); default chunk here: {default}")
+    print(
+        f"{args.model} on {device} ({args.execution}), {args.images} images, {args.n_steps} steps "
+        f"(2 x {args.n_steps + 1} forwards per image); default chunk here: {default}"
+    )
     print("| chunk size | ms per image | per forward |")
     print("|---:|---:|---:|")
     for chunk in (int(c) for c in args.chunk_sizes.split(",")):
@@ -64,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             with torch.no_grad():
                 return forward(x).softmax(dim=-1)
 
-        def run():
+        def run(chunk=chunk):
             insertion_deletion_curves(score_fn, images, maps, classes, n_steps=args.n_steps, chunk_size=chunk)
 
         ms = time_ms(run, device, repeats=args.repeats, warmup=1, best=True) / args.images

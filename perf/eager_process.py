@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
-from pathlib import Path
 
 import torch
 
-from perf.cases import CaseResult
 from perf.limit import ModelLimit
+from perf.run import load_images, lots_cases, test_run_case
 
 #: A stand-in limit for the child's cases (their ideal and ratio are recomputed by the parent).
 _PLACEHOLDER_LIMIT = ModelLimit(forward_ms={1: 1.0}, forward_backward_ms={1: 2.0})
@@ -37,7 +35,6 @@ def _measure(args: argparse.Namespace) -> dict:
     quiet_libraries()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    from perf.run import load_images, lots_cases, test_run_case
 
     images = load_images(args.images, device)
     if args.what == "limit":
@@ -47,18 +44,21 @@ def _measure(args: argparse.Namespace) -> dict:
         limit = measure_limits(args.model, images, sizes, ["eager"], repeats=args.repeats)["eager"]
         return {"forward_ms": limit.forward_ms, "forward_backward_ms": limit.forward_backward_ms}
     if args.what == "lots":
-        from models import build_classifier
+        from benchmark.models import build_classifier
 
         model = build_classifier(args.model, execution="eager").to(device)
-        return lots_cases(model, images, _PLACEHOLDER_LIMIT, device, args.iterations, "eager",
-                          with_literal_loop=False)[0].to_dict()
-    return test_run_case(args.model, _PLACEHOLDER_LIMIT, device, args.images, "gradcam", args.n_steps, 0,
-                         "eager").to_dict()
+        return lots_cases(model, images, _PLACEHOLDER_LIMIT, device, args.iterations, "eager", with_literal_loop=False)[
+            0
+        ].to_dict()
+    return test_run_case(
+        args.model, _PLACEHOLDER_LIMIT, device, args.images, "gradcam", args.n_steps, 0, "eager"
+    ).to_dict()
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m perf.eager_process", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m perf.eager_process", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("what", choices=("limit", "lots", "whole_run"))
     parser.add_argument("--model", default="efficientnet_lite0")
     parser.add_argument("--device", default="cpu")
@@ -74,27 +74,6 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     print(json.dumps(_measure(_parser().parse_args(argv))))
     return 0
-
-
-def in_eager_process(what: str, **options) -> dict:
-    """Run ``python -m perf.eager_process WHAT --OPTION VALUE ...`` and return its JSON (the
-    child's stderr passes through, so its progress lines show)."""
-    argv = [sys.executable, "-m", "perf.eager_process", what,
-            *[item for name, value in options.items() for item in (f"--{name.replace('_', '-')}", str(value))]]
-    done = subprocess.run(argv, stdout=subprocess.PIPE, text=True, check=False, cwd=Path(__file__).resolve().parents[1])
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv[1:])} failed (exit {done.returncode})")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def eager_limit(**options) -> ModelLimit:
-    payload = in_eager_process("limit", **options)
-    return ModelLimit(forward_ms={int(k): v for k, v in payload["forward_ms"].items()},
-                      forward_backward_ms={int(k): v for k, v in payload["forward_backward_ms"].items()})
-
-
-def eager_case(what: str, **options) -> CaseResult:
-    return CaseResult(**in_eager_process(what, **options))
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ from torch import Tensor
 def kept_gradients(model, images: Tensor, classes: Tensor) -> list[tuple[Tensor, Tensor]]:
     """``(dy/dz, b)`` of every bias layer FullGrad reads (``methods.fullgrad_device.bias_layers``),
     from one backward of the class scores; copies, so the backward frees nothing early."""
-    from methods.fullgrad_device import bias_layers, effective_bias
+    from benchmark.methods.fullgrad_device import bias_layers, effective_bias
 
     kept: list[tuple[Tensor, Tensor]] = []
     handles = []
@@ -73,7 +73,7 @@ def channel_weighted_sum(flat: Tensor, weights: Tensor) -> Tensor:
 
 def eager_pixel_extremes(flat: Tensor) -> tuple[Tensor, Tensor]:
     """:func:`pixel_extremes` as the eager term takes it (``_over_pixels``: rows folded to 1,024)."""
-    from methods.fullgrad_device import _over_pixels
+    from benchmark.methods.fullgrad_device import _over_pixels
 
     magnitude = flat.abs()
     return _over_pixels(magnitude, torch.amin), _over_pixels(magnitude, torch.amax)
@@ -88,11 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from benchmark.cli import quiet_libraries
-    from methods import get_method
-    from methods.fullgrad_device import CompiledTerm, _scaled_channel_sum, fullgrad
-    from models import build_classifier
-    from models.allocator import keep_freed_memory
-    from models.execution import quiet_compiler_warnings
+    from benchmark.methods import get_method
+    from benchmark.methods.fullgrad_device import CompiledTerm, _scaled_channel_sum, fullgrad
+    from benchmark.models import build_classifier
+    from benchmark.models.allocator import keep_freed_memory
+    from benchmark.models.execution import quiet_compiler_warnings
     from perf.run import load_images
     from perf.timing import shortest_in_turns
 
@@ -132,14 +132,17 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = {
         "FullGrad (device backend), maps of the images": lambda: explainer.explain_maps(images, classes),
-        "FullGrad with every term replaced by zeros (its hooks, sums and resizes)":
-            lambda: fullgrad(model, model.net, images, classes, without_terms),
+        "FullGrad with every term replaced by zeros (its hooks, sums and resizes)": lambda: fullgrad(
+            model, model.net, images, classes, without_terms
+        ),
         "forward+backward to the input (the limit's call)": forward_backward,
         "one plain read of the layers' gradients (a sum)": lambda: [f.sum() for f, _ in flats],
-        f"the layers' terms as a run computes them ({'C++' if how == 'compiled' else how})":
-            lambda: [run_term(g, b) for g, b in gradients],
-        f"  pass 1: per channel, min and max of the gradient's magnitude over the pixels ({how})":
-            lambda: [extremes(f) for f, _ in flats],
+        f"the layers' terms as a run computes them ({'C++' if how == 'compiled' else how})": lambda: [
+            run_term(g, b) for g, b in gradients
+        ],
+        f"  pass 1: per channel, min and max of the gradient's magnitude over the pixels ({how})": lambda: [
+            extremes(f) for f, _ in flats
+        ],
         f"  pass 2: the weighted sum over the channels ({how})": lambda: [weighted(f, w) for f, w in flats],
     }
     if graph_term is not None:
@@ -148,8 +151,10 @@ def main(argv: list[str] | None = None) -> int:
     names = list(rows)
     read = ms[names[3]]
     numbers = sum(g.numel() for g, _ in gradients) / args.images
-    print(f"{args.model}, {args.images} images, {args.execution}, {torch.get_num_threads()} threads, allocator: "
-          f"{allocator}; {len(gradients)} bias layers, {numbers / 1e6:.2f} M gradient numbers per image")
+    print(
+        f"{args.model}, {args.images} images, {args.execution}, {torch.get_num_threads()} threads, allocator: "
+        f"{allocator}; {len(gradients)} bias layers, {numbers / 1e6:.2f} M gradient numbers per image"
+    )
     print("| what | ms/image | x the plain read |")
     print("|---|---:|---:|")
     for name in names:

@@ -9,8 +9,8 @@ machine does not fall on one of them only."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 from torch import Tensor
@@ -82,7 +82,7 @@ def fastest(limits: dict[str, ModelLimit]) -> ModelLimit:
 def _passes(execution: str, model, batch: Tensor) -> dict[str, Callable[[], object]]:
     """The timed calls of one execution at one batch: ``forward`` and ``forward_backward`` (the
     backward goes to the input, as LOTS and the grad-cam CAMs need)."""
-    from models.execution import CompiledForward
+    from benchmark.models.execution import CompiledForward
 
     if execution == "compiled":
         compiled = CompiledForward(model, batch.shape[0], note=lambda message: None)
@@ -143,28 +143,34 @@ class LimitProbe:
         return limits
 
     @classmethod
-    def of(cls, model_name: str, images: Tensor, batch_sizes: list[int], executions) -> "LimitProbe":
+    def of(cls, model_name: str, images: Tensor, batch_sizes: list[int], executions) -> LimitProbe:
         """``model_name`` built for each of ``executions``."""
-        from models import build_classifier
+        from benchmark.models import build_classifier
 
-        return cls({e: build_classifier(model_name, execution=e).to(images.device) for e in executions},
-                   images, batch_sizes)
+        return cls(
+            {e: build_classifier(model_name, execution=e).to(images.device) for e in executions}, images, batch_sizes
+        )
 
     def sizes_for(self, forward_batches: dict[int, int], backward_batches: dict[int, int]) -> list[int]:
         """The measured batch sizes the passes of a case are charged at (the nearest ones,
         :meth:`ModelLimit.per_image_at`)."""
         return sorted({nearest_size(self.batch_sizes, batch) for batch in (*forward_batches, *backward_batches)})
 
-    def drift(self, forward_batches: dict[int, int], backward_batches: dict[int, int],
-              around: list[dict[str, ModelLimit]]) -> float:
+    def drift(
+        self, forward_batches: dict[int, int], backward_batches: dict[int, int], around: list[dict[str, ModelLimit]]
+    ) -> float:
         """:func:`drift` of a case's passes against this probe's ``start``."""
         if self.start is None:
             raise RuntimeError("measure the start first")
         return drift(self.start, around, forward_batches, backward_batches)
 
 
-def drift(start: dict[str, ModelLimit], around: list[dict[str, ModelLimit]], forward_batches: dict[int, int],
-          backward_batches: dict[int, int]) -> float:
+def drift(
+    start: dict[str, ModelLimit],
+    around: list[dict[str, ModelLimit]],
+    forward_batches: dict[int, int],
+    backward_batches: dict[int, int],
+) -> float:
     """How much slower the passes of a case (``{batch: images}``) ran in the timings ``around`` it
     (per batch size and execution the shortest of them) than in ``start``: the ratio of their
     ideals at the case's batches, each taking the fastest execution at each size."""

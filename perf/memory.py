@@ -11,9 +11,9 @@ import sys
 
 _CHILD = r"""
 import json, resource, sys, torch
-from models import build_classifier
-from datamodules import ImageNetDataModule
-from metrics.functional.insertion_deletion import insertion_deletion_curves
+from benchmark.models import build_classifier
+from benchmark.datamodules import ImageNetDataModule
+from benchmark.metrics.functional.insertion_deletion import insertion_deletion_curves
 n_steps, chunk, device = int(sys.argv[1]), int(sys.argv[2]), torch.device(sys.argv[3])
 model = build_classifier("efficientnet_lite0").to(device)
 images = next(iter(ImageNetDataModule(limit=2, batch_size=2).test_dataloader()))["image"].to(device)
@@ -38,7 +38,10 @@ def curve_memory(n_steps: int, chunk_size: int, device: str = "cpu") -> dict:
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": str(1 << 20)}
     out = subprocess.run(
         [sys.executable, "-c", _CHILD, str(n_steps), str(chunk_size), device],
-        check=True, capture_output=True, text=True, env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
     ).stdout
     return json.loads(out.strip().splitlines()[-1])
 
@@ -48,8 +51,10 @@ def main() -> None:
     for chunk in (8, 32):
         for n_steps in (28, 112, 224):
             row = curve_memory(n_steps, chunk, device)
-            print(f"chunk {chunk:>3}  n_steps {n_steps:>3}: peak growth {row['peak_bytes'] / 2**20:8.1f} MiB, "
-                  f"process peak {row['process_peak_bytes'] / 2**20:8.1f} MiB")
+            print(
+                f"chunk {chunk:>3}  n_steps {n_steps:>3}: peak growth {row['peak_bytes'] / 2**20:8.1f} MiB, "
+                f"process peak {row['process_peak_bytes'] / 2**20:8.1f} MiB"
+            )
 
 
 if __name__ == "__main__":

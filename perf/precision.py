@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from metrics.scorer import METRIC_KEYS
+from benchmark.metrics.scorer import METRIC_KEYS
 from perf.batch_spread import run_once
 
 
@@ -30,24 +30,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=8)
     args = parser.parse_args(argv)
     precisions = args.precisions.split(",")
-    print(f"{args.limit} images ({args.data or 'built-in photos'}), LOTS {args.iterations} iterations, "
-          f"{args.n_steps} curve steps, batch {args.batch_size}")
+    print(
+        f"{args.limit} images ({args.data or 'built-in photos'}), LOTS {args.iterations} iterations, "
+        f"{args.n_steps} curve steps, batch {args.batch_size}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         for method in args.methods.split(","):
             means, seconds = {}, {}
             for precision in precisions:
                 start = time.perf_counter()
-                means[precision] = run_once(args.batch_size, precision, args, Path(tmp) / f"{method}-{precision}", method)
+                means[precision] = run_once(
+                    args.batch_size, precision, args, Path(tmp) / f"{method}-{precision}", method
+                )
                 seconds[precision] = time.perf_counter() - start
             print(f"\n{method}")
-            print("| metric | " + " | ".join(precisions) + " | " + " | ".join(f"{p} - 32" for p in precisions[1:]) + " |")
+            print(
+                "| metric | " + " | ".join(precisions) + " | " + " | ".join(f"{p} - 32" for p in precisions[1:]) + " |"
+            )
             print("|---" * (2 * len(precisions)) + "|")
             for key in METRIC_KEYS:
                 values = [means[p][key] for p in precisions]
                 diffs = [means[p][key] - means[precisions[0]][key] for p in precisions[1:]]
-                print(f"| {key} | " + " | ".join(f"{v:.3f}" for v in values) + " | "
-                      + " | ".join(f"{d:+.3f}" for d in diffs) + " |")
-            print("| run seconds | " + " | ".join(f"{seconds[p]:.1f}" for p in precisions) + " |" + " |" * (len(precisions) - 1))
+                print(
+                    f"| {key} | "
+                    + " | ".join(f"{v:.3f}" for v in values)
+                    + " | "
+                    + " | ".join(f"{d:+.3f}" for d in diffs)
+                    + " |"
+                )
+            print(
+                "| run seconds | "
+                + " | ".join(f"{seconds[p]:.1f}" for p in precisions)
+                + " |"
+                + " |" * (len(precisions) - 1)
+            )
             sys.stdout.flush()
     return 0
 

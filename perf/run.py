@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from perf.cases import CaseResult, classes_of, measure
+from perf.eager_runner import eager_case, eager_limit
 from perf.limit import LimitProbe, fastest
 
 #: CAM methods whose cost is many forwards per image: measured on one image.
@@ -42,7 +43,7 @@ def machine() -> dict:
 
 
 def load_images(count: int, device: torch.device) -> torch.Tensor:
-    from datamodules import ImageNetDataModule
+    from benchmark.datamodules import ImageNetDataModule
 
     datamodule = ImageNetDataModule(limit=min(count, 8), batch_size=min(count, 8))
     images = next(iter(datamodule.test_dataloader()))["image"]
@@ -50,23 +51,44 @@ def load_images(count: int, device: torch.device) -> torch.Tensor:
     return images.repeat(repeats, 1, 1, 1)[:count].to(device)
 
 
-def lots_cases(model, images, limit, device, iterations: int, label: str = "",
-               with_literal_loop: bool = True, probe: LimitProbe | None = None) -> list[CaseResult]:
-    from methods.lots import lots_attack, lots_attack_reference
+def lots_cases(
+    model,
+    images,
+    limit,
+    device,
+    iterations: int,
+    label: str = "",
+    with_literal_loop: bool = True,
+    probe: LimitProbe | None = None,
+) -> list[CaseResult]:
+    from benchmark.methods.lots import lots_attack, lots_attack_reference
 
     targets = torch.zeros(images.shape[0], 1000, device=device)
     batched = measure(
         f"LOTS batched (batch {images.shape[0]}), per iteration{', ' + label if label else ''}",
         lambda: lots_attack(model, images, targets, iterations=iterations, tau=0.0),
-        model.net, limit, images.shape[0], device, per=iterations, repeats=3,
-        note="ideal = forward+backward per iteration", held=label != "eager", probe=probe,
+        model.net,
+        limit,
+        images.shape[0],
+        device,
+        per=iterations,
+        repeats=3,
+        note="ideal = forward+backward per iteration",
+        held=label != "eager",
+        probe=probe,
     )
     if not with_literal_loop:
         return [batched]
     literal = measure(
         "LOTS literal one-image loop (thesis Algorithm 1), per iteration",
         lambda: [lots_attack_reference(model, image, targets[0], iterations=iterations, tau=0.0) for image in images],
-        model.net, limit, images.shape[0], device, per=iterations, repeats=3, held=False,
+        model.net,
+        limit,
+        images.shape[0],
+        device,
+        per=iterations,
+        repeats=3,
+        held=False,
     )
     literal.note = f"baseline; batched LOTS is {literal.ms_per_image / batched.ms_per_image:.2f}x faster"
     return [batched, literal]
@@ -78,10 +100,10 @@ def cam_cases(model, images, limit, device, methods: list[str], probe: LimitProb
     graph's batch (the explainer's chunk), where their pass goes through it (a shorter batch,
     as a run's 8 against the CPU's graph of 16, runs the plain model:
     :meth:`models.execution.CompiledForward.with_layer`)."""
-    from methods import get_method
-    from methods.cam_device import DEVICE_METHODS, FORWARD_ONLY_METHODS
-    from metrics import SaliencyScorer
-    from models.execution import execution_of
+    from benchmark.methods import get_method
+    from benchmark.methods.cam_device import DEVICE_METHODS, FORWARD_ONLY_METHODS
+    from benchmark.metrics import SaliencyScorer
+    from benchmark.models.execution import execution_of
 
     graph_batch = SaliencyScorer().chunk_size_for(device)  # the explainers' scorer below: the default
     results = []
@@ -89,8 +111,10 @@ def cam_cases(model, images, limit, device, methods: list[str], probe: LimitProb
         batch = images[:1] if name in PERTURBATION_METHODS else images
         cls = get_method(name)
         backends = ("grad-cam", "device") if name in DEVICE_METHODS else (None,)
-        runs = [(backend, images if backend == "device" and name in WHOLE_BATCH_DEVICE_METHODS else batch, "")
-                for backend in backends]
+        runs = [
+            (backend, images if backend == "device" and name in WHOLE_BATCH_DEVICE_METHODS else batch, "")
+            for backend in backends
+        ]
         if name in FORWARD_ONLY_METHODS and execution_of(model) == "compiled" and graph_batch != len(batch):
             graph_images = images.repeat(-(-graph_batch // len(images)), 1, 1, 1)[:graph_batch]
             runs.append(("device", graph_images, f", batch {graph_batch} (the compiled graph's)"))
@@ -104,9 +128,18 @@ def cam_cases(model, images, limit, device, methods: list[str], probe: LimitProb
                 note = "its layer read from the compiled graph"
             elif backend == "grad-cam":
                 note = ", ".join(n for n in (note, "reference: not the default backend") if n)
-            result = measure(label, lambda e=explainer, b=inputs, c=classes: e.explain_maps(b, c), model.net, limit,
-                             inputs.shape[0], device, repeats=1 if name in PERTURBATION_METHODS else 3, note=note,
-                             held=backend != "grad-cam", probe=probe)
+            result = measure(
+                label,
+                lambda e=explainer, b=inputs, c=classes: e.explain_maps(b, c),
+                model.net,
+                limit,
+                inputs.shape[0],
+                device,
+                repeats=1 if name in PERTURBATION_METHODS else 3,
+                note=note,
+                held=backend != "grad-cam",
+                probe=probe,
+            )
             if name == "ablationcam" and backend == "device":
                 result = with_ablation_copies(result, model, explainer, inputs, device, limit)
             results.append(result)
@@ -119,7 +152,7 @@ def with_ablation_copies(result: CaseResult, model, explainer, inputs, device, l
     at the copies per pass of the case), which the pass count does not see."""
     from dataclasses import replace
 
-    from methods.cam_device import layer_activations
+    from benchmark.methods.cam_device import layer_activations
     from perf.cases import tail_ms_per_copy
 
     layer = explainer._target_layers[0]
@@ -127,20 +160,23 @@ def with_ablation_copies(result: CaseResult, model, explainer, inputs, device, l
     channels = int(output.shape[1])
     per_pass = min(explainer.chunk_for(device), channels) * inputs.shape[0]
     per_copy = tail_ms_per_copy(model, layer, inputs, output, max(per_pass, 2), device)
-    note = (f"{result.note}, ideal + its {channels} copies per image through the layers after the target "
-            f"({per_copy:.2f} ms each)")
+    note = (
+        f"{result.note}, ideal + its {channels} copies per image through the layers after the target "
+        f"({per_copy:.2f} ms each)"
+    )
     return replace(result, unseen_model_ms_per_image=channels * per_copy, note=note).against(limit)
 
 
-def metric_cases(model, images, limit, device, n_steps: int, chunk_size: int,
-                 probe: LimitProbe | None = None) -> list[CaseResult]:
-    from methods import get_method
-    from metrics.functional.insertion_deletion import insertion_deletion_curves
+def metric_cases(
+    model, images, limit, device, n_steps: int, chunk_size: int, probe: LimitProbe | None = None
+) -> list[CaseResult]:
+    from benchmark.methods import get_method
+    from benchmark.metrics.functional.insertion_deletion import insertion_deletion_curves
 
     classes = classes_of(model, images)
     maps = torch.rand(images.shape[0], *images.shape[-2:], device=device, generator=None)
 
-    from models.execution import forward_only
+    from benchmark.models.execution import forward_only
 
     forward = forward_only(model, chunk_size)
 
@@ -155,14 +191,25 @@ def metric_cases(model, images, limit, device, n_steps: int, chunk_size: int,
     curves = measure(
         f"Insertion+Deletion ({n_steps} steps, chunk {chunk_size})",
         lambda: insertion_deletion_curves(score_fn, images, maps, classes, n_steps=n_steps, chunk_size=chunk_size),
-        model.net, limit, images.shape[0], device, repeats=2, note=f"ideal = 2 x {n_steps + 1} forwards",
+        model.net,
+        limit,
+        images.shape[0],
+        device,
+        repeats=2,
+        note=f"ideal = 2 x {n_steps + 1} forwards",
         probe=probe,
     )
     naive = measure(
         f"Insertion+Deletion naive (one forward per step, {n_steps} steps)",
-        lambda: insertion_deletion_curves(plain_score_fn, images[:1], maps[:1], classes[:1], n_steps=n_steps,
-                                          chunk_size=1),
-        model.net, limit, 1, device, note="baseline", held=False,
+        lambda: insertion_deletion_curves(
+            plain_score_fn, images[:1], maps[:1], classes[:1], n_steps=n_steps, chunk_size=1
+        ),
+        model.net,
+        limit,
+        1,
+        device,
+        note="baseline",
+        held=False,
     )
     gradcam = get_method("gradcam")(model).to(device)
     cams = gradcam.explain_maps(images, classes)
@@ -174,23 +221,40 @@ def metric_cases(model, images, limit, device, n_steps: int, chunk_size: int,
             batch_forward(images * cams.unsqueeze(1))
         gradcam.explain_maps(images * cams.unsqueeze(1), classes)
 
-    coherent = measure("Coherency (gradcam: forward of x*M + map of x*M)", coherency, model.net, limit,
-                       images.shape[0], device, repeats=3, probe=probe)
+    coherent = measure(
+        "Coherency (gradcam: forward of x*M + map of x*M)",
+        coherency,
+        model.net,
+        limit,
+        images.shape[0],
+        device,
+        repeats=3,
+        probe=probe,
+    )
     return [curves, naive, coherent]
 
 
-def test_run_case(model_name, limit, device, images: int, method: str, n_steps: int, iterations: int,
-                  execution: str, probe: LimitProbe | None = None) -> CaseResult:
+def test_run_case(
+    model_name,
+    limit,
+    device,
+    images: int,
+    method: str,
+    n_steps: int,
+    iterations: int,
+    execution: str,
+    probe: LimitProbe | None = None,
+) -> CaseResult:
     """A whole ``test`` run on the built-in data, timed; with ``probe``, the model's passes are
     timed before it at the batch sizes it will use (its batch, the curves' chunk) and after it at
     those it used (counted), for the drift."""
     import pytorch_lightning as pl
 
-    from datamodules import ImageNetDataModule
-    from methods import get_method
-    from metrics import SaliencyScorer
-    from models import build_classifier
-    from models.counting import counting_passes
+    from benchmark.datamodules import ImageNetDataModule
+    from benchmark.methods import get_method
+    from benchmark.metrics import SaliencyScorer
+    from benchmark.models import build_classifier
+    from benchmark.models.counting import counting_passes
 
     classifier = build_classifier(model_name, execution=execution)
     config = get_method(method).config_class(**({"iterations": iterations} if method == "lots" else {}))
@@ -198,11 +262,20 @@ def test_run_case(model_name, limit, device, images: int, method: str, n_steps: 
     datamodule = ImageNetDataModule(limit=images, batch_size=images)
     datamodule.setup("test")
     images = len(datamodule.test_dataloader().dataset)  # the built-in data has 8 photos
-    trainer = pl.Trainer(accelerator=device.type if device.type != "cuda" else "gpu", devices=1, logger=False,
-                         enable_checkpointing=False, enable_model_summary=False, enable_progress_bar=False,
-                         inference_mode=False)
-    before = probe.measure(probe.sizes_for({images: 1, explainer.scorer.chunk_size_for(device): 1}, {}), repeats=2) \
-        if probe is not None else None
+    trainer = pl.Trainer(
+        accelerator=device.type if device.type != "cuda" else "gpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=False,
+        inference_mode=False,
+    )
+    before = (
+        probe.measure(probe.sizes_for({images: 1, explainer.scorer.chunk_size_for(device): 1}, {}), repeats=2)
+        if probe is not None
+        else None
+    )
     with counting_passes(classifier.net) as count:
         start = time.perf_counter()
         trainer.test(explainer, datamodule=datamodule, verbose=False)
@@ -213,11 +286,17 @@ def test_run_case(model_name, limit, device, images: int, method: str, n_steps: 
         drift = probe.drift(count.forward_batches, count.backward_batches, [before, after])
     return CaseResult(
         case=f"whole test run ({method}, {images} images, {n_steps} steps, {execution})",
-        images=images, ms_per_image=elapsed / images, ideal_ms_per_image=float("nan"), ratio=float("nan"),
+        images=images,
+        ms_per_image=elapsed / images,
+        ideal_ms_per_image=float("nan"),
+        ratio=float("nan"),
         forward_passes_per_image=count.forward_images / images,
         backward_passes_per_image=count.backward_images / images,
-        note="includes data loading, Lightning, metric bookkeeping", held=execution != "eager",
-        forward_batches=dict(count.forward_batches), backward_batches=dict(count.backward_batches), drift=drift,
+        note="includes data loading, Lightning, metric bookkeeping",
+        held=execution != "eager",
+        forward_batches=dict(count.forward_batches),
+        backward_batches=dict(count.backward_batches),
+        drift=drift,
     ).against(limit)
 
 
@@ -226,33 +305,50 @@ def markdown(limits, results: list[CaseResult]) -> str:
     names = list(limits)
     with_backward = [n for n in names if limits[n].forward_backward_ms]
     best = fastest(limits)
-    lines = ["| batch | " + " | ".join(f"forward {n}" for n in names) + " | "
-             + " | ".join(f"fwd+bwd {n}" for n in with_backward) + " | limit fwd | limit fwd+bwd |",
-             "|---:|" + "---:|" * (len(names) + len(with_backward) + 2)]
+    lines = [
+        "| batch | "
+        + " | ".join(f"forward {n}" for n in names)
+        + " | "
+        + " | ".join(f"fwd+bwd {n}" for n in with_backward)
+        + " | limit fwd | limit fwd+bwd |",
+        "|---:|" + "---:|" * (len(names) + len(with_backward) + 2),
+    ]
     for size in best.forward_ms:
         cells = [f"{limits[n].forward_ms[size]:.1f}" for n in names] + [
-            f"{limits[n].forward_backward_ms[size]:.1f}" for n in with_backward]
-        lines.append(f"| {size} | " + " | ".join(cells) + f" | {best.forward_ms[size]:.1f} | "
-                     f"{best.forward_backward_ms[size]:.1f} |")
+            f"{limits[n].forward_backward_ms[size]:.1f}" for n in with_backward
+        ]
+        lines.append(
+            f"| {size} | " + " | ".join(cells) + f" | {best.forward_ms[size]:.1f} | "
+            f"{best.forward_backward_ms[size]:.1f} |"
+        )
     lines.append("")
-    lines.append("ms/image. The cases run the default execution unless they name one; their ratios are against "
-                 "the limit (the fastest execution). The compiled execution compiles forward-only passes, so it "
-                 "has no forward+backward figure. Eager runs in a process of its own with the platform's "
-                 "allocator; the other executions keep freed memory (models/allocator.py).")
+    lines.append(
+        "ms/image. The cases run the default execution unless they name one; their ratios are against "
+        "the limit (the fastest execution). The compiled execution compiles forward-only passes, so it "
+        "has no forward+backward figure. Eager runs in a process of its own with the platform's "
+        "allocator; the other executions keep freed memory (models/allocator.py)."
+    )
     lines.append("")
-    lines.append("ratio: against the limit at its best batch size; at its batches: against the limit at the batch "
-                 "size each pass ran at (the nearest measured one), so what is left is time outside the model; "
-                 "drift: how much slower the model's own passes at those batches ran right before and after the "
-                 "case (twice each, this process's executions) than when the limit was measured; held: at its "
-                 "batches / drift, the ratio the bounds below are held on (the cases no bound holds are not probed).")
-    lines += ["", "| case | images | ms/image | fwd/img | bwd/img | ideal ms/image | ratio | at its batches | drift "
-                  "| held | note |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines.append(
+        "ratio: against the limit at its best batch size; at its batches: against the limit at the batch "
+        "size each pass ran at (the nearest measured one), so what is left is time outside the model; "
+        "drift: how much slower the model's own passes at those batches ran right before and after the "
+        "case (twice each, this process's executions) than when the limit was measured; held: at its "
+        "batches / drift, the ratio the bounds below are held on (the cases no bound holds are not probed)."
+    )
+    lines += [
+        "",
+        "| case | images | ms/image | fwd/img | bwd/img | ideal ms/image | ratio | at its batches | drift "
+        "| held | note |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
     for r in results:
         drift, held = (f"{r.drift:.2f}", f"{r.ratio_alongside:.2f}") if math.isfinite(r.drift) else ("", "")
-        lines.append(f"| {r.case} | {r.images} | {r.ms_per_image:.1f} | {r.forward_passes_per_image:.1f} | "
-                     f"{r.backward_passes_per_image:.1f} | {r.ideal_ms_per_image:.1f} | {r.ratio:.2f} | "
-                     f"{r.ratio_at_batches:.2f} | {drift} | {held} | {r.note} |")
+        lines.append(
+            f"| {r.case} | {r.images} | {r.ms_per_image:.1f} | {r.forward_passes_per_image:.1f} | "
+            f"{r.backward_passes_per_image:.1f} | {r.ideal_ms_per_image:.1f} | {r.ratio:.2f} | "
+            f"{r.ratio_at_batches:.2f} | {drift} | {held} | {r.note} |"
+        )
     return "\n".join(lines)
 
 
@@ -264,7 +360,9 @@ def speedups(results: list[CaseResult], execution: str) -> str:
         eager = [r for r in cases if "eager" in r.case]
         default = [r for r in cases if "eager" not in r.case]
         if eager and default:
-            lines.append(f"- {what}: {execution} {eager[0].ms_per_image / default[0].ms_per_image:.2f}x faster than eager")
+            lines.append(
+                f"- {what}: {execution} {eager[0].ms_per_image / default[0].ms_per_image:.2f}x faster than eager"
+            )
     return "\n".join(["", f"Default execution on this device: {execution}.", *lines])
 
 
@@ -306,16 +404,28 @@ def targets(results: list[CaseResult]) -> str:
     def drift_of(r: CaseResult) -> str:
         return f", drift {r.drift:.2f}" if math.isfinite(r.drift) else ""
 
-    lines = ["", f"Cases held to a bound (1.15; 1.3 for {', '.join(sorted(LOOSER_BOUND_METHODS))}; on the ratio "
-                 f"at its batches, the drift taken out): {len(held)}; above it: {len(over)}"]
-    lines += [f"- {r.case}: {r.held_ratio:.2f} held ({r.ratio_at_batches:.2f} at its batches{drift_of(r)}; "
-              f"{r.ratio:.2f} against the best batch) > {bound}" for r, bound in over]
+    lines = [
+        "",
+        f"Cases held to a bound (1.15; 1.3 for {', '.join(sorted(LOOSER_BOUND_METHODS))}; on the ratio "
+        f"at its batches, the drift taken out): {len(held)}; above it: {len(over)}",
+    ]
+    lines += [
+        f"- {r.case}: {r.held_ratio:.2f} held ({r.ratio_at_batches:.2f} at its batches{drift_of(r)}; "
+        f"{r.ratio:.2f} against the best batch) > {bound}"
+        for r, bound in over
+    ]
     if batch_only:
-        lines += ["", f"Within their bound held, above it against the model's best batch size on this "
-                      f"machine (another batch would run them faster here): {len(batch_only)}"]
-        lines += [f"- {r.case}: {against_best_batch(r):.2f} against the best batch"
-                  f"{' (the drift taken out)' if math.isfinite(r.drift) else ''} ({r.held_ratio:.2f} held), "
-                  f"bound {bound}" for r, bound in batch_only]
+        lines += [
+            "",
+            f"Within their bound held, above it against the model's best batch size on this "
+            f"machine (another batch would run them faster here): {len(batch_only)}",
+        ]
+        lines += [
+            f"- {r.case}: {against_best_batch(r):.2f} against the best batch"
+            f"{' (the drift taken out)' if math.isfinite(r.drift) else ''} ({r.held_ratio:.2f} held), "
+            f"bound {bound}"
+            for r, bound in batch_only
+        ]
     return "\n".join(lines)
 
 
@@ -332,15 +442,22 @@ def in_turns(*measurements, rounds: int = 2) -> list[CaseResult]:
     return list(best.values())
 
 
-DEFAULT_CAMS = "gradcam,gradcampp,hirescam,layercam,xgradcam,random,eigencam,fullgrad,smoothgradcampp,scorecam,ablationcam"
+DEFAULT_CAMS = (
+    "gradcam,gradcampp,hirescam,layercam,xgradcam,random,eigencam,fullgrad,smoothgradcampp,scorecam,ablationcam"
+)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m perf", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m perf", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--model", default="efficientnet_lite0")
-    parser.add_argument("--batch-size", type=int, default=None,
-                        help="images per batch in the cases (default: a run's batch on the device, 16 on the CPU)")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="images per batch in the cases (default: a run's batch on the device, 16 on the CPU)",
+    )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--lots-iterations", type=int, default=10)
@@ -351,53 +468,61 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from benchmark.cli import quiet_libraries
-    from metrics import SaliencyScorer
+    from benchmark.metrics import SaliencyScorer
 
     quiet_libraries()
-    from models import build_classifier
-
     from benchmark.devices import DEVICE_DEFAULTS
+    from benchmark.models import build_classifier
 
     device = torch.device(args.device)
     defaults = DEVICE_DEFAULTS["cuda" if device.type == "cuda" else "cpu"]
     execution = defaults["execution"]
     args.batch_size = args.batch_size or defaults["batch_size"]
-    from models.allocator import DEFAULT as PLATFORM_ALLOCATOR, keep_freed_memory
-    from models.execution import EXECUTIONS
-    from perf.eager_process import eager_case, eager_limit
+    from benchmark.models.allocator import DEFAULT as PLATFORM_ALLOCATOR
+    from benchmark.models.allocator import keep_freed_memory
+    from benchmark.models.execution import EXECUTIONS
 
     # This process runs as the default execution does; eager's figures come from a child
     # process with the platform's allocator (perf.eager_process).
     allocator = keep_freed_memory() if execution != "eager" else PLATFORM_ALLOCATOR
-    print(f"this process: {execution}, allocator: {allocator}; eager: its own process, allocator: "
-          f"{PLATFORM_ALLOCATOR}", file=sys.stderr)
+    print(
+        f"this process: {execution}, allocator: {allocator}; eager: its own process, allocator: {PLATFORM_ALLOCATOR}",
+        file=sys.stderr,
+    )
     model = build_classifier(args.model, execution=execution).to(device)
     images = load_images(args.batch_size, device)
     sizes = [int(s) for s in args.limit_batch_sizes.split(",")]
-    child = {"model": args.model, "device": args.device, "images": args.batch_size,
-             "threads": torch.get_num_threads()}
+    child = {"model": args.model, "device": args.device, "images": args.batch_size, "threads": torch.get_num_threads()}
 
-    print(f"measuring the model's limit at batch sizes {sizes}, executions {', '.join(EXECUTIONS)} ...",
-          file=sys.stderr)
+    print(
+        f"measuring the model's limit at batch sizes {sizes}, executions {', '.join(EXECUTIONS)} ...", file=sys.stderr
+    )
     # the executions of this process stay built, to be timed again around each held case (the drift)
     probe = LimitProbe.of(args.model, images, sizes, [e for e in EXECUTIONS if e != "eager"])
     limits = {"eager": eager_limit(batch_sizes=args.limit_batch_sizes, **child), **probe.measure()}
     limit = fastest(limits)
     chunk = args.chunk_size or SaliencyScorer().chunk_size_for(torch.device(args.device))
     results: list[CaseResult] = []
+
     def whole_run(name: str) -> list[CaseResult]:
         if name == "eager":
             return [eager_case("whole_run", n_steps=args.n_steps, **child)]
         return [test_run_case(args.model, limit, device, args.batch_size, "gradcam", args.n_steps, 0, name, probe)]
 
     steps = [
-        ("LOTS, default and eager in turns", lambda: in_turns(
-            lambda: lots_cases(model, images, limit, device, args.lots_iterations, probe=probe),
-            lambda: [eager_case("lots", iterations=args.lots_iterations, **child)])),
+        (
+            "LOTS, default and eager in turns",
+            lambda: in_turns(
+                lambda: lots_cases(model, images, limit, device, args.lots_iterations, probe=probe),
+                lambda: [eager_case("lots", iterations=args.lots_iterations, **child)],
+            ),
+        ),
         ("CAMs", lambda: cam_cases(model, images, limit, device, [m for m in args.methods.split(",") if m], probe)),
         ("metrics", lambda: metric_cases(model, images, limit, device, args.n_steps, chunk, probe)),
-        ("whole test runs, default and eager in turns", lambda: in_turns(
-            lambda: whole_run(execution), lambda: whole_run("eager"))),
+        (
+            "whole test runs, default and eager in turns",
+            lambda: in_turns(lambda: whole_run(execution), lambda: whole_run("eager")),
+        ),
     ]
     for label, step in steps:
         print(f"measuring {label} ...", file=sys.stderr)
@@ -411,12 +536,19 @@ def main(argv: list[str] | None = None) -> int:
             "allocator": {"eager": PLATFORM_ALLOCATOR, execution: allocator},
             "model": args.model,
             "device": str(device),
-            "limit": {"forward_ms_per_image": limit.forward_ms,
-                      "forward_backward_ms_per_image": limit.forward_backward_ms,
-                      "best_forward": limit.best_forward, "best_forward_backward": limit.best_forward_backward,
-                      "by_execution": {name: {"forward_ms_per_image": l.forward_ms,
-                                              "forward_backward_ms_per_image": l.forward_backward_ms}
-                                       for name, l in limits.items()}},
+            "limit": {
+                "forward_ms_per_image": limit.forward_ms,
+                "forward_backward_ms_per_image": limit.forward_backward_ms,
+                "best_forward": limit.best_forward,
+                "best_forward_backward": limit.best_forward_backward,
+                "by_execution": {
+                    name: {
+                        "forward_ms_per_image": limit.forward_ms,
+                        "forward_backward_ms_per_image": limit.forward_backward_ms,
+                    }
+                    for name, limit in limits.items()
+                },
+            },
             "cases": [r.to_dict() for r in results],
         }
         args.json.write_text(json.dumps(payload, indent=2) + "\n")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Callable, Hashable
+from collections.abc import Callable, Hashable
 
 import torch
 
@@ -31,8 +31,9 @@ def time_ms(
     return min(samples) if best else statistics.median(samples)
 
 
-def shortest_in_turns(calls: dict[Hashable, Callable[[], object]], device: torch.device, repeats: int,
-                      warmup: int = 0) -> dict[Hashable, float]:
+def shortest_in_turns(
+    calls: dict[Hashable, Callable[[], object]], device: torch.device, repeats: int, warmup: int = 0
+) -> dict[Hashable, float]:
     """ms of each call, the shortest of ``repeats``, the calls taking turns (a, b, a, b: a slow
     moment of a shared machine does not fall on one of them only), after ``warmup`` untimed
     calls of each."""

@@ -22,8 +22,22 @@ REPO = Path(__file__).resolve().parents[1]
 #: this process (where the CPU default is channels_last, see conftest) and the DDP runs as fresh
 #: processes.
 SEVEN_IMAGES_GRADCAM = [
-    "test", "--method", "gradcam", "--limit", "7", "--batch-size", "1", "--metrics.n_steps", "6",
-    "--save-maps", "--overlay-images", "3", "--log-images", "3", "--execution", "channels_last",
+    "test",
+    "--method",
+    "gradcam",
+    "--limit",
+    "7",
+    "--batch-size",
+    "1",
+    "--metrics.n_steps",
+    "6",
+    "--save-maps",
+    "--overlay-images",
+    "3",
+    "--log-images",
+    "3",
+    "--execution",
+    "channels_last",
 ]
 
 
@@ -85,7 +99,12 @@ def run_subprocess(args: list[str], env: dict[str, str], timeout: float, launche
     group (Lightning's DDP children too) is killed with SIGKILL, since Lightning catches SIGTERM."""
     process = subprocess.Popen(
         [sys.executable, *launcher, "-m", "benchmark", *args],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     try:
         out, err = process.communicate(timeout=timeout)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from benchmark.agreement import MethodScores, agreement_markdown, agreement_of
-from metrics.functional.agreement import competition_ranks, kendall_tau_b, metric_agreement, oriented_means
+from benchmark.metrics.functional.agreement import competition_ranks, kendall_tau_b, metric_agreement, oriented_means
 
 
 def test_kendall_tau_b_equals_scipy_with_ties_and_missing_methods():
@@ -34,8 +34,13 @@ def test_kendall_tau_b_equals_scipy_with_ties_and_missing_methods():
 
 
 def test_ranks_are_oriented_and_share_ties():
-    values = torch.tensor([[[1.0, 3.0], [2.0, 2.0], [5.0, float("nan")]],   # higher is better
-                           [[1.0, 1.0], [4.0, 4.0], [1.0, 1.0]]], dtype=torch.float64)  # lower is better
+    values = torch.tensor(
+        [
+            [[1.0, 3.0], [2.0, 2.0], [5.0, float("nan")]],  # higher is better
+            [[1.0, 1.0], [4.0, 4.0], [1.0, 1.0]],
+        ],
+        dtype=torch.float64,
+    )  # lower is better
     means = oriented_means(values, [True, False])
     torch.testing.assert_close(means, torch.tensor([[2.0, 2.0, 5.0], [-1.0, -4.0, -1.0]], dtype=torch.float64))
     assert competition_ranks(means).tolist() == [[2.0, 2.0, 1.0], [1.0, 3.0, 1.0]]
@@ -72,10 +77,16 @@ def test_rank_stability_is_the_share_of_resamples_keeping_the_rank_by_hand():
 
 def test_the_report_leaves_out_metrics_too_few_methods_define():
     scores = [
-        MethodScores("a", [0, 1, 2], {"insertion": [3.0, 2.0, 1.0], "deletion": [1.0, 1.0, 1.0],
-                                      "random_logit": [float("nan")] * 3}),
-        MethodScores("b", [0, 1, 2, 3], {"insertion": [1.0, 1.0, 1.0, 9.0], "deletion": [2.0, 2.0, 2.0, 9.0],
-                                         "random_logit": [5.0, 5.0, 5.0, 5.0]}),
+        MethodScores(
+            "a",
+            [0, 1, 2],
+            {"insertion": [3.0, 2.0, 1.0], "deletion": [1.0, 1.0, 1.0], "random_logit": [float("nan")] * 3},
+        ),
+        MethodScores(
+            "b",
+            [0, 1, 2, 3],
+            {"insertion": [1.0, 1.0, 1.0, 9.0], "deletion": [2.0, 2.0, 2.0, 9.0], "random_logit": [5.0, 5.0, 5.0, 5.0]},
+        ),
     ]
     agreement = agreement_of(scores, ["insertion", "deletion", "random_logit"], n_resamples=50, seed=0)
     assert agreement.metrics == ["insertion", "deletion"] and agreement.result.images == 3  # common images only
@@ -85,7 +96,8 @@ def test_the_report_leaves_out_metrics_too_few_methods_define():
     text = agreement_markdown(agreement)
     assert "Kendall's tau-b" in text and "Random Logit" in text and "1 (" in text
     as_dict = agreement.as_dict()
-    assert as_dict["pairs"] == [{"metric_a": "insertion", "metric_b": "deletion", "kendall_tau_b": 1.0,
-                                 "ci95": [1.0, 1.0]}]
+    assert as_dict["pairs"] == [
+        {"metric_a": "insertion", "metric_b": "deletion", "kendall_tau_b": 1.0, "ci95": [1.0, 1.0]}
+    ]
     assert as_dict["ranks"]["insertion"]["a"]["rank"] == 1
     assert agreement_of(scores[:1], ["insertion", "deletion"], 50, 0) is None

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from models.allocator import DEFAULT, KEPT
+from benchmark.models.allocator import DEFAULT, KEPT
 from tests.cli_runs import REPO
 
 GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
@@ -19,7 +19,7 @@ GLIBC = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
 #: Allocates, fills and frees a 64 MiB tensor 5 times; prints the page faults of those rounds.
 _FAULTS = r"""
 import json, resource, sys, torch
-from models.allocator import allocator_in_force, keep_freed_memory
+from benchmark.models.allocator import allocator_in_force, keep_freed_memory
 if sys.argv[1] == "keep":
     keep_freed_memory()
 def faults():
@@ -34,8 +34,7 @@ print(json.dumps({"faults": faults() - before, "allocator": allocator_in_force()
 
 
 def _child(code: str, *args: str) -> dict:
-    done = subprocess.run([sys.executable, "-c", code, *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run([sys.executable, "-c", code, *args], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 

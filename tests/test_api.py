@@ -8,8 +8,8 @@ import json
 import pytest
 
 from benchmark import evaluate
-from metrics.errors import BenchmarkError
-from methods import Explainer, MethodConfig
+from benchmark.core.errors import BenchmarkError
+from benchmark.methods import Explainer, MethodConfig
 from tests.cli_runs import run_in_process
 
 
@@ -26,17 +26,32 @@ class Flat(Explainer):
 
 @pytest.mark.slow
 def test_evaluate_gives_the_command_lines_means(tmp_path):
-    cli = run_in_process(["test", "--method", "gradcam", "--limit", "2", "--metrics.n_steps", "4", "--logger", "none",
-                          "--overlay-images", "0", "--output", str(tmp_path / "cli")])
+    cli = run_in_process(
+        [
+            "test",
+            "--method",
+            "gradcam",
+            "--limit",
+            "2",
+            "--metrics.n_steps",
+            "4",
+            "--logger",
+            "none",
+            "--overlay-images",
+            "0",
+            "--output",
+            str(tmp_path / "cli"),
+        ]
+    )
     assert cli.code == 0, cli.err
     expected = json.loads((cli.run_dir / "results.json").read_text())
-    results = evaluate(method="gradcam", limit=2, metrics={"n_steps": 4}, overlay_images=0,
-                       output=str(tmp_path / "py"))
+    results = evaluate(method="gradcam", limit=2, metrics={"n_steps": 4}, overlay_images=0, output=str(tmp_path / "py"))
     assert results.metrics == expected["metrics"]
     assert results.intervals == {k: tuple(v) for k, v in expected["ci95"].items()}
     assert [row["sample_id"] for row in results.per_sample] == [0, 1]
-    assert results.per_sample[1]["deletion"] == pytest.approx(expected["metrics"]["deletion"] * 2
-                                                             - results.per_sample[0]["deletion"], abs=1e-9)
+    assert results.per_sample[1]["deletion"] == pytest.approx(
+        expected["metrics"]["deletion"] * 2 - results.per_sample[0]["deletion"], abs=1e-9
+    )
     assert results.run_dir is not None and (results.run_dir / "results.json").is_file()
     assert results.results["config"]["metrics"]["n_steps"] == 4
 
@@ -66,6 +81,6 @@ def test_the_readme_python_example_runs(capsys):
 
     readme = (REPO / "README.md").read_text()
     block = readme.split("```python\nfrom benchmark import evaluate\n", 1)[1].split("```", 1)[0]
-    exec("from benchmark import evaluate\n" + block, {})  # noqa: S102 - the README's own example
+    exec("from benchmark import evaluate\n" + block, {})
     printed = capsys.readouterr().out.splitlines()
     assert len(printed) == 2 and printed[1].startswith("skimage:astronaut ")

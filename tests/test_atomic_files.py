@@ -36,8 +36,12 @@ class _Results:
     sample_ids = [0, 1, 2, 3]
     metrics = {"avg_drop": 0.0}
     columns = {
-        "label": [1, 2, 3, 4], "pred_class": [1, 2, 3, 4], "pred_prob": [0.5] * 4, "avg_drop": [1.0, 2.0, 3.0, "x"],
-        "ms_per_map": [1.0] * 4, "map_problem": [0] * 4,
+        "label": [1, 2, 3, 4],
+        "pred_class": [1, 2, 3, 4],
+        "pred_prob": [0.5] * 4,
+        "avg_drop": [1.0, 2.0, 3.0, "x"],
+        "ms_per_map": [1.0] * 4,
+        "map_problem": [0] * 4,
     }
 
 
@@ -62,8 +66,13 @@ def test_results_per_sample_and_table_files_are_renamed_into_place(tmp_path, mon
     monkeypatch.setattr(benchmark.files.os, "replace", recording_replace)
     outputs.write_results_json(tmp_path / "results.json", {"metrics": {}})
     content = {
-        "method": "gradcam", "images": 1, "data": "d", "metrics": {"avg_drop": 1.0, "avg_increase": 0.0,
-        "coherency": 90.0, "insertion": 50.0, "deletion": 10.0}, "ci95": {}, "ms_per_map": 2.0, "undefined": {},
+        "method": "gradcam",
+        "images": 1,
+        "data": "d",
+        "metrics": {"avg_drop": 1.0, "avg_increase": 0.0, "coherency": 90.0, "insertion": 50.0, "deletion": 10.0},
+        "ci95": {},
+        "ms_per_map": 2.0,
+        "undefined": {},
     }
     table.write_table(tmp_path, [content], "efficientnet_lite0")
     assert renamed == ["results.json", "table.md", "table.csv", "significance.csv", "table.json"]

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from benchmark.cli import main
-from metrics.errors import BenchmarkError
-from datamodules import ImageNetDataModule
-from datamodules.loading import ImageLoadError, load_rgb
+from benchmark.core.errors import BenchmarkError
+from benchmark.datamodules import ImageNetDataModule
+from benchmark.datamodules.loading import ImageLoadError, load_rgb
 from tests.bad_inputs import make_bad_folder, write_huge_jpeg
 from tests.cli_runs import REPO, run_in_process
 
@@ -21,7 +21,7 @@ FAST_GRADCAM = ["--method", "gradcam", "--metrics.n_steps", "4", "--logger", "no
 
 
 def _run_folder(out: str) -> Path:
-    return Path([line for line in out.splitlines() if line.startswith("run folder: ")][-1][len("run folder: "):])
+    return Path([line for line in out.splitlines() if line.startswith("run folder: ")][-1][len("run folder: ") :])
 
 
 @pytest.mark.slow
@@ -44,7 +44,7 @@ def test_an_unreadable_file_is_named(tmp_path, monkeypatch):
     # The tests run as root, for whom chmod 000 still reads: make the open itself refuse.
     expected = make_bad_folder(tmp_path)
     good = next(name for name, reason in expected.items() if reason is None)
-    import datamodules.loading as loading
+    import benchmark.datamodules.loading as loading
 
     real_open = loading.Image.open
 
@@ -69,7 +69,9 @@ def test_a_huge_jpeg_is_decoded_downscaled_without_a_memory_blow_up(tmp_path):
         "after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
         "print(image.size[0], image.size[1], tuple(tensor.shape), (after - before) // 1024)\n"
     )
-    done = subprocess.run([sys.executable, "-c", script, str(path)], cwd=REPO, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(path)], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     parts = done.stdout.split()
     width, height, grown_mib = int(parts[0]), int(parts[1]), int(parts[-1])

@@ -7,7 +7,7 @@ from contextlib import redirect_stderr, redirect_stdout
 
 import pytest
 
-import models
+from benchmark import models
 from benchmark.cli import main
 
 

@@ -10,8 +10,8 @@ import torch
 from timm.layers.norm_act import BatchNormAct2d
 from torch import nn
 
-from models import build_classifier
-from models.batchnorm import affine_batchnorms, has_affine_forward
+from benchmark.models import build_classifier
+from benchmark.models.batchnorm import affine_batchnorms, has_affine_forward
 
 
 def _filled(module: nn.modules.batchnorm._BatchNorm, seed: int = 0):
@@ -93,13 +93,13 @@ def test_training_mode_and_missing_statistics_run_the_original_forward():
     x = torch.randn(4, 3, 2, 2, generator=torch.Generator().manual_seed(3))
     fast.train()
     batch_stats = (x - x.mean(dim=(0, 2, 3), keepdim=True)) / torch.sqrt(
-        x.var(dim=(0, 2, 3), unbiased=False, keepdim=True) + fast.eps)
+        x.var(dim=(0, 2, 3), unbiased=False, keepdim=True) + fast.eps
+    )
     expected = batch_stats * fast.weight.view(1, -1, 1, 1) + fast.bias.view(1, -1, 1, 1)
     torch.testing.assert_close(fast(x), expected.detach(), atol=1e-5, rtol=0)
     untracked = nn.BatchNorm2d(3, track_running_stats=False).eval()
     affine_batchnorms(untracked)
-    torch.testing.assert_close(untracked(x), nn.functional.batch_norm(x, None, None, training=True), atol=1e-5,
-                               rtol=0)
+    torch.testing.assert_close(untracked(x), nn.functional.batch_norm(x, None, None, training=True), atol=1e-5, rtol=0)
 
 
 def test_other_batchnorm_subclasses_are_left_alone():
@@ -127,7 +127,9 @@ def test_the_fast_executions_switch_the_classifier_and_eager_does_not():
     handle.remove()
     assert seen == [torch.Size([2, 1280, 7, 7])]  # a hook on a switched module still fires
     copied = copy.deepcopy(fast)  # model randomization works on a copy
-    assert has_affine_forward(copied.submodule("bn2")) and copied.submodule("bn2").forward.__self__ is copied.submodule("bn2")
+    assert has_affine_forward(copied.submodule("bn2")) and copied.submodule("bn2").forward.__self__ is copied.submodule(
+        "bn2"
+    )
     torch.testing.assert_close(copied(images), logits, atol=0, rtol=0)
     restored = pickle.loads(pickle.dumps(fast))  # comes back with the kernel's forward: the same logits
     torch.testing.assert_close(restored(images), logits, atol=1e-5, rtol=0)

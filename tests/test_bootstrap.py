@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from benchmark.metrics.functional.bootstrap import bootstrap_ci, bootstrap_means, paired_bootstrap
 from benchmark.significance import BEST_MARK, TIED_MARK, marks, pair_tests
-from metrics.functional.bootstrap import bootstrap_ci, bootstrap_means, paired_bootstrap
 
 
 def test_interval_matches_the_exact_bootstrap_distribution_by_brute_force():

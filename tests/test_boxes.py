@@ -7,9 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from metrics.errors import BenchmarkError
-from datamodules import ImageDataset, ImageNetDataModule, Sample, collate_samples
-from metrics.functional.localization import boxes_mask
+from benchmark.core.errors import BenchmarkError
+from benchmark.datamodules import ImageDataset, ImageNetDataModule, Sample, collate_samples
+from benchmark.metrics.functional.localization import boxes_mask
 
 
 def _picture_with_rectangle(path, size, box, fmt):
@@ -25,8 +25,8 @@ def _picture_with_rectangle(path, size, box, fmt):
 @pytest.mark.parametrize(
     "size,box,fmt",
     [
-        ((300, 200), (40, 30, 149, 119), "PNG"),     # landscape, cut by the crop on the left
-        ((260, 420), (60, 150, 219, 299), "PNG"),    # portrait
+        ((300, 200), (40, 30, 149, 119), "PNG"),  # landscape, cut by the crop on the left
+        ((260, 420), (60, 150, 219, 299), "PNG"),  # portrait
         ((1200, 900), (500, 300, 899, 799), "JPEG"),  # decoded as a reduced JPEG draft
     ],
 )

@@ -15,20 +15,35 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 from torch.utils.data import DataLoader
 
-from metrics.errors import BenchmarkError
-from methods import get_method, method_names
-from methods.cam_device import DEVICE_METHODS
-from methods.cam import CAM_METHODS, CAMConfig, FullGradConfig, SmoothGradCAMppConfig
-from methods.cam_variants import SmoothGradCAMPlusPlus, sample_seed
-from metrics import SaliencyScorer
-from models.registry import NormalizedClassifier
+from benchmark.core.errors import BenchmarkError
+from benchmark.methods import get_method, method_names
+from benchmark.methods.cam import CAM_METHODS, CAMConfig, FullGradConfig, SmoothGradCAMppConfig
+from benchmark.methods.cam_device import DEVICE_METHODS
+from benchmark.methods.cam_variants import SmoothGradCAMPlusPlus, sample_seed
+from benchmark.metrics import SaliencyScorer
+from benchmark.models.registry import NormalizedClassifier
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
 
 EXPECTED_METHODS = {
-    "random", "gradcam", "gradcampp", "layercam", "hirescam", "scorecam", "ablationcam",
-    "xgradcam", "eigencam", "eigengradcam", "fullgrad", "gradcamelementwise",
-    "kpcacam", "fem", "shapleycam", "segeigencam", "sess", "smoothgradcampp",
+    "random",
+    "gradcam",
+    "gradcampp",
+    "layercam",
+    "hirescam",
+    "scorecam",
+    "ablationcam",
+    "xgradcam",
+    "eigencam",
+    "eigengradcam",
+    "fullgrad",
+    "gradcamelementwise",
+    "kpcacam",
+    "fem",
+    "shapleycam",
+    "segeigencam",
+    "sess",
+    "smoothgradcampp",
 }
 
 
@@ -130,7 +145,11 @@ def test_every_method_gives_maps_in_unit_range_on_a_tiny_cnn(name):
     # released: no hook left on the model, and its forwards are not recorded any more
     assert all(not m._forward_hooks for m in model.modules())
     expected = (
-        {"target_layer": None, "backend": "device", "layers": "the input gradient and the bias of every Conv2d/BatchNorm2d (2 layers)"}
+        {
+            "target_layer": None,
+            "backend": "device",
+            "layers": "the input gradient and the bias of every Conv2d/BatchNorm2d (2 layers)",
+        }
         if name == "fullgrad"
         else {"target_layer": "features.2"} | ({"backend": "device"} if name in DEVICE_METHODS else {})
     )
@@ -323,8 +342,11 @@ def test_smoothgradcampp_without_noise_is_gradcampp():
     images = _images(batch=3)
     classes = _top1(model, images)
     ours = get_method("smoothgradcampp")(model, SmoothGradCAMppConfig(n_samples=3, noise_std=0.0))
-    np.testing.assert_allclose(ours.explain(images, classes).numpy(),
-                               _gradcampp_reference(model, model.net.features[2], images, classes), atol=2e-6)
+    np.testing.assert_allclose(
+        ours.explain(images, classes).numpy(),
+        _gradcampp_reference(model, model.net.features[2], images, classes),
+        atol=2e-6,
+    )
 
 
 def test_smoothgradcampp_noise_has_no_effect_when_the_head_is_linear_in_the_layer():
@@ -334,8 +356,11 @@ def test_smoothgradcampp_noise_has_no_effect_when_the_head_is_linear_in_the_laye
     images = _images(batch=2)
     classes = _top1(model, images)
     noisy = get_method("smoothgradcampp")(model, SmoothGradCAMppConfig(n_samples=4, noise_std=0.5))
-    np.testing.assert_allclose(noisy.explain(images, classes).numpy(),
-                               _gradcampp_reference(model, model.net.features[2], images, classes), atol=2e-6)
+    np.testing.assert_allclose(
+        noisy.explain(images, classes).numpy(),
+        _gradcampp_reference(model, model.net.features[2], images, classes),
+        atol=2e-6,
+    )
 
 
 def test_smoothgradcampp_averages_the_gradient_powers_over_the_noisy_copies():
@@ -355,7 +380,7 @@ def test_smoothgradcampp_averages_the_gradient_powers_over_the_noisy_copies():
     for _ in range(n):
         noise = torch.stack([torch.randn(3, 32, 32, generator=g) for g in generators]) * std
         captured = []
-        handle = layer.register_forward_hook(lambda m, a, out: captured.append(out))
+        handle = layer.register_forward_hook(lambda m, a, out, captured=captured: captured.append(out))
         logits = model((images + noise).requires_grad_(True))
         handle.remove()
         (grad,) = torch.autograd.grad(logits.gather(1, classes[:, None]).sum(), captured[0])
@@ -401,8 +426,13 @@ def _loader(images, labels, batch_size):
 
 def _test_run(method, loader):
     trainer = pl.Trainer(
-        accelerator="cpu", devices=1, logger=False, enable_checkpointing=False, inference_mode=False,
-        enable_progress_bar=False, enable_model_summary=False,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        inference_mode=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
     )
     trainer.test(method, dataloaders=loader, verbose=False)
     return method.results
@@ -451,7 +481,7 @@ def test_scorecam_is_called_one_image_at_a_time_with_the_batchs_maps(monkeypatch
     (ResNet-50 at batch 8: ~10 GB): the wrapper calls it per image; the maps are the batch call's."""
     import dataclasses
 
-    from methods import cam as cam_module
+    from benchmark.methods import cam as cam_module
 
     model = _tiny(seed=3)
     images, classes = _images(batch=3), torch.tensor([0, 1, 2])
@@ -460,8 +490,11 @@ def test_scorecam_is_called_one_image_at_a_time_with_the_batchs_maps(monkeypatch
     seen = []
     grad_cam_object = method.cam_object(images.device)
     original = type(grad_cam_object).__call__
-    monkeypatch.setattr(type(grad_cam_object), "__call__",
-                        lambda self, inputs, targets: seen.append(inputs.shape[0]) or original(self, inputs, targets))
+    monkeypatch.setattr(
+        type(grad_cam_object),
+        "__call__",
+        lambda self, inputs, targets: seen.append(inputs.shape[0]) or original(self, inputs, targets),
+    )
     assert cam_module.CAM_METHODS["scorecam"].spec.images_per_call == 1
     per_image = method.explain(images, classes)
     assert seen == [1, 1, 1]

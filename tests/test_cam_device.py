@@ -10,9 +10,9 @@ import pytest
 import torch
 from torch import nn
 
-from metrics.errors import BenchmarkError
-from methods.cam import CAM_METHODS, BatchedCAMConfig, CAMConfig
-from methods.cam_device import DEVICE_METHODS
+from benchmark.core.errors import BenchmarkError
+from benchmark.methods.cam import CAM_METHODS, BatchedCAMConfig, CAMConfig
+from benchmark.methods.cam_device import DEVICE_METHODS
 from tests.test_cam import _images, _tiny, _top1, _wrap
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
@@ -66,8 +66,8 @@ def test_device_cams_keep_the_activation_an_in_place_op_would_overwrite(name):
 
 @pytest.mark.slow
 def test_device_cams_equal_grad_cam_on_efficientnet_lite0():
-    from datamodules import ImageNetDataModule
-    from models import build_classifier
+    from benchmark.datamodules import ImageNetDataModule
+    from benchmark.models import build_classifier
 
     model = build_classifier("efficientnet_lite0")
     images = next(iter(ImageNetDataModule(limit=3, batch_size=3).test_dataloader()))["image"]
@@ -117,7 +117,7 @@ def test_device_backend_for_a_method_without_one_is_refused():
 def test_the_backward_of_a_device_cam_stops_at_the_target_layer():
     """The graph starts at the layer's output: nothing before the layer is kept for autograd (the
     input does not require grad), so the backward never reaches the layers before it."""
-    from methods.cam_device import layer_activations
+    from benchmark.methods.cam_device import layer_activations
 
     model = _tiny()
     reached = []
@@ -137,7 +137,7 @@ def test_ablation_values_are_grad_cams_by_hand():
     """grad-cam's AblationLayer writes 0 while the chunk's minimum is 0, else minimum - 1e7,
     taking the minimum again before each copy. In float32 (spacing 1 at 1e7, 2 at 2e7):
     -2.5 - 1e7 = -10000002.5 rounds to -10000002 (to even), then -20000002, -30000002."""
-    from methods.cam_device_perturbation import ablation_values
+    from benchmark.methods.cam_device_perturbation import ablation_values
 
     assert ablation_values(torch.tensor(0.0), 3).tolist() == [0.0, 0.0, 0.0]
     got = ablation_values(torch.tensor(-2.5), 3)
@@ -150,7 +150,7 @@ def test_ablation_values_are_grad_cams_by_hand():
 def test_ablated_copies_are_the_activations_with_one_channel_set_in_their_layout(layout):
     """Copy ``(b, i)`` is image b's activations with channel ``channels[i]`` set to
     ``values[b, i]``, image-major, in the activations' memory format (checked by hand)."""
-    from methods.cam_device_perturbation import ablated_copies
+    from benchmark.methods.cam_device_perturbation import ablated_copies
 
     activations = torch.randn(2, 5, 3, 4).contiguous(memory_format=layout)
     channels = torch.tensor([3, 0, 4])
@@ -210,7 +210,7 @@ def test_ablation_cam_equals_grad_cam_whatever_enters_the_model(net, layer, size
     stand-in fails there, or, as large as the images, gives other scores); with a concatenation
     they enter as images (grad-cam's way). Under the fast executions the copies' passes stop at
     the logit head and compute the class's logit alone: the head runs once, for the images."""
-    from models.counting import counting_passes
+    from benchmark.models.counting import counting_passes
 
     model = _wrap(net())
     images = _images(batch=3, size=size, seed=12)
@@ -218,7 +218,9 @@ def test_ablation_cam_equals_grad_cam_whatever_enters_the_model(net, layer, size
     seen = []  # (images, height) of every forward of the backbone
     model.net.register_forward_pre_hook(lambda module, args: seen.append(tuple(args[0].shape[::2])))
     config = BatchedCAMConfig(target_layer=layer, chunk_size=4)
-    expected = CAM_METHODS["ablationcam"](model, dataclasses.replace(config, backend="grad-cam")).explain(images, classes)
+    expected = CAM_METHODS["ablationcam"](model, dataclasses.replace(config, backend="grad-cam")).explain(
+        images, classes
+    )
     seen.clear()
     model.execution = execution  # the head's shortcut follows the execution (the weights' layout does not matter here)
     head_calls = []
@@ -251,10 +253,10 @@ def test_ablation_cams_stand_in_gives_the_images_maps_bit_for_bit_on_efficientne
     follow) the stand-in enters for every chunk after the first, and the maps are those of the
     images entering, bit for bit; with a stand-in that cannot enter (0 x 0 pixels) the images
     enter for every chunk."""
-    import methods.cam_device_perturbation as perturbation
-    from datamodules import ImageNetDataModule
-    from models import build_classifier
-    from models.counting import counting_passes
+    import benchmark.methods.cam_device_perturbation as perturbation
+    from benchmark.datamodules import ImageNetDataModule
+    from benchmark.models import build_classifier
+    from benchmark.models.counting import counting_passes
 
     model = build_classifier("efficientnet_lite0", execution="channels_last")
     images = next(iter(ImageNetDataModule(limit=3, batch_size=3).test_dataloader()))["image"]
@@ -278,8 +280,7 @@ def test_ablation_cams_stand_in_gives_the_images_maps_bit_for_bit_on_efficientne
     # 7.7e-5 from these maps and 1.05e-4 from eager's (channels_last's full head from eager's:
     # 3.9e-5); on 4 and 8 images at chunk 64: 6.9e-6, 5.4e-6 (and 9.5e-6). The test allows 3e-4.
     monkeypatch.setattr(perturbation, "STAND_IN_SIDE", default)
-    class_only = perturbation.ablation_cam(model, model.net, layer, images, classes, chunk=128,
-                                           class_logits_only=True)
+    class_only = perturbation.ablation_cam(model, model.net, layer, images, classes, chunk=128, class_logits_only=True)
     eager = build_classifier("efficientnet_lite0")
     eager_maps = perturbation.ablation_cam(eager, eager.net, eager.net.conv_head, images, classes, chunk=128)
     assert (class_only - with_stand_in).abs().max() < 3e-4
@@ -293,7 +294,7 @@ def test_the_logit_head_is_the_linear_whose_output_is_the_logits():
     a plain net (on EfficientNet-Lite0, timm's ``classifier``: the Lite0 test above shows the
     shortcut ran); not where the logits are scaled after it, where the Linear runs twice, or
     where a softmax follows it."""
-    from methods.cam_device_perturbation import logit_head
+    from benchmark.methods.cam_device_perturbation import logit_head
 
     images = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
     net = TinyForAblation().eval()
@@ -314,12 +315,12 @@ def test_the_logit_head_is_the_linear_whose_output_is_the_logits():
             return super().forward(x).softmax(dim=1)
 
     for other in (Scaled(), Twice(), SoftmaxAfter()):
-        assert logit_head(other, lambda: other(images))[1] is None, type(other).__name__
+        assert logit_head(other, lambda other=other: other(images))[1] is None, type(other).__name__
 
 
 def test_class_logits_are_the_heads_logits_of_the_classes_by_hand():
     """``w_c . x + b_c`` per row, against the numbers by hand and the Linear's own output."""
-    from methods.cam_device_perturbation import class_logits
+    from benchmark.methods.cam_device_perturbation import class_logits
 
     head = nn.Linear(2, 3)
     with torch.no_grad():
@@ -339,7 +340,9 @@ class TinyForAblation(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         torch.manual_seed(10)
-        self.features = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.Conv2d(6, 6, 3, padding=1), nn.ReLU())
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.Conv2d(6, 6, 3, padding=1), nn.ReLU()
+        )
         self.fc = nn.Linear(6, 5)
 
     def forward(self, x):
@@ -349,7 +352,7 @@ class TinyForAblation(nn.Module):
 def test_ablation_cam_on_a_vision_transformer_stays_with_grad_cam():
     """grad-cam ablates tokens with its own AblationLayerVit: auto keeps it, device refuses."""
     timm = pytest.importorskip("timm")
-    from models.registry import NormalizedClassifier
+    from benchmark.models.registry import NormalizedClassifier
 
     net = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=5, img_size=32, patch_size=8)
     model = NormalizedClassifier(net.eval(), (0.5,) * 3, (0.5,) * 3, name="vit")
@@ -386,7 +389,7 @@ def test_eigen_projection_of_wide_activations_through_qr_is_the_full_svds_map(dt
     disagree on 17-42% of them): on real activations it is pinned against numpy's below. In
     float32 the maps of these random matrices (small gaps between their singular values) came
     within 2.2e-4 of each other, in float64 within 6e-13."""
-    from methods.cam_device import WIDE_SVD_RATIO, eigen_projection
+    from benchmark.methods.cam_device import WIDE_SVD_RATIO, eigen_projection
 
     generator = torch.Generator().manual_seed(channels + side)
     activations = (torch.randn(24, channels, side, side, generator=generator, dtype=dtype) * 2 + 0.5).clamp(0, 6)
@@ -408,7 +411,7 @@ def test_eigen_projection_is_the_first_singular_pair_by_hand(dtype, channels):
     singular vector is ``+-v``, so the projection ``A v_1`` is ``+-u`` (the sign is the SVD's),
     and a second image of the batch, ``2 A``, projects to twice the first's map, sign included
     (the same factorization, every step scaled exactly by 2)."""
-    from methods.cam_device import eigen_projection
+    from benchmark.methods.cam_device import eigen_projection
 
     u = torch.tensor([3.0, -1.0, 0.5, -2.5], dtype=dtype)  # sums to 0: already centred
     v = torch.linspace(1.0, 2.0, channels, dtype=dtype)
@@ -429,9 +432,9 @@ def test_eigen_projection_on_the_sample_images_is_numpys_sign_included():
     ``get_2d_projection``), sign included, on every image, at one thread and at two."""
     import numpy as np
 
-    from datamodules import ImageNetDataModule
-    from methods.cam_device import eigen_projection
-    from models import build_classifier
+    from benchmark.datamodules import ImageNetDataModule
+    from benchmark.methods.cam_device import eigen_projection
+    from benchmark.models import build_classifier
     from tests.helpers import shared_sample_dir
 
     model = build_classifier("efficientnet_lite0")

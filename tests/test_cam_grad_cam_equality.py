@@ -19,8 +19,8 @@ import torch.nn.functional as F
 from pytorch_grad_cam.ablation_layer import AblationLayer
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-from methods import get_method
-from methods.cam import FullGradConfig
+from benchmark.methods import get_method
+from benchmark.methods.cam import FullGradConfig
 from tests.test_cam import _images, _tiny, _top1
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
@@ -32,8 +32,17 @@ DEFAULT_CHUNK = 32
 CLASS_AGNOSTIC = {"eigencam", "kpcacam", "fem"}
 
 METHODS = [
-    "scorecam", "ablationcam", "eigencam", "eigengradcam", "kpcacam", "fem", "fullgrad",
-    "shapleycam", "sess", "segeigencam", "gradcamelementwise",
+    "scorecam",
+    "ablationcam",
+    "eigencam",
+    "eigengradcam",
+    "kpcacam",
+    "fem",
+    "fullgrad",
+    "shapleycam",
+    "sess",
+    "segeigencam",
+    "gradcamelementwise",
 ]
 
 #: Lite0: the per-channel methods (one forward per channel) get blocks.3 (80 channels)
@@ -66,8 +75,10 @@ def _reference_cam(name: str, model, layer_path: str | None):
         # model (same weights), which gives the same gradients w.r.t. the activations.
         unfrozen = copy.deepcopy(model).requires_grad_(True)
         return pytorch_grad_cam.SESS(
-            model=unfrozen, target_layers=[unfrozen.net.get_submodule(layer_path)],
-            base_method=pytorch_grad_cam.GradCAM, batch_size=DEFAULT_CHUNK,
+            model=unfrozen,
+            target_layers=[unfrozen.net.get_submodule(layer_path)],
+            base_method=pytorch_grad_cam.GradCAM,
+            batch_size=DEFAULT_CHUNK,
         )
     cls = {
         "eigencam": pytorch_grad_cam.EigenCAM,
@@ -149,8 +160,8 @@ def test_wrapper_equals_grad_cam_on_the_tiny_cnn(name):
 
 @pytest.fixture(scope="module")
 def lite0_small():
-    from datamodules import ImageNetDataModule
-    from models import build_classifier
+    from benchmark.datamodules import ImageNetDataModule
+    from benchmark.models import build_classifier
 
     model = build_classifier("efficientnet_lite0")
     images = next(iter(ImageNetDataModule(limit=2, batch_size=2).test_dataloader()))["image"]

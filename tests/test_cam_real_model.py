@@ -13,13 +13,13 @@ from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
-from metrics.errors import BenchmarkError
-from datamodules import ImageNetDataModule
-from methods import get_method
-from methods.cam import CAM_METHODS, CAMConfig
-from metrics import SaliencyScorer
-from models import build_classifier
-from models.registry import NormalizedClassifier
+from benchmark.core.errors import BenchmarkError
+from benchmark.datamodules import ImageNetDataModule
+from benchmark.methods import get_method
+from benchmark.methods.cam import CAM_METHODS, CAMConfig
+from benchmark.metrics import SaliencyScorer
+from benchmark.models import build_classifier
+from benchmark.models.registry import NormalizedClassifier
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
 
@@ -92,7 +92,9 @@ def test_densenet_maps_do_not_depend_on_the_inplace_relu_after_norm5():
     densenet = torchvision.models.densenet121(weights=None).eval()
     mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
     inplace = NormalizedClassifier(densenet, mean, std, name="densenet121").requires_grad_(False)
-    copy = NormalizedClassifier(_DenseNetWithoutInplaceReLU(densenet), mean, std, name="densenet121").requires_grad_(False)
+    copy = NormalizedClassifier(_DenseNetWithoutInplaceReLU(densenet), mean, std, name="densenet121").requires_grad_(
+        False
+    )
     images = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     classes = _top1(inplace, images)
     assert torch.equal(classes, _top1(copy, images))
@@ -113,8 +115,10 @@ def test_densenet_maps_do_not_depend_on_the_inplace_relu_after_norm5():
             ours_inplace = get_method(name)(inplace, config)
             assert ours_inplace.describe() == {"target_layer": "features.norm5", "backend": backend}
             torch.testing.assert_close(
-                ours_inplace.explain(images, classes), get_method(name)(copy, config).explain(images, classes),
-                rtol=0, atol=1e-6,
+                ours_inplace.explain(images, classes),
+                get_method(name)(copy, config).explain(images, classes),
+                rtol=0,
+                atol=1e-6,
             )
         ours = get_method("gradcam")(inplace, config).explain(images, classes).numpy()
         np.testing.assert_allclose(ours, raw_copy, atol=tolerance)
@@ -125,8 +129,13 @@ def test_gradcam_through_the_trainer(lite0):
     model, _ = lite0
     method = get_method("gradcam")(model, scorer=SaliencyScorer(n_steps=8), show_progress=False)
     trainer = pl.Trainer(
-        accelerator="cpu", devices=1, logger=False, enable_checkpointing=False, inference_mode=False,
-        enable_progress_bar=False, enable_model_summary=False,
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_checkpointing=False,
+        inference_mode=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
     )
     trainer.test(method, datamodule=ImageNetDataModule(limit=2, batch_size=2), verbose=False)
     metrics = method.results.metrics

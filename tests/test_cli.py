@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from benchmark.cli import main
-from metrics.scorer import METRIC_KEYS
+from benchmark.metrics.scorer import METRIC_KEYS
 from tests.helpers import write_random_jpeg
 
 FAST = ["--method.iterations", "2", "--method.kernel_size", "9", "--metrics.n_steps", "6"]
@@ -20,7 +20,7 @@ FAST = ["--method.iterations", "2", "--method.kernel_size", "9", "--metrics.n_st
 
 def _run_folder(capsys) -> Path:
     out = capsys.readouterr().out
-    line = [l for l in out.splitlines() if l.startswith("run folder: ")][-1]
+    line = [line for line in out.splitlines() if line.startswith("run folder: ")][-1]
     return Path(line.removeprefix("run folder: "))
 
 
@@ -40,7 +40,7 @@ def default_run(tmp_path_factory):
     with redirect_stdout(out), redirect_stderr(err):
         code = main(["test", "--method", "lots", "--limit", "3", "--save-maps", "--output", str(output), *FAST])
     assert code == 0, err.getvalue()
-    line = [l for l in out.getvalue().splitlines() if l.startswith("run folder: ")][-1]
+    line = [line for line in out.getvalue().splitlines() if line.startswith("run folder: ")][-1]
     return Path(line.removeprefix("run folder: ")), out.getvalue(), err.getvalue()
 
 
@@ -51,8 +51,18 @@ def test_run_folder_has_every_file(default_run):
         assert (run_dir / name).is_file(), name
     assert (run_dir / "overlays.png").stat().st_size > 10_000
     header = out.splitlines()[0]
-    for title in ("method", "model", "images", "Avg Drop", "Avg Increase", "Coherency", "Insertion", "Deletion",
-                  "ms/map", "LOTS iters"):
+    for title in (
+        "method",
+        "model",
+        "images",
+        "Avg Drop",
+        "Avg Increase",
+        "Coherency",
+        "Insertion",
+        "Deletion",
+        "ms/map",
+        "LOTS iters",
+    ):
         assert title in header
 
 
@@ -91,8 +101,8 @@ def test_saved_maps_are_the_scored_maps(default_run):
     maps = saved["maps"]
     assert maps.shape == (3, 224, 224) and maps.dtype == torch.float32
     # Average Drop recomputed from the saved maps equals the one the run scored
-    from datamodules import ImageNetDataModule
-    from models import build_classifier
+    from benchmark.datamodules import ImageNetDataModule
+    from benchmark.models import build_classifier
 
     images = next(iter(ImageNetDataModule(limit=3, batch_size=3).test_dataloader()))["image"]
     classifier = build_classifier("efficientnet_lite0")
@@ -131,7 +141,7 @@ def test_a_corrupt_image_is_named_counted_and_skipped(tmp_path, capsys):
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "n01484850_shark.JPEG" in captured.err
-    run_dir = Path([l for l in captured.out.splitlines() if l.startswith("run folder: ")][-1][12:])
+    run_dir = Path([line for line in captured.out.splitlines() if line.startswith("run folder: ")][-1][12:])
     results = json.loads((run_dir / "results.json").read_text())
     assert results["images"] == 2 and results["skipped"] == 1
     assert results["skipped_files"][0]["file"].endswith("n01484850_shark.JPEG")
@@ -152,7 +162,10 @@ def test_a_corrupt_image_is_named_counted_and_skipped(tmp_path, capsys):
         (["--limit", "0"], "--limit must be >= 1"),
         (["--metrics.extra", "pointing"], "unknown metric 'pointing' (did you mean pointing_game"),
         (["--metrics.extra", "complexity,pointing_game"], "needs bounding boxes"),
-        (["--boxes", "/no/boxes.csv", "--metrics.extra", "pointing_game"], "--boxes /no/boxes.csv: file does not exist"),
+        (
+            ["--boxes", "/no/boxes.csv", "--metrics.extra", "pointing_game"],
+            "--boxes /no/boxes.csv: file does not exist",
+        ),
     ],
 )
 def test_bad_options_fail_in_one_line_before_model_work(args, expected, capsys, tmp_path):
@@ -182,8 +195,17 @@ def test_help_lists_methods_and_models(capsys):
     with pytest.raises(SystemExit):
         main(["test", "--help"])
     out = capsys.readouterr().out
-    for name in ("lots", "efficientnet_lite0", "resnet50", "densenet121", "--method.iterations",
-                 "--metrics.n_steps", "--per-class", "--save-maps", "configs/thesis.yaml"):
+    for name in (
+        "lots",
+        "efficientnet_lite0",
+        "resnet50",
+        "densenet121",
+        "--method.iterations",
+        "--metrics.n_steps",
+        "--per-class",
+        "--save-maps",
+        "configs/thesis.yaml",
+    ):
         assert name in out
 
 

@@ -9,9 +9,9 @@ from contextlib import redirect_stderr, redirect_stdout
 
 import pytest
 
-import models
+from benchmark import models
 from benchmark.cli import build_parser, config_from_args, main
-from metrics.errors import BenchmarkError
+from benchmark.core.errors import BenchmarkError
 from tests.helpers import write_random_jpeg
 
 WNIDS = ("n01440764", "n01443537")
@@ -103,11 +103,15 @@ def test_each_command_keeps_its_defaults_and_config_files_layer_for_all(tmp_path
     for argv in (targets, ["test"]):
         options = _options([*argv, "--config", str(settings)])
         assert (options.batch_size, options.per_class, options.seed) == (4, 2, 7)
-        assert _options([*argv, "--config", str(settings), "--batch-size", "3"]).batch_size == 3  # the command line wins
+        assert (
+            _options([*argv, "--config", str(settings), "--batch-size", "3"]).batch_size == 3
+        )  # the command line wins
 
 
 def test_targets_own_options_stay_its_own():
-    namespace = build_parser().parse_args(["targets", "--kind", "class", "--output", "t.pt", "--features", "penultimate"])
+    namespace = build_parser().parse_args(
+        ["targets", "--kind", "class", "--output", "t.pt", "--features", "penultimate"]
+    )
     assert (namespace.kind, namespace.targets_output, namespace.features) == ("class", "t.pt", "penultimate")
     options = config_from_args(namespace).options
     assert options.output == "runs"  # the targets file is not the run folder option
@@ -117,8 +121,20 @@ def test_targets_own_options_stay_its_own():
 
 def test_help_of_every_command_lists_its_options(capsys):
     expected = {
-        "targets": ["--kind", "--output FILE.pt", "--features", "--data", "--model.weights", "--model.mean",
-                    "--batch-size", "(default: 32)", "--seed", "--threads", "--devices", "--config FILE.yaml"],
+        "targets": [
+            "--kind",
+            "--output FILE.pt",
+            "--features",
+            "--data",
+            "--model.weights",
+            "--model.mean",
+            "--batch-size",
+            "(default: 32)",
+            "--seed",
+            "--threads",
+            "--devices",
+            "--config FILE.yaml",
+        ],
         "test": ["--method", "--data", "--batch-size", "(default: 8)", "--method.iterations", "--config FILE.yaml"],
         "explain": ["IMAGE", "--method", "--batch-size", "--method.kernel_size", "--config FILE.yaml"],
     }
@@ -139,7 +155,7 @@ def test_explain_decides_the_perturbation_pictures_by_what_the_method_declares()
     from pathlib import Path
 
     from benchmark.explain import perturbation_pictures
-    from methods import get_method
+    from benchmark.methods import get_method
 
     assert perturbation_pictures(get_method("lots")) is True
     for name in ("gradcam", "random"):
@@ -154,5 +170,6 @@ def test_command_options_name_only_run_options():
     with pytest.raises(AssertionError, match="not run options"):
         CommandOptions("x", only=("batch_size", "kind"))
     with pytest.raises(BenchmarkError):
-        config_from_args(build_parser().parse_args(["targets", "--kind", "mean", "--output", "t.pt",
-                                                    "--batch-size", "0"]))
+        config_from_args(
+            build_parser().parse_args(["targets", "--kind", "mean", "--output", "t.pt", "--batch-size", "0"])
+        )

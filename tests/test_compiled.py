@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from models import NormalizedClassifier
-from models.counting import counting_passes
-from models.execution import CompiledForward, forward_only
+from benchmark.models import NormalizedClassifier
+from benchmark.models.counting import counting_passes
+from benchmark.models.execution import CompiledForward, forward_only
 
 
 class _Tiny(nn.Module):
@@ -89,7 +89,8 @@ def test_a_model_that_cannot_be_compiled_falls_back_with_one_line():
             torch.testing.assert_close(compiled(_images(n)), model(_images(n)))
     assert len(lines) == 2 and lines[0].startswith("compiling tiny's forward")
     assert lines[1].startswith("tiny cannot be compiled (") and lines[1].endswith(
-        "); its forward-only passes run channels_last")
+        "); its forward-only passes run channels_last"
+    )
     assert compiled.describe()["compiled_forward"] == "failed, ran channels_last"
     assert compiled.describe()["compile_failure"].split(":")[0] in lines[1]
 
@@ -103,8 +104,8 @@ def test_only_the_compiled_execution_compiles():
 
 def test_the_cpu_default_is_compiled_for_float32_only(monkeypatch):
     from benchmark.config import RunOptions
+    from benchmark.core.errors import BenchmarkError
     from benchmark.devices import DEVICE_DEFAULTS, device_defaults
-    from metrics.errors import BenchmarkError
 
     monkeypatch.setitem(DEVICE_DEFAULTS["cpu"], "execution", "compiled")  # the product's (conftest changes it)
     assert device_defaults(RunOptions())["execution"] == "compiled"
@@ -114,7 +115,7 @@ def test_the_cpu_default_is_compiled_for_float32_only(monkeypatch):
 
 
 def test_score_cam_scores_its_masked_copies_through_the_compiled_forward():
-    from methods.cam import CAM_METHODS
+    from benchmark.methods.cam import CAM_METHODS
 
     images = _images(2)
     maps = {}
@@ -135,7 +136,7 @@ def test_weights_changed_in_place_reach_the_compiled_graph():
     """The model randomization test puts random weights into the model in place while the method
     runs again; Score-CAM's masked copies then go through the compiled forward, which must use
     them (parameters are graph inputs, not constants baked in at compile time)."""
-    from metrics.functional.randomization import CascadingRandomization
+    from benchmark.metrics.functional.randomization import CascadingRandomization
 
     model = _classifier(_Tiny())
     compiled = CompiledForward(model, batch_size=4, note=lambda line: None)
@@ -177,7 +178,7 @@ def test_the_one_graph_also_returns_a_layers_output_for_its_full_pieces():
     model = _classifier(_InPlaceAfterLayer())
     lines: list[str] = []
     compiled = CompiledForward(model, batch_size=4, note=lines.append, layer=model.net.conv)
-    from models.execution import has_hooks
+    from benchmark.models.execution import has_hooks
 
     assert not has_hooks(model.net)  # its own capture does not count as a user's hook
     counts = (1, 4, 5, 11)
@@ -185,8 +186,7 @@ def test_the_one_graph_also_returns_a_layers_output_for_its_full_pieces():
         compiled.with_layer(_images(4))  # the compile
     # no call after it compiles again (dynamo would recompile silently on a guard that fails,
     # e.g. on the capture's state between calls)
-    with torch.no_grad(), torch._dynamo.config.patch(error_on_recompile=True), \
-            counting_passes(model.net) as count:
+    with torch.no_grad(), torch._dynamo.config.patch(error_on_recompile=True), counting_passes(model.net) as count:
         outputs = [compiled.with_layer(_images(n)) for n in counts]
         plain_logits = compiled(_images(3))  # __call__: the same graph, its layer output dropped
     for n, (logits, layer_output) in zip(counts, outputs):
@@ -234,7 +234,7 @@ def test_a_users_hook_sends_the_layer_read_through_the_plain_model():
 def test_random_and_eigen_cam_read_their_layer_from_the_compiled_graph(name):
     """Their one pass is forward-only: under ``compiled`` a batch of the graph's size takes the
     run's graph (no hooked pass), and the maps equal ``channels_last``'s to float32 rounding."""
-    from methods.cam import CAM_METHODS
+    from benchmark.methods.cam import CAM_METHODS
 
     images = _images(4)
     maps, batches = {}, {}

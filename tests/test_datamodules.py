@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 
-from metrics.errors import BenchmarkError
-from datamodules import (
+from benchmark.core.errors import BenchmarkError
+from benchmark.datamodules import (
     ImageDataset,
     ImageLoadError,
     ImageNetDataModule,
@@ -21,13 +22,12 @@ from datamodules import (
     collate_samples,
     discover_samples,
     imagenet_classes,
+    layouts,
     load_rgb,
     make_sampler,
     make_transform,
     read_loc_solution,
 )
-from datamodules import layouts
-from pytorch_lightning.overrides.distributed import UnrepeatedDistributedSampler
 from tests.helpers import shared_sample_dir
 
 TENCH, GOLDFISH, WHITE_SHARK = "n01440764", "n01443537", "n01484850"  # class indices 0, 1, 2
@@ -126,7 +126,9 @@ def test_flat_val_layout_with_explicit_ground_truth(tmp_path):
 
 
 def test_read_loc_solution_boxes(tmp_path):
-    gt = write_solution(tmp_path / "LOC_val_solution.csv", {"ILSVRC2012_val_00000001": f"{TENCH} 1 2 30 40 {GOLDFISH} 5 6 7 8"})
+    gt = write_solution(
+        tmp_path / "LOC_val_solution.csv", {"ILSVRC2012_val_00000001": f"{TENCH} 1 2 30 40 {GOLDFISH} 5 6 7 8"}
+    )
     assert read_loc_solution(gt) == {"ILSVRC2012_val_00000001": (TENCH, [(1, 2, 30, 40), (5, 6, 7, 8)])}
     bad = tmp_path / "bad.csv"
     bad.write_text("ImageId,PredictionString\nILSVRC2012_val_00000001,n01440764 1 2\n")
@@ -300,8 +302,12 @@ def test_modes_convert_to_rgb(tmp_path):
         image.save(tmp_path / name)
     Image.fromarray(np.full((10, 20), 32896, dtype=np.uint16)).save(tmp_path / "gray16.png")
     expected = {
-        "rgba.png": (10, 20, 30), "la.png": (77, 77, 77), "gray.png": (77, 77, 77), "bw.png": (255, 255, 255),
-        "palette.png": (10, 20, 30), "gray16.png": (128, 128, 128),
+        "rgba.png": (10, 20, 30),
+        "la.png": (77, 77, 77),
+        "gray.png": (77, 77, 77),
+        "bw.png": (255, 255, 255),
+        "palette.png": (10, 20, 30),
+        "gray16.png": (128, 128, 128),
     }
     for name in [*cases, "gray16.png"]:
         image = load_rgb(str(tmp_path / name))

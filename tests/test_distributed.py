@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from benchmark.cli import build_parser, config_from_args
+from benchmark.core.errors import BenchmarkError
 from benchmark.devices import trainer_device_arguments, uses_ddp
-from metrics.errors import BenchmarkError
 from tests.cli_runs import SEVEN_IMAGES_GRADCAM, isolated_env, run_subprocess
 
 
@@ -25,8 +25,21 @@ def test_two_processes_give_the_one_process_results(one_process_run, tmp_path):
     output = tmp_path / "runs"
     started = time.perf_counter()
     ddp = run_subprocess(
-        [*SEVEN_IMAGES_GRADCAM, "--devices", "2", "--accelerator", "cpu", "--strategy", "ddp",
-         "--ddp-timeout", "60", "--logger", "wandb", "--output", str(output)],
+        [
+            *SEVEN_IMAGES_GRADCAM,
+            "--devices",
+            "2",
+            "--accelerator",
+            "cpu",
+            "--strategy",
+            "ddp",
+            "--ddp-timeout",
+            "60",
+            "--logger",
+            "wandb",
+            "--output",
+            str(output),
+        ],
         env=isolated_env(tmp_path),
         timeout=400,
     )
@@ -112,17 +125,26 @@ def test_fewer_images_than_processes_fails_before_launching(tmp_path, capsys):
     code = main(["test", "--limit", "2", "--devices", "3", "--accelerator", "cpu", "--output", str(tmp_path)])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1
-    assert err[0] == "error: only 2 images for 3 processes (--devices 3 x --num-nodes 1); use more images or fewer devices"
+    assert (
+        err[0] == "error: only 2 images for 3 processes (--devices 3 x --num-nodes 1); use more images or fewer devices"
+    )
     assert not any(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize(
     "env,devices,expected",
     [
-        ({"WORLD_SIZE": "2"}, "1", "the launcher started 2 processes (WORLD_SIZE=2 (torchrun)), but --devices 1 x "
-                                   "--num-nodes 1 is 1: pass --devices 2"),
-        ({"SLURM_NTASKS": "4", "SLURM_JOB_NAME": "eval"}, "2", "the launcher started 4 processes (SLURM_NTASKS=4 "
-                                                               "(srun)), but --devices 2 x --num-nodes 1 is 2"),
+        (
+            {"WORLD_SIZE": "2"},
+            "1",
+            "the launcher started 2 processes (WORLD_SIZE=2 (torchrun)), but --devices 1 x "
+            "--num-nodes 1 is 1: pass --devices 2",
+        ),
+        (
+            {"SLURM_NTASKS": "4", "SLURM_JOB_NAME": "eval"},
+            "2",
+            "the launcher started 4 processes (SLURM_NTASKS=4 (srun)), but --devices 2 x --num-nodes 1 is 2",
+        ),
         ({"OMPI_COMM_WORLD_SIZE": "3"}, "1", "OMPI_COMM_WORLD_SIZE=3 (mpirun)"),
     ],
 )
@@ -164,7 +186,9 @@ def test_more_gpus_than_visible_is_one_line(monkeypatch):
 
     monkeypatch.setattr(devices, "_cuda_count", lambda: 2)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
-    with pytest.raises(BenchmarkError, match=r"--devices 4: only 2 GPU\(s\) are visible .*CUDA_VISIBLE_DEVICES=0,1.*at most 2"):
+    with pytest.raises(
+        BenchmarkError, match=r"--devices 4: only 2 GPU\(s\) are visible .*CUDA_VISIBLE_DEVICES=0,1.*at most 2"
+    ):
         _options("--devices", "4")
     with pytest.raises(BenchmarkError, match="or use indices below it"):
         _options("--devices", "0,3")
@@ -178,8 +202,9 @@ def test_the_recorded_device_is_the_strategys_root_device(monkeypatch):
     from benchmark.devices import device_facts
 
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device: f"Mock GPU {device.index}")
-    trainer = SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device("cuda", 1)), world_size=8,
-                              num_devices=4)
+    trainer = SimpleNamespace(
+        strategy=SimpleNamespace(root_device=torch.device("cuda", 1)), world_size=8, num_devices=4
+    )
     assert device_facts(trainer) == {"device": "cuda:1", "processes": 8, "gpu": "Mock GPU 1", "gpus_per_node": 4}
     cpu = SimpleNamespace(strategy=SimpleNamespace(root_device=torch.device("cpu")), world_size=1, num_devices=1)
     assert device_facts(cpu) == {"device": "cpu", "processes": 1}
@@ -189,16 +214,44 @@ def test_the_recorded_device_is_the_strategys_root_device(monkeypatch):
 def test_torchrun_with_one_device_is_refused_and_with_two_equals_one_process(one_process_run, tmp_path):
     from tests.cli_runs import TORCHRUN_TWO
 
-    refused = run_subprocess([*SEVEN_IMAGES_GRADCAM, "--devices", "1", "--accelerator", "cpu", "--logger", "none",
-                              "--output", str(tmp_path / "refused")], env=isolated_env(tmp_path), timeout=200,
-                             launcher=TORCHRUN_TWO)
+    refused = run_subprocess(
+        [
+            *SEVEN_IMAGES_GRADCAM,
+            "--devices",
+            "1",
+            "--accelerator",
+            "cpu",
+            "--logger",
+            "none",
+            "--output",
+            str(tmp_path / "refused"),
+        ],
+        env=isolated_env(tmp_path),
+        timeout=200,
+        launcher=TORCHRUN_TWO,
+    )
     assert refused.code != 0
     assert "error: the launcher started 2 processes (WORLD_SIZE=2 (torchrun)), but --devices 1" in refused.err
     assert not (tmp_path / "refused").exists()
 
-    launched = run_subprocess([*SEVEN_IMAGES_GRADCAM, "--devices", "2", "--accelerator", "cpu", "--logger", "none",
-                               "--ddp-timeout", "60", "--output", str(tmp_path / "runs")],
-                              env=isolated_env(tmp_path), timeout=400, launcher=TORCHRUN_TWO)
+    launched = run_subprocess(
+        [
+            *SEVEN_IMAGES_GRADCAM,
+            "--devices",
+            "2",
+            "--accelerator",
+            "cpu",
+            "--logger",
+            "none",
+            "--ddp-timeout",
+            "60",
+            "--output",
+            str(tmp_path / "runs"),
+        ],
+        env=isolated_env(tmp_path),
+        timeout=400,
+        launcher=TORCHRUN_TWO,
+    )
     assert launched.code == 0, launched.err[-3000:]
     two = json.loads((launched.run_dir / "results.json").read_text())
     one = json.loads((one_process_run.run_dir / "results.json").read_text())

@@ -30,9 +30,19 @@ def test_the_counts_and_the_time_follow_the_settings(monkeypatch):
     assert results["gradcam"].seconds == pytest.approx(2 * (14 * 10 + 2 * 20) / 1000)
     assert results["lots"].seconds == pytest.approx(2 * (20 * 10 + 6 * 20) / 1000)
     # ROAD declares one forward per percentage, for MoRF and for LeRF
-    config = _config("--methods", "gradcam", "--limit", "2", "--metrics.n_steps", "4",
-                     "--metrics.extra", "road_morf,road_lerf", "--metrics.road_percentages", "25,50,75")
-    from metrics.road import RoadLeastRelevantFirst, RoadMostRelevantFirst
+    config = _config(
+        "--methods",
+        "gradcam",
+        "--limit",
+        "2",
+        "--metrics.n_steps",
+        "4",
+        "--metrics.extra",
+        "road_morf,road_lerf",
+        "--metrics.road_percentages",
+        "25,50,75",
+    )
+    from benchmark.metrics.road import RoadLeastRelevantFirst, RoadMostRelevantFirst
 
     imputation = {RoadMostRelevantFirst: 0.5, RoadLeastRelevantFirst: 0.25}  # seconds per image, as if timed
     monkeypatch.setattr(RoadMostRelevantFirst, "seconds_per_image", lambda self, images: imputation[type(self)])
@@ -43,16 +53,28 @@ def test_the_counts_and_the_time_follow_the_settings(monkeypatch):
     assert road.seconds == pytest.approx(2 * ((20 * 10 + 2 * 20) / 1000 + 0.5 + 0.25))
     # the sanity checks call the method again: once for the other class, once per perturbation
     # (random logit does not apply to LOTS towards the zero target)
-    config = _config("--methods", "gradcam,lots", "--method.iterations", "3", "--limit", "2", "--metrics.n_steps", "4",
-                     "--metrics.extra", "random_logit,max_sensitivity", "--metrics.sensitivity_samples", "3")
+    config = _config(
+        "--methods",
+        "gradcam,lots",
+        "--method.iterations",
+        "3",
+        "--limit",
+        "2",
+        "--metrics.n_steps",
+        "4",
+        "--metrics.extra",
+        "random_logit,max_sensitivity",
+        "--metrics.sensitivity_samples",
+        "3",
+    )
     sanity = {r.method: r for r in estimate_module.estimate(config, build_datamodule(config), ["gradcam", "lots"])}
     assert (sanity["gradcam"].forwards_per_image, sanity["gradcam"].backwards_per_image) == (6 + 1 + 1 + 10, 6)
     assert (sanity["lots"].forwards_per_image, sanity["lots"].backwards_per_image) == (5 * 4 + 1 + 1 + 10, 5 * 3)
 
 
 def test_roads_imputation_is_timed_at_the_middle_percentage_times_the_percentages(monkeypatch):
-    from metrics.functional import road as road_functional
-    from metrics.road import RoadMostRelevantFirst
+    from benchmark.metrics.functional import road as road_functional
+    from benchmark.metrics.road import RoadMostRelevantFirst
 
     solved = []
     monkeypatch.setattr(road_functional, "linear_imputation", lambda images, removed: solved.append(removed))
@@ -81,12 +103,31 @@ def test_saved_maps_pass_nothing_and_coherency_is_not_counted_for_them(monkeypat
 
 @pytest.mark.slow
 def test_estimate_prints_the_table_and_writes_nothing(tmp_path):
-    run = run_in_process(["test", "--method", "gradcam", "--limit", "2", "--metrics.n_steps", "4", "--estimate",
-                          "--logger", "none", "--output", str(tmp_path / "runs")])
+    run = run_in_process(
+        [
+            "test",
+            "--method",
+            "gradcam",
+            "--limit",
+            "2",
+            "--metrics.n_steps",
+            "4",
+            "--estimate",
+            "--logger",
+            "none",
+            "--output",
+            str(tmp_path / "runs"),
+        ]
+    )
     assert run.code == 0, run.err
     lines = run.out.splitlines()
-    assert lines[0].split("|")[1:6] == [" method  ", " images ", " forwards/image ", " backwards/image ",
-                                         " expected time "]
+    assert lines[0].split("|")[1:6] == [
+        " method  ",
+        " images ",
+        " forwards/image ",
+        " backwards/image ",
+        " expected time ",
+    ]
     assert lines[2].split("|")[1].strip() == "gradcam" and lines[2].split("|")[3].strip() == "14"
     assert lines[-1].startswith("expected: ") and "nothing was run" in lines[-1]
     assert not (tmp_path / "runs").exists()
@@ -114,8 +155,9 @@ def test_the_methods_own_work_beyond_its_passes_is_added_once_per_call(monkeypat
     """Time an explanation takes beyond its counted passes (Ablation-CAM's copies after its
     layer are not passes through the whole model) counts once per call of the method."""
     # ms per image of a forward and of a backward: at the run's batch, and at one image
-    monkeypatch.setattr(estimate_module, "pass_times",
-                        lambda classifier, images: (10.0, 20.0) if images.shape[0] > 1 else (15.0, 35.0))
+    monkeypatch.setattr(
+        estimate_module, "pass_times", lambda classifier, images: (10.0, 20.0) if images.shape[0] > 1 else (15.0, 35.0)
+    )
     # one explanation of one image: 3 forwards, 1 backward = 80 ms of passes at one image's
     # times, taking 0.55 s: 0.47 s of its own
     monkeypatch.setattr(estimate_module, "explain_passes", lambda method, image: (3, 1, 0.55))

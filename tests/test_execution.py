@@ -11,11 +11,17 @@ import pytest
 import torch
 
 from benchmark import evaluate
-from metrics.errors import BenchmarkError
-from models import build_classifier
+from benchmark.core.errors import BenchmarkError
+from benchmark.models import build_classifier
 
-BOUNDS = {"avg_drop": 1e-3, "avg_increase": 0.0, "coherency": 1e-4, "insertion": 2e-4, "deletion": 2e-4,
-          "pred_prob": 5e-6}
+BOUNDS = {
+    "avg_drop": 1e-3,
+    "avg_increase": 0.0,
+    "coherency": 1e-4,
+    "insertion": 2e-4,
+    "deletion": 2e-4,
+    "pred_prob": 5e-6,
+}
 
 
 def test_channels_last_puts_the_weights_in_that_format_and_keeps_the_logits():
@@ -27,15 +33,18 @@ def test_channels_last_puts_the_weights_in_that_format_and_keeps_the_logits():
     images = torch.rand(2, 3, 224, 224, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         torch.testing.assert_close(fast(images), eager(images), atol=1e-4, rtol=0)
-    with pytest.raises(BenchmarkError,
-                       match="--execution 'jit' is unknown; choose one of: eager, channels_last, compiled"):
+    with pytest.raises(
+        BenchmarkError, match="--execution 'jit' is unknown; choose one of: eager, channels_last, compiled"
+    ):
         build_classifier("efficientnet_lite0", execution="jit")
 
 
 @pytest.mark.slow
 def test_gradcam_metrics_agree_across_executions_to_float32_rounding():
-    runs = {ex: evaluate(method="gradcam", limit=4, metrics={"n_steps": 16}, overlay_images=0, threads=2,
-                         execution=ex) for ex in ("eager", "channels_last", "compiled")}
+    runs = {
+        ex: evaluate(method="gradcam", limit=4, metrics={"n_steps": 16}, overlay_images=0, threads=2, execution=ex)
+        for ex in ("eager", "channels_last", "compiled")
+    }
     assert [r.results["execution"] for r in runs.values()] == ["eager", "channels_last", "compiled"]
     assert runs["compiled"].results["compiled_forward"] == "batches of 16"
     assert runs["compiled"].results["compile_s"] > 0

@@ -26,12 +26,14 @@ LOTS_ONLY = ("adversarial.png", "perturbation_x10.png", "kernel_strip.png")
 
 def _crop(path) -> torch.Tensor:
     """The model's view of an image file, made here: RGB, shorter side 256, centre 224, [0, 1]."""
-    transform = v2.Compose([
-        v2.ToImage(),
-        v2.Resize(256, interpolation=v2.InterpolationMode.BILINEAR, antialias=True),
-        v2.CenterCrop(224),
-        v2.ToDtype(torch.float32, scale=True),
-    ])
+    transform = v2.Compose(
+        [
+            v2.ToImage(),
+            v2.Resize(256, interpolation=v2.InterpolationMode.BILINEAR, antialias=True),
+            v2.CenterCrop(224),
+            v2.ToDtype(torch.float32, scale=True),
+        ]
+    )
     with Image.open(path) as image:
         return transform(image.convert("RGB"))
 
@@ -57,7 +59,12 @@ def test_explain_gradcam_writes_its_files(explained):
     assert [r["file"] for r in summary["images"]] == [str(files["chelsea"]), str(files["noise"])]
     for stem in files:
         folder = out / stem
-        assert sorted(p.name for p in folder.iterdir()) == ["map.png", "original.png", "overlay.png", "predictions.json"]
+        assert sorted(p.name for p in folder.iterdir()) == [
+            "map.png",
+            "original.png",
+            "overlay.png",
+            "predictions.json",
+        ]
         assert not any((folder / name).exists() for name in LOTS_ONLY)
         assert Image.open(folder / "original.png").size == (224, 224)
         assert np.asarray(Image.open(folder / "map.png")).shape == (224, 224)  # grey levels
@@ -70,8 +77,8 @@ def test_explain_gradcam_writes_its_files(explained):
 
 
 def test_explain_gradcam_map_equals_the_method_on_the_same_crop(explained):
-    from methods import get_method
-    from models import build_classifier
+    from benchmark.methods import get_method
+    from benchmark.models import build_classifier
 
     _, out, files = explained
     crops = torch.stack([_crop(files[stem]) for stem in files])

@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from methods import get_method
-from methods.cam import FullGradConfig, grad_cam_bias_layers
-from methods.fullgrad_device import bias_layers, effective_bias
+from benchmark.methods import get_method
+from benchmark.methods.cam import FullGradConfig, grad_cam_bias_layers
+from benchmark.methods.fullgrad_device import bias_layers, effective_bias
 from tests.test_cam import _images, _wrap
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
@@ -67,8 +67,12 @@ class _ConvBatchNormNet(nn.Module):
         super().__init__()
         torch.manual_seed(3)
         self.features = nn.Sequential(
-            nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(inplace=True),
-            nn.Conv2d(6, 8, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(8), nn.ReLU(inplace=True),
+            nn.Conv2d(3, 6, 3, padding=1),
+            nn.BatchNorm2d(6),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(6, 8, 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(8),
+            nn.ReLU(inplace=True),
         )
         self.fc = nn.Linear(8, 5)
 
@@ -92,7 +96,7 @@ def test_the_scaled_channel_sum_equals_grad_cams_formula_in_every_layout(layout,
     hand over: NCHW, channels_last (the fast executions), 1x1 maps and one channel (both layouts
     at once), a permuted one and a channel slice of a channels_last one (neither); a channel of
     bias 0 and a constant channel included."""
-    from methods.fullgrad_device import _scaled_channel_sum
+    from benchmark.methods.fullgrad_device import _scaled_channel_sum
 
     generator = torch.Generator().manual_seed(7)
     shape = {"one_pixel": (3, 5, 1, 1), "one_channel": (3, 1, 6, 4)}.get(layout, (3, 5, 6, 4))
@@ -105,7 +109,8 @@ def test_the_scaled_channel_sum_equals_grad_cams_formula_in_every_layout(layout,
         values = values.permute(0, 1, 3, 2)  # [3, 5, 4, 6], neither layout
     elif layout == "sliced":
         values = torch.randn(3, 10, 6, 4, generator=generator, dtype=dtype).contiguous(
-            memory_format=torch.channels_last)[:, ::2]
+            memory_format=torch.channels_last
+        )[:, ::2]
     scale = None
     if with_scale:
         scale = torch.randn(values.shape[1], generator=generator, dtype=dtype)
@@ -125,7 +130,7 @@ def test_the_folded_reduction_over_the_pixels_is_each_channels_own_minimum_and_m
     """``_over_pixels`` folds pixels into longer rows (a view) before reducing: it must still
     give each image's and each channel's own extreme. Each channel is offset by a different
     amount, so a fold that mixed channels or images would return another channel's value."""
-    from methods.fullgrad_device import _over_pixels
+    from benchmark.methods.fullgrad_device import _over_pixels
 
     generator = torch.Generator().manual_seed(3)
     flat = torch.rand(2, pixels, channels, generator=generator)
@@ -144,8 +149,8 @@ def test_device_fullgrad_equals_grad_cam_where_both_read_the_same_layers(executi
     under ``channels_last`` (the fast executions) the gradients arrive in that layout; under
     ``compiled`` the layers' terms go through the C++ term (:mod:`methods.fullgrad_kernel`), and
     with that one unavailable ("compiled graph") through the compiled graph."""
-    from methods.fullgrad_kernel import KernelTerm
-    from models.execution import apply_execution
+    from benchmark.methods.fullgrad_kernel import KernelTerm
+    from benchmark.models.execution import apply_execution
 
     if execution == "compiled graph":
         monkeypatch.setattr(KernelTerm, "covers", lambda self, values: False)
@@ -167,8 +172,9 @@ def test_device_fullgrad_equals_grad_cam_where_both_read_the_same_layers(executi
     assert expected.amax() == 1.0 and expected.std() > 0.05
     facts = method.execution_facts()
     assert facts.get("fullgrad_kernel") == kernel
-    assert facts.get("fullgrad_term") == (None if execution != "compiled" else
-                                          "compiled" if kernel == "not used" else "not used")
+    assert facts.get("fullgrad_term") == (
+        None if execution != "compiled" else "compiled" if kernel == "not used" else "not used"
+    )
 
 
 def _gradient_like(shape, layout: str, seed: int) -> torch.Tensor:
@@ -183,7 +189,7 @@ def test_the_compiled_term_is_the_eager_terms_to_the_order_of_its_sum(layout):
     and the formula, in both layouts and at several shapes (one graph serves them: dynamic
     shapes). Measured: at most 4.8e-7 apart (maps of about 1 per channel, summed over up to 12
     channels); a bias of 0 gives a zero term in both."""
-    from methods.fullgrad_device import CompiledTerm, _scaled_channel_sum
+    from benchmark.methods.fullgrad_device import CompiledTerm, _scaled_channel_sum
 
     notes: list[str] = []
     term = CompiledTerm(note=notes.append, kernel=False)  # the graph alone (the C++ term: test_fullgrad_kernel)
@@ -206,7 +212,7 @@ def test_the_compiled_term_is_the_eager_terms_to_the_order_of_its_sum(layout):
 def test_the_compiled_term_leaves_sizes_of_one_and_float64_to_the_eager_term():
     """One image, one channel or one pixel would make the compiler specialise (and compile
     again); float64 is not the graph's dtype: those terms return None (the eager term runs)."""
-    from methods.fullgrad_device import CompiledTerm
+    from benchmark.methods.fullgrad_device import CompiledTerm
 
     term = CompiledTerm(note=lambda message: None, kernel=False)
     for shape in [(1, 4, 5, 5), (2, 1, 5, 5), (2, 4, 1, 1)]:
@@ -219,7 +225,7 @@ def compiled_and_channels_last_maps():
     """``(method, maps, maps under channels_last)`` of device FullGrad on a BatchNorm network run
     under ``compiled`` (its terms through the C++ function or the compiled graph) and then under
     ``channels_last`` (the eager term), on the same images."""
-    from models.execution import apply_execution
+    from benchmark.models.execution import apply_execution
 
     net = _randomized_batchnorms(_ConvBatchNormNet(), seed=1)
     model = _wrap(apply_execution(net, "compiled"))
@@ -238,8 +244,8 @@ def test_after_prepare_a_runs_fullgrad_compiles_nothing(monkeypatch):
     that follow compile no graph."""
     from torch._dynamo.utils import counters
 
-    from methods import fullgrad_kernel
-    from models.execution import apply_execution
+    from benchmark.methods import fullgrad_kernel
+    from benchmark.models.execution import apply_execution
 
     monkeypatch.setattr(fullgrad_kernel.KernelTerm, "covers", lambda self, values: False)
     torch._dynamo.reset()  # the graphs earlier tests compiled would serve without prepare
@@ -264,7 +270,7 @@ def test_after_prepare_a_runs_fullgrad_compiles_nothing(monkeypatch):
 def test_a_term_that_cannot_be_compiled_falls_back_with_one_line(monkeypatch):
     """A compiler failure: one line naming it, the eager term for that layer and every later
     one, the same maps as under ``channels_last``, and results.json says so."""
-    from methods import fullgrad_device
+    from benchmark.methods import fullgrad_device
 
     def refuses(flat, factor):
         raise RuntimeError("backend refused\nsecond line")
@@ -272,7 +278,7 @@ def test_a_term_that_cannot_be_compiled_falls_back_with_one_line(monkeypatch):
     monkeypatch.setitem(fullgrad_device._COMPILED_SUM, "sum", refuses)
     monkeypatch.setattr(fullgrad_device.KernelTerm, "covers", lambda self, values: False)  # the graph's path
     notes: list[str] = []
-    monkeypatch.setattr("models.registry.note", notes.append)
+    monkeypatch.setattr("benchmark.core.notes.note", notes.append)
     method, got, expected = compiled_and_channels_last_maps()
     failures = [n for n in notes if "cannot be compiled" in n]
     assert failures == ["FullGrad's layer term cannot be compiled (RuntimeError: backend refused); it runs uncompiled"]
@@ -284,7 +290,7 @@ def test_device_fullgrad_equals_grad_cam_on_a_resnet_whose_shortcut_shares_a_gra
     """In a ResNet's downsampling block, ``bn2(..) + downsample(x)`` hands one gradient tensor to
     both BatchNorms: the device path must not change it in place for one and read it for the other."""
     torchvision = pytest.importorskip("torchvision")
-    from models.registry import NormalizedClassifier
+    from benchmark.models.registry import NormalizedClassifier
 
     torch.manual_seed(0)
     net = _randomized_batchnorms(torchvision.models.resnet18(num_classes=10), seed=2)
@@ -320,7 +326,7 @@ def test_a_batchnorm_act_is_read_before_its_activation():
 
 
 def test_fullgrad_backend_is_checked_and_recorded():
-    from metrics.errors import BenchmarkError
+    from benchmark.core.errors import BenchmarkError
 
     model = _wrap(_ConvBatchNormNet().eval())
     with pytest.raises(BenchmarkError, match="--method.backend 'numpy' is unknown"):
@@ -347,11 +353,14 @@ def test_the_new_device_paths_run_a_float64_model(name):
 def test_memory_format_of_names_the_layout_a_tensor_lies_in():
     """NHWC strides read as channels_last; a tensor contiguous both ways (one channel), a
     permuted one and a 3-d one read as contiguous_format, which the callers copy into or keep."""
-    from metrics.functional.image import memory_format_of
+    from benchmark.core.tensors import memory_format_of
 
     x = torch.rand(2, 3, 4, 5)
     assert memory_format_of(x) == torch.contiguous_format
     assert memory_format_of(x.contiguous(memory_format=torch.channels_last)) == torch.channels_last
-    assert memory_format_of(torch.rand(2, 1, 4, 5).contiguous(memory_format=torch.channels_last)) == torch.contiguous_format
+    assert (
+        memory_format_of(torch.rand(2, 1, 4, 5).contiguous(memory_format=torch.channels_last))
+        == torch.contiguous_format
+    )
     assert memory_format_of(x.permute(0, 1, 3, 2)) == torch.contiguous_format
     assert memory_format_of(torch.rand(3, 4, 5)) == torch.contiguous_format

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from methods.fullgrad_device import CompiledTerm, _scaled_channel_sum
-from methods.fullgrad_kernel import SOURCE, KernelTerm, build
+from benchmark.methods.fullgrad_device import CompiledTerm, _scaled_channel_sum
+from benchmark.methods.fullgrad_kernel import SOURCE, KernelTerm, build
 from tests.test_fullgrad_device import _channel_sum_reference, compiled_and_channels_last_maps
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
@@ -21,8 +21,20 @@ def _channels_last(shape, seed: int) -> torch.Tensor:
 
 
 #: one shape for each path of the C++ function (see the test below)
-SHAPES = [(3, 5, 6, 4), (1, 7, 3, 5), (2, 12, 7, 7), (4, 3, 16, 16), (2, 112, 5, 9), (3, 8, 5, 5),
-          (2, 16, 9, 9), (2, 24, 2, 3), (1, 44, 6, 6), (2, 48, 4, 4), (2, 72, 3, 5), (2, 6, 3, 3)]
+SHAPES = [
+    (3, 5, 6, 4),
+    (1, 7, 3, 5),
+    (2, 12, 7, 7),
+    (4, 3, 16, 16),
+    (2, 112, 5, 9),
+    (3, 8, 5, 5),
+    (2, 16, 9, 9),
+    (2, 24, 2, 3),
+    (1, 44, 6, 6),
+    (2, 48, 4, 4),
+    (2, 72, 3, 5),
+    (2, 6, 3, 3),
+]
 
 
 def test_the_kernel_term_is_the_eager_terms_to_the_order_of_its_sum():
@@ -91,8 +103,9 @@ def test_a_kernel_that_cannot_be_built_says_so_once_and_the_compiled_graph_serve
         assert got is not None
         torch.testing.assert_close(got, _scaled_channel_sum(values, None), atol=2e-6, rtol=0)
     failures = [n for n in notes if "cannot be built" in n]
-    assert failures == ["FullGrad's C++ layer term cannot be built (RuntimeError: no compiler here); "
-                        "the compiled graph serves"]
+    assert failures == [
+        "FullGrad's C++ layer term cannot be built (RuntimeError: no compiler here); the compiled graph serves"
+    ]
     facts = term.describe()
     assert facts["fullgrad_term"] == "compiled"
     assert facts["fullgrad_kernel"] == "failed to build, the compiled graph ran"

@@ -21,9 +21,9 @@ def _worker(rank: int, port: int, folder: str) -> None:
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=2)
     try:
-        from metrics import SaliencyScorer
-        from metrics.per_sample import PerSampleMetric
-        from metrics.results import gather_results
+        from benchmark.metrics import SaliencyScorer
+        from benchmark.metrics.per_sample import PerSampleMetric
+        from benchmark.metrics.results import gather_results
 
         class Column(PerSampleMetric):
             def update(self, ids, values):
@@ -41,8 +41,10 @@ def _worker(rank: int, port: int, folder: str) -> None:
         label.update(ids, torch.zeros(2))
         kept = {int(i): maps[k] for k, i in enumerate(ids)}
         results = gather_results(scorer, {"label": label}, [], kept, {}, keep_maps=1, save_maps=True, seed=0)
-        torch.save({"ids": results.sample_ids, "maps": sorted(results.maps), "metrics": results.metrics},
-                   os.path.join(folder, f"rank{rank}.pt"))
+        torch.save(
+            {"ids": results.sample_ids, "maps": sorted(results.maps), "metrics": results.metrics},
+            os.path.join(folder, f"rank{rank}.pt"),
+        )
     finally:
         dist.destroy_process_group()
 

@@ -28,10 +28,29 @@ from benchmark.report import metric_header
 METHODS = ["random", "gradcam", "layercam"]
 #: Domains of Chromium's own background services (time, sign-in, updates).
 GOOGLE_SERVICES = ("google.com", "googleapis.com", "gstatic.com", "gvt1.com")
-ARGS = ["--limit", "4", "--batch-size", "2", "--metrics.n_steps", "4", "--execution", "channels_last",
-        "--logger", "none", "--overlay-images", "4", "--metrics.bootstrap", "300", "--quiet",
-        "--metrics.extra", "random_logit,randomization,road_morf", "--metrics.randomization_steps", "2",
-        "--metrics.road_percentages", "25,75"]
+ARGS = [
+    "--limit",
+    "4",
+    "--batch-size",
+    "2",
+    "--metrics.n_steps",
+    "4",
+    "--execution",
+    "channels_last",
+    "--logger",
+    "none",
+    "--overlay-images",
+    "4",
+    "--metrics.bootstrap",
+    "300",
+    "--quiet",
+    "--metrics.extra",
+    "random_logit,randomization,road_morf",
+    "--metrics.randomization_steps",
+    "2",
+    "--metrics.road_percentages",
+    "25,75",
+]
 
 
 class Page(HTMLParser):
@@ -120,7 +139,10 @@ def test_the_table_has_a_row_per_method_and_a_column_per_metric(report, table_di
 def test_the_mean_curves_of_insertion_deletion_and_road_are_plotted(report):
     _, page = report
     assert [alt for alt in page.image_alts if alt.endswith(" curves")] == [
-        "insertion curves", "deletion curves", "road_morf curves"]
+        "insertion curves",
+        "deletion curves",
+        "road_morf curves",
+    ]
 
 
 @pytest.mark.slow
@@ -146,8 +168,12 @@ def test_the_grids_hold_the_requested_images_in_the_same_order_for_every_method(
         per_method.setdefault(method, []).append(int(sample))
     assert list(per_method) == METHODS and all(ids == [0, 1] for ids in per_method.values())
     # the disagreement grid: the 2 images of largest deletion spread over the methods
-    values = {m: {int(r["sample_id"]): float(r["deletion"])
-                  for r in csv.DictReader((table_dir / m / "per_sample.csv").open())} for m in METHODS}
+    values = {
+        m: {
+            int(r["sample_id"]): float(r["deletion"]) for r in csv.DictReader((table_dir / m / "per_sample.csv").open())
+        }
+        for m in METHODS
+    }
     spread = {i: max(values[m][i] for m in METHODS) - min(values[m][i] for m in METHODS) for i in values["gradcam"]}
     expected = sorted(spread, key=lambda i: (-spread[i], i))[:2]
     per_method = {}
@@ -184,11 +210,24 @@ def _open_in_chromium(page: Path, screenshot: Path, profile: Path) -> set[str]:
         threading.Thread(target=proxy.serve_forever, daemon=True).start()
         try:
             done = subprocess.run(
-                [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                 "--window-size=1400,2400", f"--proxy-server=http://127.0.0.1:{proxy.server_address[1]}",
-                 "--proxy-bypass-list=<-loopback>", "--disable-background-networking", "--no-first-run",
-                 f"--user-data-dir={profile}", f"--screenshot={screenshot}", page.resolve().as_uri()],
-                capture_output=True, text=True, timeout=180,
+                [
+                    _chromium(),
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--hide-scrollbars",
+                    "--window-size=1400,2400",
+                    f"--proxy-server=http://127.0.0.1:{proxy.server_address[1]}",
+                    "--proxy-bypass-list=<-loopback>",
+                    "--disable-background-networking",
+                    "--no-first-run",
+                    f"--user-data-dir={profile}",
+                    f"--screenshot={screenshot}",
+                    page.resolve().as_uri(),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=180,
             )
         finally:
             proxy.shutdown()

@@ -19,8 +19,21 @@ from tests.cli_runs import REPO, isolated_env, run_subprocess
 
 #: Two batches of two images; a batch takes seconds (56 curve steps), so a run that waited for
 #: the end of the batch would write the second batch's records before it stopped.
-ARGS = ["test", "--method", "gradcam", "--limit", "4", "--batch-size", "2", "--metrics.n_steps", "56",
-        "--logger", "none", "--overlay-images", "0"]
+ARGS = [
+    "test",
+    "--method",
+    "gradcam",
+    "--limit",
+    "4",
+    "--batch-size",
+    "2",
+    "--metrics.n_steps",
+    "56",
+    "--logger",
+    "none",
+    "--overlay-images",
+    "0",
+]
 
 
 #: The child imports torch and compiles the model before its first batch, and at exit shuts
@@ -60,8 +73,9 @@ def _wait_until_stopped(pid: int, timeout: float = 10) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("signum, execution", [(signal.SIGINT, "channels_last"), (signal.SIGTERM, "compiled")],
-                         ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize(
+    "signum, execution", [(signal.SIGINT, "channels_last"), (signal.SIGTERM, "compiled")], ids=["SIGINT", "SIGTERM"]
+)
 def test_a_signal_stops_the_run_mid_batch_and_the_run_resumes(tmp_path, signum, execution):
     """SIGTERM under the CPU's default execution (its processes load the compiled forward, about
     13 s each on this project's VM), Ctrl-C under channels_last."""
@@ -69,7 +83,12 @@ def test_a_signal_stops_the_run_mid_batch_and_the_run_resumes(tmp_path, signum, 
     env = isolated_env(tmp_path)
     process = subprocess.Popen(
         [sys.executable, "-m", "benchmark", *ARGS, "--execution", execution, "--output", str(output)],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     lines: list[str] = []
     reported: dict[str, float] = {}

@@ -22,8 +22,19 @@ METRICS = ("avg_drop", "avg_increase", "coherency", "insertion", "deletion")
 def csv_run(tmp_path_factory):
     output = tmp_path_factory.mktemp("csv-logger")
     run = run_in_process(
-        ["test", "--method", "gradcam", "--limit", "2", "--metrics.n_steps", "4",
-         "--logger", "csv", "--output", str(output)]
+        [
+            "test",
+            "--method",
+            "gradcam",
+            "--limit",
+            "2",
+            "--metrics.n_steps",
+            "4",
+            "--logger",
+            "csv",
+            "--output",
+            str(output),
+        ]
     )
     assert run.code == 0, run.err
     assert "CSV logging failed" not in run.err, run.err

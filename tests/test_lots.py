@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from metrics.errors import BenchmarkError
-from methods.lots import lots_attack, lots_attack_reference, lots_map
-from methods.lots_explainer import LOTSConfig
+from benchmark.core.errors import BenchmarkError
+from benchmark.methods.lots import lots_attack, lots_attack_reference, lots_map
+from benchmark.methods.lots_explainer import LOTSConfig
 from tests.helpers import LinearModel
 
 
@@ -95,8 +95,16 @@ def test_cosine_distance_by_hand():
 
 @pytest.mark.parametrize(
     "field,value",
-    [("iterations", 0), ("iterations", -3), ("tau", -0.1), ("alpha", 0.0), ("kernel_size", 4), ("kernel_size", 0),
-     ("target", "nonsense"), ("distance", "manhattan")],
+    [
+        ("iterations", 0),
+        ("iterations", -3),
+        ("tau", -0.1),
+        ("alpha", 0.0),
+        ("kernel_size", 4),
+        ("kernel_size", 0),
+        ("target", "nonsense"),
+        ("distance", "manhattan"),
+    ],
 )
 def test_bad_parameters_are_rejected_with_the_option_name(field, value):
     with pytest.raises(BenchmarkError, match=rf"^--method\.{field} "):
@@ -136,7 +144,7 @@ def test_map_of_no_perturbation_is_all_zeros():
 
 def _masked_every_iteration(features_fn, images, targets, iterations, tau, alpha):
     """The loop before the sync-free change: boolean-mask indexing in every iteration."""
-    from methods.lots import _loss_and_gradient, _scaled_step
+    from benchmark.methods.lots import _loss_and_gradient, _scaled_step
 
     adversarial = images.detach().clone()
     used = torch.zeros(images.shape[0], dtype=torch.long)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from datamodules import ImageNetDataModule
-from methods.lots import lots_attack, lots_attack_reference
-from models import build_classifier
-from models.features import FeatureExtractor
+from benchmark.datamodules import ImageNetDataModule
+from benchmark.methods.lots import lots_attack, lots_attack_reference
+from benchmark.models import build_classifier
+from benchmark.models.features import FeatureExtractor
 
 
 @pytest.fixture(scope="module")

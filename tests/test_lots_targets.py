@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from benchmark.cli import build_parser, config_from_args, main
-from metrics.errors import BenchmarkError
-from datamodules import load_rgb, make_transform
-from methods.lots import lots_map
-from methods.lots_explainer import LOTS, LOTSConfig
-from methods.lots_targets import read_targets_file
+from benchmark.core.errors import BenchmarkError
+from benchmark.datamodules import load_rgb, make_transform
+from benchmark.methods.lots import lots_map
+from benchmark.methods.lots_explainer import LOTS, LOTSConfig
+from benchmark.methods.lots_targets import read_targets_file
 from tests.helpers import LinearModel, write_random_jpeg
 
 WNIDS = ("n01440764", "n01443537")  # classes 0 and 1
@@ -27,14 +27,30 @@ def labelled_folder(tmp_path_factory):
         for j in range(2):
             write_random_jpeg(root / wnid / f"img{j}.JPEG", 10 * c + j, size=(64, 48))
     output = root.parent / "targets.pt"
-    assert main(["targets", "--data", str(root), "--kind", "class,mean", "--output", str(output),
-                 "--seed", "3", "--batch-size", "3"]) == 0
+    assert (
+        main(
+            [
+                "targets",
+                "--data",
+                str(root),
+                "--kind",
+                "class,mean",
+                "--output",
+                str(output),
+                "--seed",
+                "3",
+                "--batch-size",
+                "3",
+            ]
+        )
+        == 0
+    )
     return root, output
 
 
 @pytest.fixture(scope="module")
 def classifier():
-    from models import build_classifier
+    from benchmark.models import build_classifier
 
     return build_classifier("efficientnet_lite0")
 
@@ -65,8 +81,11 @@ def test_mean_and_class_targets_equal_features_computed_by_hand(labelled_folder,
 @pytest.mark.slow
 def test_lots_towards_the_own_class_mean_moves_the_features_there(labelled_folder, classifier):
     root, output = labelled_folder
-    lots = LOTS(classifier, LOTSConfig(target="mean", targets_file=str(output), iterations=4, kernel_size=9),
-                show_progress=False)
+    lots = LOTS(
+        classifier,
+        LOTSConfig(target="mean", targets_file=str(output), iterations=4, kernel_size=9),
+        show_progress=False,
+    )
     image = make_transform()(load_rgb(str(root / WNIDS[1] / "img0.JPEG")))[None]
     # the label (class 1) decides the target, whatever the model predicts
     classes = lots.choose_classes({"label": torch.tensor([1])}, torch.tensor([7]))
@@ -91,7 +110,9 @@ def test_targets_file_checks_name_the_fix(tmp_path, capsys):
     assert "needs --method.targets_file" in error(["--method.target", "mean"])
     assert "does not exist" in error(["--method.target", "class", "--method.targets_file", str(tmp_path / "no.pt")])
     (tmp_path / "bad.pt").write_bytes(b"not a torch file")
-    assert "not a readable targets file" in error(["--method.target", "mean", "--method.targets_file", str(tmp_path / "bad.pt")])
+    assert "not a readable targets file" in error(
+        ["--method.target", "mean", "--method.targets_file", str(tmp_path / "bad.pt")]
+    )
     assert "needs --method.target_image" in error(["--method.target", "image"])
     assert "does not exist" in error(["--method.target", "image", "--method.target_image", str(tmp_path / "x.jpg")])
     assert "threshold" in error(["--method.threshold", "1.5"])
@@ -131,11 +152,20 @@ def test_threshold_zeroes_values_below_it_after_the_last_normalization():
 
 def test_variants_fix_parameters_per_table_row(tmp_path):
     targets = tmp_path / "t.pt"
-    from methods.lots_targets import TargetsFile, write_targets_file
+    from benchmark.methods.lots_targets import TargetsFile, write_targets_file
 
-    write_targets_file(targets, TargetsFile(str(targets), "efficientnet_lite0", "logits", ["class", "mean"],
-                                            {"class": torch.ones(1000, 4), "mean": torch.ones(1000, 4)},
-                                            {"class": torch.ones(1000), "mean": torch.ones(1000)}, [""] * 1000))
+    write_targets_file(
+        targets,
+        TargetsFile(
+            str(targets),
+            "efficientnet_lite0",
+            "logits",
+            ["class", "mean"],
+            {"class": torch.ones(1000, 4), "mean": torch.ones(1000, 4)},
+            {"class": torch.ones(1000), "mean": torch.ones(1000)},
+            [""] * 1000,
+        ),
+    )
     root = Path(__file__).resolve().parents[1]
     args = ["table", "--config", str(root / "configs/thesis_table_5_1.yaml"), "--method.targets_file", str(targets)]
     config = config_from_args(build_parser().parse_args(args))

@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from metrics import PerSampleMetric, SaliencyScorer
-from metrics.errors import BenchmarkError
-from metrics.scorer import check_extra
+from benchmark.core.errors import BenchmarkError
+from benchmark.metrics import PerSampleMetric, SaliencyScorer
+from benchmark.metrics.scorer import check_extra
 
 
 class KeptConfidence(PerSampleMetric):
@@ -127,7 +127,10 @@ def test_a_bad_metric_is_one_error_naming_it(name, message):
 def test_adcc_brings_complexity_and_extras_keep_their_order():
     assert check_extra(["adcc"]) == ("complexity", "adcc")
     assert check_extra([f"{HERE}:DropComplement", "pointing_game", "complexity"]) == (
-        "complexity", "pointing_game", f"{HERE}:DropComplement")
+        "complexity",
+        "pointing_game",
+        f"{HERE}:DropComplement",
+    )
 
 
 def test_a_yaml_file_naming_a_metric_to_import_is_refused(tmp_path, capsys):

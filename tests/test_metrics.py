@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 import torch
 
-from metrics.errors import BenchmarkError
-from metrics import AverageDrop, AverageIncrease, Coherency, Deletion, Insertion
-from metrics.functional import average_drop, average_increase, coherency, pearson
+from benchmark.core.errors import BenchmarkError
+from benchmark.metrics import AverageDrop, AverageIncrease, Coherency, Deletion, Insertion
+from benchmark.metrics.functional import average_drop, average_increase, coherency, pearson
 
 # --- Average Drop / Average Increase ------------------------------------------------------
 
 # Y = prob. of c on x, O = prob. of c on x * M. Sample 2's score rises, sample 1's is equal.
 Y = torch.tensor([0.8, 0.5, 0.4, 0.6])
-O = torch.tensor([0.2, 0.5, 0.6, 0.45])
+O = torch.tensor([0.2, 0.5, 0.6, 0.45])  # noqa: E741 (the papers' name for the score on x * M)
 
 
 def test_average_drop_by_hand():
@@ -85,12 +85,8 @@ def test_pearson_by_hand():
     # Centred: a = (-1.5, -.5, .5, 1.5), b = (-1.5, .5, -.5, 1.5): cov 4, var 5 -> r = 0.8.
     maps = torch.stack([A, A, A, A])
     others = torch.stack([A, -A, 2 * A + 1, SWAPPED])
-    torch.testing.assert_close(
-        pearson(maps, others), torch.tensor([1.0, -1.0, 1.0, 0.8], dtype=torch.float64)
-    )
-    torch.testing.assert_close(
-        coherency(maps, others), torch.tensor([100.0, 0.0, 100.0, 90.0], dtype=torch.float64)
-    )
+    torch.testing.assert_close(pearson(maps, others), torch.tensor([1.0, -1.0, 1.0, 0.8], dtype=torch.float64))
+    torch.testing.assert_close(coherency(maps, others), torch.tensor([100.0, 0.0, 100.0, 90.0], dtype=torch.float64))
 
 
 def test_pearson_of_a_constant_map_is_nan():

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import torch
 
-from metrics.errors import BenchmarkError
-from metrics import SaliencyScorer
-from metrics.functional.complexity import adcc, complexity
-from metrics.functional.localization import energy_pointing_game, pointing_game
-from metrics.pointing_game import PointingGame
+from benchmark.core.errors import BenchmarkError
+from benchmark.metrics import SaliencyScorer
+from benchmark.metrics.functional.complexity import adcc, complexity
+from benchmark.metrics.functional.localization import energy_pointing_game, pointing_game
+from benchmark.metrics.pointing_game import PointingGame
 
 
 def test_complexity_by_hand():
@@ -21,7 +21,9 @@ def test_complexity_by_hand():
 
 
 def test_adcc_by_hand():
-    got = adcc(torch.tensor([80.0, 90.0, float("nan")]), torch.tensor([30.0, 100.0, 10.0]), torch.tensor([20.0, 5.0, 5.0]))
+    got = adcc(
+        torch.tensor([80.0, 90.0, float("nan")]), torch.tensor([30.0, 100.0, 10.0]), torch.tensor([20.0, 5.0, 5.0])
+    )
     expected = 3 / (1 / 0.8 + 1 / 0.7 + 1 / 0.8) * 100  # = 76.36...
     assert float(got[0]) == pytest.approx(expected, abs=1e-12)
     assert float(got[1]) == 0.0  # complexity 100: 1 - complexity = 0, the harmonic mean's limit
@@ -37,8 +39,8 @@ def _map_with_peak(row, col, size=40):
 @pytest.mark.parametrize(
     "box,hit",
     [
-        ((12, 12, 16, 16), True),   # the peak (10, 10) lies outside, 2 px away
-        ((13, 10, 20, 11), True),   # nearest box pixel (10, 13): distance 3 < tolerance 4
+        ((12, 12, 16, 16), True),  # the peak (10, 10) lies outside, 2 px away
+        ((13, 10, 20, 11), True),  # nearest box pixel (10, 13): distance 3 < tolerance 4
         ((14, 10, 20, 11), False),  # nearest box pixel (10, 14): distance 4, not < 4 (strict, as TorchRay)
         ((30, 30, 35, 35), False),
     ],
@@ -110,8 +112,9 @@ def test_scorer_extras_and_their_errors():
         probs = model(images).softmax(-1)
     classes = probs.argmax(-1)
     base = probs.gather(1, classes[:, None])[:, 0]
-    scorer = SaliencyScorer(n_steps=4, blur_kernel=3, blur_sigma=1.0,
-                            extra=["pointing_game", "adcc", "energy_pointing_game"], tolerance=1)
+    scorer = SaliencyScorer(
+        n_steps=4, blur_kernel=3, blur_sigma=1.0, extra=["pointing_game", "adcc", "energy_pointing_game"], tolerance=1
+    )
     assert scorer.keys[5:] == ("complexity", "adcc", "pointing_game", "energy_pointing_game")
     boxes = [torch.tensor([[0.0, 0.0, 8.0, 8.0]]), None, torch.tensor([[0.0, 0.0, 1.0, 1.0]])]
     out = scorer.update(model, lambda x, c: maps, torch.arange(3), images, maps, classes, base, boxes=boxes)

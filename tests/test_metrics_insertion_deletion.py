@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from metrics.errors import BenchmarkError
-from metrics import Deletion, Insertion
-from metrics.functional import (
+from benchmark.core.errors import BenchmarkError
+from benchmark.metrics import Deletion, Insertion
+from benchmark.metrics.functional import (
     curve_auc,
     gaussian_blur,
     insertion_deletion_curves,
@@ -104,9 +104,7 @@ DELETION = [[0.54, 0.675, 0.645, 0.67, 0.45], [1 - 0.54, 1 - 0.32, 1 - 0.455, 1 
 INSERTION = [[0.45, 0.315, 0.345, 0.32, 0.54], [1 - 0.45, 1 - 0.67, 1 - 0.535, 1 - 0.565, 1 - 0.54]]
 
 
-def _curves(
-    n_steps=None, score="original_class", chunk_size=16, score_fn=linear_two_class, sigma=HALF_SIGMA
-):
+def _curves(n_steps=None, score="original_class", chunk_size=16, score_fn=linear_two_class, sigma=HALF_SIGMA):
     return insertion_deletion_curves(
         score_fn,
         IMAGE.expand(2, 3, 2, 2),
@@ -163,9 +161,7 @@ def test_curve_auc_by_hand():
     # trapezoids of width 1/2: (0.75 + 0.25) / 2 = 0.5; (0.3 + 0.5) / 2 = 0.4; 0.3
     torch.testing.assert_close(curve_auc(curves), torch.tensor([50.0, 40.0, 30.0]))
     # the hand curves: (sum - first/2 - last/2) / 4
-    torch.testing.assert_close(
-        curve_auc(torch.tensor(DELETION[:1] + INSERTION[:1])), torch.tensor([62.125, 36.875])
-    )
+    torch.testing.assert_close(curve_auc(torch.tensor(DELETION[:1] + INSERTION[:1])), torch.tensor([62.125, 36.875]))
     with pytest.raises(ValueError):
         curve_auc(torch.tensor([[0.5]]))
 
@@ -238,9 +234,7 @@ def test_option_checks():
     with pytest.raises(BenchmarkError):
         _curves(chunk_size=0)
     with pytest.raises(BenchmarkError):
-        insertion_deletion_curves(
-            linear_two_class, IMAGE[None], MAPS[:1], CLASSES[:1], blur_kernel=2
-        )
+        insertion_deletion_curves(linear_two_class, IMAGE[None], MAPS[:1], CLASSES[:1], blur_kernel=2)
     # sigma 0 = OpenCV's rule for k = 3: 0.8, as cv2.GaussianBlur(x, (3, 3), 0)
     zero, explicit = _curves(n_steps=4, sigma=0.0), _curves(n_steps=4, sigma=0.8)
     assert torch.equal(zero[1], explicit[1]) and not torch.equal(zero[1], _curves(n_steps=4)[1])

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from metrics.errors import BenchmarkError
-from metrics import HIGHER_IS_BETTER, METRIC_KEYS, SaliencyScorer
-from metrics.functional import (
+from benchmark.core.errors import BenchmarkError
+from benchmark.metrics import HIGHER_IS_BETTER, METRIC_KEYS, SaliencyScorer
+from benchmark.metrics.functional import (
     average_drop,
     average_increase,
     coherency,
@@ -106,12 +106,8 @@ def test_scorer_accumulates_across_batches_and_resets():
     model, explain_fn, images, maps, classes, base, _ = _setup()
     scorer = SaliencyScorer(**OPTIONS)
     head, tail = slice(0, 2), slice(2, 4)
-    first = scorer.update(
-        model, explain_fn, [4, 5], images[head], maps[head], classes[head], base[head]
-    )
-    second = scorer.update(
-        model, explain_fn, [0, 1], images[tail], maps[tail], classes[tail], base[tail]
-    )
+    first = scorer.update(model, explain_fn, [4, 5], images[head], maps[head], classes[head], base[head])
+    second = scorer.update(model, explain_fn, [0, 1], images[tail], maps[tail], classes[tail], base[tail])
     whole = SaliencyScorer(**OPTIONS)
     expected = whole.update(model, explain_fn, [4, 5, 0, 1], images, maps, classes, base)
     for key in KEYS:
@@ -133,14 +129,10 @@ def test_scorer_max_class_option():
     out = SaliencyScorer(score="max_class", **OPTIONS).update(
         model, explain_fn, torch.arange(4), images, maps, classes, base
     )
-    ins, dele = insertion_deletion_curves(
-        _score_fn(model), images, maps, classes, score="max_class", **OPTIONS
-    )
+    ins, dele = insertion_deletion_curves(_score_fn(model), images, maps, classes, score="max_class", **OPTIONS)
     torch.testing.assert_close(out["insertion"], curve_auc(ins))
     torch.testing.assert_close(out["deletion"], curve_auc(dele))
-    original = SaliencyScorer(**OPTIONS).update(
-        model, explain_fn, torch.arange(4), images, maps, classes, base
-    )
+    original = SaliencyScorer(**OPTIONS).update(model, explain_fn, torch.arange(4), images, maps, classes, base)
     assert (out["insertion"] >= original["insertion"]).all()
     assert (out["insertion"] > original["insertion"] + 1e-3).any()
 

@@ -8,11 +8,11 @@ import pickle
 import pytest
 import torch
 
-from metrics.errors import BenchmarkError
-from datamodules import ImageNetDataModule
-from models import build_classifier, get_model_spec, model_names
-from models.efficientnet_lite import map_in_order
-from models.weights import load_state_dict
+from benchmark.core.errors import BenchmarkError
+from benchmark.datamodules import ImageNetDataModule
+from benchmark.models import build_classifier, get_model_spec, model_names
+from benchmark.models.efficientnet_lite import map_in_order
+from benchmark.models.weights import load_state_dict
 from tests.helpers import shared_sample_dir
 
 

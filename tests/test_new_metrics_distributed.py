@@ -15,10 +15,29 @@ from tests.wandb_records import read_offline_run
 NEW_METRICS = ("road_morf", "road_lerf", "random_logit", "max_sensitivity", "randomization")
 
 ARGS = [
-    "test", "--method", "gradcam", "--limit", "3", "--batch-size", "1", "--metrics.n_steps", "4",
-    "--execution", "channels_last", "--overlay-images", "0", "--threads", "1",
-    "--metrics.extra", ",".join(NEW_METRICS), "--metrics.road_percentages", "50",
-    "--metrics.sensitivity_samples", "2", "--metrics.randomization_steps", "3",
+    "test",
+    "--method",
+    "gradcam",
+    "--limit",
+    "3",
+    "--batch-size",
+    "1",
+    "--metrics.n_steps",
+    "4",
+    "--execution",
+    "channels_last",
+    "--overlay-images",
+    "0",
+    "--threads",
+    "1",
+    "--metrics.extra",
+    ",".join(NEW_METRICS),
+    "--metrics.road_percentages",
+    "50",
+    "--metrics.sensitivity_samples",
+    "2",
+    "--metrics.randomization_steps",
+    "3",
 ]
 
 
@@ -27,8 +46,25 @@ def test_the_new_metrics_under_two_processes_equal_one_and_reach_wandb(tmp_path)
     env = isolated_env(tmp_path)
     one = run_subprocess([*ARGS, "--logger", "none", "--output", str(tmp_path / "one")], env, timeout=400)
     assert one.code == 0, one.err[-3000:]
-    two = run_subprocess([*ARGS, "--devices", "2", "--accelerator", "cpu", "--strategy", "ddp", "--ddp-timeout", "60",
-                          "--logger", "wandb", "--output", str(tmp_path / "two")], env, timeout=400)
+    two = run_subprocess(
+        [
+            *ARGS,
+            "--devices",
+            "2",
+            "--accelerator",
+            "cpu",
+            "--strategy",
+            "ddp",
+            "--ddp-timeout",
+            "60",
+            "--logger",
+            "wandb",
+            "--output",
+            str(tmp_path / "two"),
+        ],
+        env,
+        timeout=400,
+    )
     assert two.code == 0, two.err[-3000:]
     a, b = (json.loads((run.run_dir / "results.json").read_text()) for run in (one, two))
     assert (a["processes"], b["processes"], a["images"], b["images"]) == (1, 2, 3, 3)
@@ -37,8 +73,9 @@ def test_the_new_metrics_under_two_processes_equal_one_and_reach_wandb(tmp_path)
         assert b["metrics"][key] == pytest.approx(a["metrics"][key], abs=1e-5), key
     details = b["metric_details"]["randomization"]
     assert len(details["spearman_per_stage"]) == len(details["ssim_per_stage"]) == len(details["stages"]) == 3
-    assert details["spearman_per_stage"] == pytest.approx(a["metric_details"]["randomization"]["spearman_per_stage"],
-                                                          abs=1e-5)
+    assert details["spearman_per_stage"] == pytest.approx(
+        a["metric_details"]["randomization"]["spearman_per_stage"], abs=1e-5
+    )
     assert details["spearman_per_stage"][-1] == pytest.approx(b["metrics"]["randomization"], abs=1e-4)
     rows = list(csv.DictReader((two.run_dir / "per_sample.csv").open()))
     assert [int(r["sample_id"]) for r in rows] == list(range(3))  # each image once (2 on one process, 1 on the other)

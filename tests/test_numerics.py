@@ -15,11 +15,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from metrics.errors import BenchmarkError
+from benchmark.core.errors import BenchmarkError
+from benchmark.methods.base import Explainer
+from benchmark.metrics import SaliencyScorer
+from benchmark.metrics.functional import map_problems, minmax_normalize
 from benchmark.outputs import map_problem_counts
-from methods.base import Explainer
-from metrics import SaliencyScorer
-from metrics.functional import map_problems, minmax_normalize
 from tests.cli_runs import SEVEN_IMAGES_GRADCAM, run_in_process
 
 
@@ -40,8 +40,9 @@ def test_map_problems_by_hand():
 
 def _tiny_model(classes: int = 5) -> nn.Module:
     torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(),
-                         nn.Linear(16, classes)).eval()
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16, classes)
+    ).eval()
 
 
 def test_a_non_finite_map_makes_every_metric_of_its_image_undefined_and_nothing_else():
@@ -57,7 +58,9 @@ def test_a_non_finite_map_makes_every_metric_of_its_image_undefined_and_nothing_
 
     options = dict(n_steps=4, chunk_size=4, blur_kernel=3, blur_sigma=1.0, extra=["complexity", "adcc"])
     alone = SaliencyScorer(**options)
-    expected = alone.update(model, explain, torch.tensor([0, 2]), images[[0, 2]], maps[[0, 2]], classes[[0, 2]], prob[[0, 2]])
+    expected = alone.update(
+        model, explain, torch.tensor([0, 2]), images[[0, 2]], maps[[0, 2]], classes[[0, 2]], prob[[0, 2]]
+    )
     broken = maps.clone()
     broken[1, 3, 4] = float("nan")
     scorer = SaliencyScorer(**options)
@@ -103,14 +106,22 @@ def _batches(images: torch.Tensor, batch_size: int):
 
 
 def _trainer():
-    return pl.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
-                      enable_model_summary=False, enable_checkpointing=False, inference_mode=False)
+    return pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        inference_mode=False,
+    )
 
 
 def test_constant_and_nan_maps_are_counted_through_the_pipeline():
     images = torch.rand(4, 3, 8, 8, generator=torch.Generator().manual_seed(3))
-    method = _Scripted(_tiny_model(), scorer=SaliencyScorer(n_steps=4, blur_kernel=3, blur_sigma=1.0),
-                       keep_maps=0, show_progress=False)
+    method = _Scripted(
+        _tiny_model(), scorer=SaliencyScorer(n_steps=4, blur_kernel=3, blur_sigma=1.0), keep_maps=0, show_progress=False
+    )
     _trainer().test(method, dataloaders=_batches(images, 2), verbose=False)
     results = method.results
     assert results.columns["map_problem"] == [1.0, 2.0, 0.0, 0.0]
@@ -143,8 +154,9 @@ def test_same_settings_give_identical_per_sample_tables_and_cams_ignore_the_batc
     torch.set_num_threads(1)  # as the reference run
     try:
         again = run_in_process([*SEVEN_IMAGES_GRADCAM, "--logger", "none", "--output", str(tmp_path / "a")])
-        batched = run_in_process([*SEVEN_IMAGES_GRADCAM, "--batch-size", "8", "--logger", "none",
-                                  "--output", str(tmp_path / "b")])
+        batched = run_in_process(
+            [*SEVEN_IMAGES_GRADCAM, "--batch-size", "8", "--logger", "none", "--output", str(tmp_path / "b")]
+        )
     finally:
         torch.set_num_threads(threads)
     assert again.code == 0 and batched.code == 0, again.err + batched.err
@@ -164,13 +176,31 @@ def test_same_settings_give_identical_per_sample_tables_and_cams_ignore_the_batc
 @pytest.mark.slow
 def test_precision_64_makes_lots_maps_independent_of_the_batch_size(tmp_path):
     # 2 images, 4 iterations (4 and 6 before 2026-12-04: the CI's time; the same property)
-    args = ["test", "--method", "lots", "--limit", "2", "--method.iterations", "4", "--metrics.n_steps", "4",
-            "--precision", "64", "--save-maps", "--logger", "none", "--overlay-images", "0"]
+    args = [
+        "test",
+        "--method",
+        "lots",
+        "--limit",
+        "2",
+        "--method.iterations",
+        "4",
+        "--metrics.n_steps",
+        "4",
+        "--precision",
+        "64",
+        "--save-maps",
+        "--logger",
+        "none",
+        "--overlay-images",
+        "0",
+    ]
     runs = [run_in_process([*args, "--batch-size", str(b), "--output", str(tmp_path / str(b))]) for b in (1, 2)]
     assert all(r.code == 0 for r in runs), runs[0].err + runs[1].err
     maps = [torch.load(r.run_dir / "maps.pt", weights_only=True)["maps"] for r in runs]
     assert maps[0].shape == (2, 224, 224) and maps[0].std() > 0
-    assert (maps[0] - maps[1]).abs().max() < 1e-6  # float32 LOTS: up to 4.7e-2 (batch 4 vs 1, 20 iterations, 4 ImageNet images)
+    assert (
+        maps[0] - maps[1]
+    ).abs().max() < 1e-6  # float32 LOTS: up to 4.7e-2 (batch 4 vs 1, 20 iterations, 4 ImageNet images)
     contents = [json.loads((r.run_dir / "results.json").read_text()) for r in runs]
     assert contents[0]["precision"] == "64"
     for key, value in contents[0]["metrics"].items():
@@ -180,7 +210,7 @@ def test_precision_64_makes_lots_maps_independent_of_the_batch_size(tmp_path):
 def test_the_first_batch_on_a_gpu_is_timed_after_an_untimed_warm_up(monkeypatch):
     """CUDA's first backward pays a one-time start-up: one untimed forward and backward comes
     before the first timed explain, once per run (simulated on the CPU)."""
-    from methods import base
+    from benchmark.methods import base
 
     calls = []
 
@@ -207,7 +237,7 @@ def test_a_methods_one_time_work_comes_before_the_first_map_is_timed():
     explain and outside its time: a prepare of 0.4 s leaves the maps' 0.01 s."""
     import time
 
-    from methods import base
+    from benchmark.methods import base
 
     calls = []
 

@@ -17,8 +17,8 @@ import torch
 import torchvision
 from torch import nn
 
-from metrics.errors import BenchmarkError
-from models import build_classifier, get_model_spec
+from benchmark.core.errors import BenchmarkError
+from benchmark.models import build_classifier, get_model_spec
 from tests.cli_runs import run_in_process
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
@@ -98,8 +98,21 @@ def test_gradcam_and_lots_run_on_a_random_weights_model_and_record_the_layer(mod
     if reference is not None:
         assert _last_conv(reference()) == layer  # the automatic choice is the last Conv2d
     for method in ("gradcam", "lots"):
-        run = run_in_process(["test", "--model", model, "--model.weights", "none", "--method", method,
-                              *METHOD_OPTIONS[method], *FAST, "--output", str(tmp_path / method)])
+        run = run_in_process(
+            [
+                "test",
+                "--model",
+                model,
+                "--model.weights",
+                "none",
+                "--method",
+                method,
+                *METHOD_OPTIONS[method],
+                *FAST,
+                "--output",
+                str(tmp_path / method),
+            ]
+        )
         assert run.code == 0, run.err
         assert [line for line in run.err.splitlines() if line.startswith("note:")] == [_note(model)]
         results = _results(run.run_dir)
@@ -116,8 +129,22 @@ def test_gradcam_and_lots_run_on_a_random_weights_model_and_record_the_layer(mod
 @pytest.mark.slow
 def test_a_factory_model_runs_with_its_normalization(tmp_path, monkeypatch):
     name = _factory(tmp_path, monkeypatch, "open_models_factory_run")
-    run = run_in_process(["test", "--model", name, "--model.mean", "0.5,0.5,0.5", "--model.std", "0.25,0.25,0.25",
-                          "--method", "gradcam", *FAST, "--output", str(tmp_path / "runs")])
+    run = run_in_process(
+        [
+            "test",
+            "--model",
+            name,
+            "--model.mean",
+            "0.5,0.5,0.5",
+            "--model.std",
+            "0.25,0.25,0.25",
+            "--method",
+            "gradcam",
+            *FAST,
+            "--output",
+            str(tmp_path / "runs"),
+        ]
+    )
     assert run.code == 0, run.err
     results = _results(run.run_dir)
     assert results["method_info"]["target_layer"] == "body.2"
@@ -159,7 +186,7 @@ def test_a_factory_model_without_its_normalization_is_one_error_line(tmp_path, m
     ],
 )
 def test_a_bad_model_option_is_one_error_line_before_any_model_work(args, message, tmp_path, monkeypatch, capsys):
-    import models
+    from benchmark import models
     from benchmark.cli import main
 
     def refuse(*args, **kwargs):
@@ -225,15 +252,31 @@ def test_the_model_section_round_trips_mean_std_and_random_weights(tmp_path, mon
     from benchmark.cli import build_parser, config_from_args
 
     name = _factory(tmp_path, monkeypatch, "open_models_factory_yaml")
-    args = ["test", "--model", name, "--model.weights", "none", "--model.mean", "0.1,0.2,0.3",
-            "--model.std", "1,2,3", "--output", str(tmp_path)]
+    args = [
+        "test",
+        "--model",
+        name,
+        "--model.weights",
+        "none",
+        "--model.mean",
+        "0.1,0.2,0.3",
+        "--model.std",
+        "1,2,3",
+        "--output",
+        str(tmp_path),
+    ]
     # a factory cannot have random weights: the check refuses, so use a timm model for "none"
     with pytest.raises(BenchmarkError, match="builds its own weights"):
         config_from_args(build_parser().parse_args(args))
     args[2] = "timm:resnet18"
     config = config_from_args(build_parser().parse_args(args))
     saved = config.to_dict()
-    assert saved["model"] == {"name": "timm:resnet18", "weights": "none", "mean": [0.1, 0.2, 0.3], "std": [1.0, 2.0, 3.0]}
+    assert saved["model"] == {
+        "name": "timm:resnet18",
+        "weights": "none",
+        "mean": [0.1, 0.2, 0.3],
+        "std": [1.0, 2.0, 3.0],
+    }
     file = tmp_path / "config.yaml"
     file.write_text(yaml.safe_dump(saved))
     again = config_from_args(build_parser().parse_args(["test", "--config", str(file)]))
@@ -297,8 +340,10 @@ def test_torchvision_weights_come_from_the_torch_hub_cache_and_say_where_to_put_
     hub_file = tmp_path / "torch" / "hub" / "checkpoints" / "resnet18-f37072fd.pth"
     with pytest.raises(BenchmarkError) as error:
         build_classifier("torchvision:resnet18")
-    assert f"put resnet18-f37072fd.pth (from https://download.pytorch.org/models/resnet18-f37072fd.pth) at {hub_file}" \
+    assert (
+        f"put resnet18-f37072fd.pth (from https://download.pytorch.org/models/resnet18-f37072fd.pth) at {hub_file}"
         in str(error.value)
+    )
     reference = _seeded_state(torchvision.models.resnet18)
     hub_file.parent.mkdir(parents=True)
     torch.save(reference, hub_file)
@@ -324,7 +369,9 @@ def test_normalization_comes_from_the_models_own_configuration(tmp_path, monkeyp
     name = _factory(tmp_path, monkeypatch, "open_models_factory_norm")
     model = build_classifier(name, mean=(0.1, 0.2, 0.3), std=(0.5, 0.25, 2.0))
     images = torch.rand(2, 3, 40, 40)
-    by_hand = (images - torch.tensor([0.1, 0.2, 0.3]).view(1, 3, 1, 1)) / torch.tensor([0.5, 0.25, 2.0]).view(1, 3, 1, 1)
+    by_hand = (images - torch.tensor([0.1, 0.2, 0.3]).view(1, 3, 1, 1)) / torch.tensor([0.5, 0.25, 2.0]).view(
+        1, 3, 1, 1
+    )
     with torch.no_grad():
         torch.testing.assert_close(model(images), model.net(by_hand))
     assert not any(p.requires_grad for p in model.parameters()) and not model.training
@@ -334,7 +381,7 @@ def test_normalization_comes_from_the_models_own_configuration(tmp_path, monkeyp
 
 
 def test_tokens_become_a_grid_without_the_prefix_tokens():
-    from models.layers import TokensToGrid
+    from benchmark.models.layers import TokensToGrid
 
     batch, prefix, height, width, channels = 2, 2, 3, 4, 5
     b, c, i, j = torch.meshgrid(*(torch.arange(n) for n in (batch, channels, height, width)), indexing="ij")
@@ -357,7 +404,7 @@ def deit():
 
 @pytest.mark.parametrize("name", ["gradcam", "gradcampp", "hirescam", "layercam", "random"])
 def test_device_cams_equal_grad_cam_on_deit(name, deit):
-    from methods.cam import CAM_METHODS, CAMConfig
+    from benchmark.methods.cam import CAM_METHODS, CAMConfig
 
     torch.manual_seed(7)
     images = torch.rand(2, 3, 224, 224)
@@ -378,7 +425,7 @@ def test_deit_gradcam_equals_grad_cam_set_up_as_its_vit_tutorial(deit):
     import pytorch_grad_cam
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-    from methods.cam import CAM_METHODS, CAMConfig
+    from benchmark.methods.cam import CAM_METHODS, CAMConfig
 
     def reshape_transform(tensor, height=14, width=14):
         result = tensor[:, 1:, :].reshape(tensor.size(0), height, width, tensor.size(2))
@@ -387,32 +434,36 @@ def test_deit_gradcam_equals_grad_cam_set_up_as_its_vit_tutorial(deit):
     torch.manual_seed(9)
     images = torch.rand(2, 3, 224, 224)
     classes = [11, 700]
-    cam = pytorch_grad_cam.GradCAM(model=deit, target_layers=[deit.net.blocks[-1].norm1],
-                                   reshape_transform=reshape_transform)
+    cam = pytorch_grad_cam.GradCAM(
+        model=deit, target_layers=[deit.net.blocks[-1].norm1], reshape_transform=reshape_transform
+    )
     cam.compute_input_gradient = True  # frozen weights: the graph must start at the input
     expected = torch.from_numpy(cam(images.clone(), [ClassifierOutputTarget(c) for c in classes]))
     cam.activations_and_grads.release()
     expected = (expected - expected.amin(dim=(1, 2), keepdim=True)) / (
-        expected.amax(dim=(1, 2), keepdim=True) - expected.amin(dim=(1, 2), keepdim=True))
+        expected.amax(dim=(1, 2), keepdim=True) - expected.amin(dim=(1, 2), keepdim=True)
+    )
     for backend in ("grad-cam", "device"):
         got = CAM_METHODS["gradcam"](deit, CAMConfig(backend=backend)).explain(images, torch.tensor(classes))
         assert (got - expected).abs().max() < 1e-5, backend
 
 
 def test_vit_base_gets_blocks_norm1_and_equal_maps_on_both_backends():
-    from methods.cam import CAM_METHODS, CAMConfig
+    from benchmark.methods.cam import CAM_METHODS, CAMConfig
 
     model = build_classifier("timm:vit_base_patch16_224", "none")
     torch.manual_seed(8)
     images = torch.rand(1, 3, 224, 224)
-    maps = [CAM_METHODS["gradcam"](model, CAMConfig(backend=b)).explain(images, torch.tensor([9]))
-            for b in ("grad-cam", "device")]
+    maps = [
+        CAM_METHODS["gradcam"](model, CAMConfig(backend=b)).explain(images, torch.tensor([9]))
+        for b in ("grad-cam", "device")
+    ]
     assert CAM_METHODS["gradcam"](model).describe()["target_layer"] == "blocks.11.norm1"
     assert (maps[0] - maps[1]).abs().max() < 1e-5 and maps[0].std() > 0.05
 
 
 def test_torchvision_vit_gets_its_last_ln_1_and_equal_maps_on_both_backends():
-    from methods.cam import CAM_METHODS, CAMConfig
+    from benchmark.methods.cam import CAM_METHODS, CAMConfig
 
     model = build_classifier("torchvision:vit_b_16", "none")
     torch.manual_seed(10)
@@ -427,7 +478,7 @@ def test_torchvision_vit_gets_its_last_ln_1_and_equal_maps_on_both_backends():
 
 
 def test_penultimate_features_are_the_classifiers_input(deit):
-    from models.features import FeatureExtractor
+    from benchmark.models.features import FeatureExtractor
 
     images = torch.rand(1, 3, 224, 224)
     with torch.no_grad():
@@ -448,11 +499,11 @@ def deit_input(model, images):
 
 # -- plugins --------------------------------------------------------------------------------------
 
-PLUGIN = '''
+PLUGIN = """
 import torch
 from torch import nn
 
-from models import ModelSpec
+from benchmark.models import ModelSpec
 
 
 def _net():
@@ -466,7 +517,7 @@ SPEC = ModelSpec(name="", build=lambda weights: _net(), mean=(0.1, 0.2, 0.3), st
 
 def build():
     return _net()
-'''
+"""
 
 
 @pytest.fixture
@@ -488,7 +539,7 @@ def model_plugin(tmp_path, monkeypatch):
 
 def test_an_entry_point_model_resolves_by_name_and_is_listed_in_help(model_plugin, capsys):
     from benchmark.cli import main
-    from models import model_names
+    from benchmark.models import model_names
 
     assert {"tiny_plugin", "tiny_factory", "broken_model"} <= set(model_names())
     spec = get_model_spec("tiny_plugin")
@@ -496,8 +547,9 @@ def test_an_entry_point_model_resolves_by_name_and_is_listed_in_help(model_plugi
     model = build_classifier("tiny_plugin")
     images = torch.rand(1, 3, 32, 32)
     with torch.no_grad():
-        expected = model.net((images - torch.tensor([0.1, 0.2, 0.3]).view(1, 3, 1, 1))
-                             / torch.tensor([0.3, 0.2, 0.1]).view(1, 3, 1, 1))
+        expected = model.net(
+            (images - torch.tensor([0.1, 0.2, 0.3]).view(1, 3, 1, 1)) / torch.tensor([0.3, 0.2, 0.1]).view(1, 3, 1, 1)
+        )
         torch.testing.assert_close(model(images), expected)
     assert get_model_spec("tiny_factory").mean is None  # a factory: the user gives the normalization
     with pytest.raises(SystemExit):

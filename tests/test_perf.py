@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from methods.lots import lots_attack
-from models.counting import counting_passes
+from benchmark.methods.lots import lots_attack
+from benchmark.models.counting import counting_passes
 from perf.limit import ModelLimit
 
 
@@ -67,8 +67,23 @@ def test_the_side_scripts_print_their_tables(capsys):
     assert "| metric | batch 1 | batch 2 | spread (max - min) |" in out
     assert sum(line.startswith("| ") for line in out.splitlines()) == 1 + 5  # header, five metrics
 
-    assert batch_spread.main(["--batch-sizes", "2", "--executions", "eager,channels_last", "--iterations", "2",
-                              "--n-steps", "2", "--limit", "2"]) == 0
+    assert (
+        batch_spread.main(
+            [
+                "--batch-sizes",
+                "2",
+                "--executions",
+                "eager,channels_last",
+                "--iterations",
+                "2",
+                "--n-steps",
+                "2",
+                "--limit",
+                "2",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "| metric | eager, batch 2 | channels_last, batch 2 | spread (max - min) |" in out
 
@@ -82,8 +97,12 @@ def test_the_side_scripts_print_their_tables(capsys):
     assert chunks.main(["--images", "2", "--n-steps", "2", "--chunk-sizes", "2,16", "--repeats", "1"]) == 0
     out = capsys.readouterr().out
     assert "| 16 (default) |" in out and "| 2 |" in out
-    assert chunks.main(["--images", "2", "--n-steps", "2", "--chunk-sizes", "2", "--repeats", "1",
-                        "--execution", "compiled"]) == 0
+    assert (
+        chunks.main(
+            ["--images", "2", "--n-steps", "2", "--chunk-sizes", "2", "--repeats", "1", "--execution", "compiled"]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "(compiled)" in out and "| 2 |" in out
 
@@ -93,14 +112,21 @@ def test_the_side_scripts_print_their_tables(capsys):
     assert "49 bias layers" in out  # EfficientNet-Lite0's
     cells = {name: line.strip("| ").split(" | ")[1:] for name, line in rows.items() if name != "what"}
     ms = {name: float(row[0]) for name, row in cells.items() if row[0][0].isdigit()}
-    read, weighted = ms["one plain read of the layers' gradients (a sum)"], ms[
-        "  pass 2: the weighted sum over the channels (eager)"]
+    read, weighted = (
+        ms["one plain read of the layers' gradients (a sum)"],
+        ms["  pass 2: the weighted sum over the channels (eager)"],
+    )
     assert cells["one plain read of the layers' gradients (a sum)"][1] == "1.00"
     # the ratio is computed from the times (printed to 0.01 ms: the bounds of the unrounded ratio)
     ratio = float(cells["  pass 2: the weighted sum over the channels (eager)"][1])
     assert (weighted - 0.005) / (read + 0.005) - 0.005 <= ratio <= (weighted + 0.005) / (read - 0.005) + 0.005
-    full, without = (ms[f"FullGrad {what}"] for what in (
-        "(device backend), maps of the images", "with every term replaced by zeros (its hooks, sums and resizes)"))
+    full, without = (
+        ms[f"FullGrad {what}"]
+        for what in (
+            "(device backend), maps of the images",
+            "with every term replaced by zeros (its hooks, sums and resizes)",
+        )
+    )
     assert float(cells["FullGrad less FullGrad without its terms"][0]) == pytest.approx(full - without, abs=0.0101)
 
 
@@ -122,9 +148,13 @@ def test_the_gpu_check_says_so_and_exits_0_without_a_gpu(tmp_path):
 
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU: run perf/gpu_check.sh itself")
-    done = subprocess.run(["bash", str(REPO / "perf" / "gpu_check.sh"), str(tmp_path / "out.md")],
-                          env={"PYTHON": sys.executable, "PATH": "/usr/bin:/bin"}, capture_output=True, text=True,
-                          timeout=60)
+    done = subprocess.run(
+        ["bash", str(REPO / "perf" / "gpu_check.sh"), str(tmp_path / "out.md")],
+        env={"PYTHON": sys.executable, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0 and "no CUDA GPU is visible" in done.stdout
     assert not (tmp_path / "out.md").exists()
 
@@ -133,9 +163,17 @@ def test_a_case_from_another_process_is_rescored_against_the_limit_of_all_execut
     from perf.cases import CaseResult
 
     # as it comes back from perf.eager_process: JSON, the batch sizes as strings
-    case = CaseResult(case="x", images=4, ms_per_image=100.0, ideal_ms_per_image=3.0, ratio=33.3,
-                      forward_passes_per_image=2.0, backward_passes_per_image=1.0,
-                      forward_batches={"1": 8}, backward_batches={"1": 4})
+    case = CaseResult(
+        case="x",
+        images=4,
+        ms_per_image=100.0,
+        ideal_ms_per_image=3.0,
+        ratio=33.3,
+        forward_passes_per_image=2.0,
+        backward_passes_per_image=1.0,
+        forward_batches={"1": 8},
+        backward_batches={"1": 4},
+    )
     limit = ModelLimit(forward_ms={1: 12.0, 8: 10.0}, forward_backward_ms={1: 40.0, 8: 30.0})
     rescored = case.against(limit)
     assert rescored.ideal_ms_per_image == 2 * 10.0 + 1 * (30.0 - 10.0)
@@ -161,7 +199,7 @@ def test_the_ideal_at_its_batches_takes_each_pass_at_the_nearest_measured_batch_
 def test_eager_is_measured_in_a_process_of_its_own():
     """The parent keeps freed memory (the fast executions' allocator); eager's figures come from
     a child with the platform's allocator, as JSON."""
-    from perf.eager_process import eager_limit, in_eager_process
+    from perf.eager_runner import eager_limit, in_eager_process
 
     limit = eager_limit(batch_sizes="1,2", repeats=1, images=2, threads=1)
     assert set(limit.forward_ms) == set(limit.forward_backward_ms) == {1, 2}
@@ -175,11 +213,23 @@ def test_the_targets_list_each_case_above_its_bound_and_leave_out_baselines_and_
     from perf.cases import CaseResult
     from perf.run import bound_of, targets
 
-    def case(name: str, ratio: float, at_batches: float, note: str = "", held: bool = True,
-             drift: float = float("nan")) -> CaseResult:
-        return CaseResult(case=name, images=8, ms_per_image=10.0, ideal_ms_per_image=10.0 / ratio, ratio=ratio,
-                          forward_passes_per_image=1.0, backward_passes_per_image=0.0, note=note,
-                          ratio_at_batches=at_batches, held=held, drift=drift, ratio_alongside=at_batches / drift)
+    def case(
+        name: str, ratio: float, at_batches: float, note: str = "", held: bool = True, drift: float = float("nan")
+    ) -> CaseResult:
+        return CaseResult(
+            case=name,
+            images=8,
+            ms_per_image=10.0,
+            ideal_ms_per_image=10.0 / ratio,
+            ratio=ratio,
+            forward_passes_per_image=1.0,
+            backward_passes_per_image=0.0,
+            note=note,
+            ratio_at_batches=at_batches,
+            held=held,
+            drift=drift,
+            ratio_alongside=at_batches / drift,
+        )
 
     cases = [
         case("gradcam (device)", 0.6, 0.5),
@@ -204,17 +254,23 @@ def test_the_targets_list_each_case_above_its_bound_and_leave_out_baselines_and_
     # scorecam and fullgrad are over, random only against the best batch
     assert "held to a bound" in held and ": 7; above it: 2" in held
     assert "- scorecam (device): 1.31 held (1.31 at its batches; 1.20 against the best batch) > 1.3" in held
-    assert "- fullgrad (device): 1.20 held (1.08 at its batches, drift 0.90; 1.08 against the best batch) > 1.15" \
-        in held
+    assert (
+        "- fullgrad (device): 1.20 held (1.08 at its batches, drift 0.90; 1.08 against the best batch) > 1.15" in held
+    )
     assert [line.split(":")[0] for line in held.splitlines() if line.startswith("- ")] == [
-        "- scorecam (device)", "- fullgrad (device)"]
+        "- scorecam (device)",
+        "- fullgrad (device)",
+    ]
     # where another batch would be faster: against the best batch with the same drift taken out
     # (LOTS: 1.25 / 1.25, not listed)
     assert ": 2\n- random (device): 1.20 against the best batch (1.10 held), bound 1.15" in batch_only
-    assert ("- hirescam (device): 1.26 against the best batch (the drift taken out) (1.05 held), bound 1.15"
-            in batch_only)
+    assert (
+        "- hirescam (device): 1.26 against the best batch (the drift taken out) (1.05 held), bound 1.15" in batch_only
+    )
     assert [line.split(":")[0] for line in batch_only.splitlines() if line.startswith("- ")] == [
-        "- random (device)", "- hirescam (device)"]
+        "- random (device)",
+        "- hirescam (device)",
+    ]
     # none of either kind: no second list
     assert "Within" not in targets(cases[:1]) and ": 1; above it: 0" in targets(cases[:1])
 
@@ -222,13 +278,21 @@ def test_the_targets_list_each_case_above_its_bound_and_leave_out_baselines_and_
 def test_the_drift_is_the_models_passes_around_a_case_against_the_same_passes_at_the_start():
     from perf.limit import drift
 
-    start = {"channels_last": ModelLimit(forward_ms={1: 10.0, 16: 4.0}, forward_backward_ms={1: 30.0, 16: 12.0}),
-             "compiled": ModelLimit(forward_ms={1: 8.0, 16: 3.0})}
+    start = {
+        "channels_last": ModelLimit(forward_ms={1: 10.0, 16: 4.0}, forward_backward_ms={1: 30.0, 16: 12.0}),
+        "compiled": ModelLimit(forward_ms={1: 8.0, 16: 3.0}),
+    }
     # timed twice around the case, at batch 16 only: per execution and kind the shorter counts
-    around = [{"channels_last": ModelLimit(forward_ms={16: 5.0}, forward_backward_ms={16: 18.0}),
-               "compiled": ModelLimit(forward_ms={16: 4.5})},
-              {"channels_last": ModelLimit(forward_ms={16: 6.0}, forward_backward_ms={16: 15.0}),
-               "compiled": ModelLimit(forward_ms={16: 3.6})}]
+    around = [
+        {
+            "channels_last": ModelLimit(forward_ms={16: 5.0}, forward_backward_ms={16: 18.0}),
+            "compiled": ModelLimit(forward_ms={16: 4.5}),
+        },
+        {
+            "channels_last": ModelLimit(forward_ms={16: 6.0}, forward_backward_ms={16: 15.0}),
+            "compiled": ModelLimit(forward_ms={16: 3.6}),
+        },
+    ]
     # 32 forwards and 16 backwards at batch 16: at the start 32 * 3 + 16 * (12 - 3) = 240;
     # around it 32 * 3.6 + 16 * (15 - 3.6) = 297.6
     assert drift(start, around, {16: 32}, {16: 16}) == pytest.approx(297.6 / 240)
@@ -274,8 +338,9 @@ def test_the_cases_perf_makes_say_themselves_whether_a_bound_holds_them():
     model = _Wrapper(net.requires_grad_(False))
     limit = ModelLimit(forward_ms={4: 1.0}, forward_backward_ms={4: 3.0})
     default, literal = lots_cases(model, torch.rand(4, 3, 2, 2), limit, torch.device("cpu"), iterations=2)
-    (eager,) = lots_cases(model, torch.rand(4, 3, 2, 2), limit, torch.device("cpu"), iterations=2, label="eager",
-                          with_literal_loop=False)
+    (eager,) = lots_cases(
+        model, torch.rand(4, 3, 2, 2), limit, torch.device("cpu"), iterations=2, label="eager", with_literal_loop=False
+    )
     assert (default.held, literal.held, eager.held) == (True, False, False)
     assert CaseResult(**eager.to_dict()).held is False
 
@@ -283,9 +348,17 @@ def test_the_cases_perf_makes_say_themselves_whether_a_bound_holds_them():
 def test_model_work_the_pass_count_does_not_see_adds_to_both_ideals():
     from perf.cases import CaseResult
 
-    case = CaseResult(case="ablationcam (device)", images=2, ms_per_image=90.0, ideal_ms_per_image=0.0, ratio=0.0,
-                      forward_passes_per_image=3.0, backward_passes_per_image=0.0,
-                      forward_batches={2: 6}, unseen_model_ms_per_image=15.0)
+    case = CaseResult(
+        case="ablationcam (device)",
+        images=2,
+        ms_per_image=90.0,
+        ideal_ms_per_image=0.0,
+        ratio=0.0,
+        forward_passes_per_image=3.0,
+        backward_passes_per_image=0.0,
+        forward_batches={2: 6},
+        unseen_model_ms_per_image=15.0,
+    )
     limit = ModelLimit(forward_ms={2: 10.0, 8: 5.0}, forward_backward_ms={2: 30.0, 8: 20.0})
     scored = case.against(limit)
     assert scored.ideal_ms_per_image == 3 * 5.0 + 15.0 and scored.ratio == 90.0 / 30.0

@@ -29,9 +29,22 @@ def plugin_installed(tmp_path_factory):
     source = tmp_path_factory.mktemp("plugin-source") / PLUGIN.name  # the build leaves files beside it
     shutil.copytree(PLUGIN, source)
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
-         "--target", str(target), str(source)],
-        check=True, capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--target",
+            str(target),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     sys.path.insert(0, str(target))
     yield target
@@ -54,8 +67,20 @@ def _gaussian_mean(sigma: float, side: int = 224) -> float:
 
 @pytest.mark.slow
 def test_a_plugin_method_runs_by_entry_point_name_and_by_import_string(plugin_installed, tmp_path):
-    by_name = run_in_process(["test", "--method", "centre_gaussian", "--method.sigma", "0.3", *FAST,
-                              "--metrics.extra", "complexity", "--output", str(tmp_path / "a")])
+    by_name = run_in_process(
+        [
+            "test",
+            "--method",
+            "centre_gaussian",
+            "--method.sigma",
+            "0.3",
+            *FAST,
+            "--metrics.extra",
+            "complexity",
+            "--output",
+            str(tmp_path / "a"),
+        ]
+    )
     assert by_name.code == 0, by_name.err
     results = json.loads((by_name.run_dir / "results.json").read_text())
     assert results["method"] == "centre_gaussian" and results["config"]["method"]["sigma"] == 0.3
@@ -66,8 +91,20 @@ def test_a_plugin_method_runs_by_entry_point_name_and_by_import_string(plugin_in
         assert float(row["coherency"]) == pytest.approx(100.0, abs=1e-4)
         assert float(row["complexity"]) == pytest.approx(100 * _gaussian_mean(0.3), abs=1e-4)
 
-    by_import = run_in_process(["test", "--method", IMPORT_STRING, "--method.sigma", "0.3", *FAST,
-                                "--metrics.extra", "complexity", "--output", str(tmp_path / "b")])
+    by_import = run_in_process(
+        [
+            "test",
+            "--method",
+            IMPORT_STRING,
+            "--method.sigma",
+            "0.3",
+            *FAST,
+            "--metrics.extra",
+            "complexity",
+            "--output",
+            str(tmp_path / "b"),
+        ]
+    )
     assert by_import.code == 0, by_import.err
     assert by_import.run_dir.name.startswith("saliency_plugin_example.methods_CentreGaussian_")
     for a, b in zip(rows, _per_sample(by_import.run_dir)):
@@ -79,7 +116,7 @@ def test_a_plugin_method_runs_by_entry_point_name_and_by_import_string(plugin_in
 def test_a_table_mixes_a_plugin_with_a_built_in_method(plugin_installed, tmp_path):
     run = run_in_process(["table", "--methods", f"gradcam,{IMPORT_STRING}", *FAST, "--output", str(tmp_path)])
     assert run.code == 0, run.err
-    table_dir = Path([l for l in run.out.splitlines() if l.startswith("table folder: ")][-1][14:])
+    table_dir = Path([line for line in run.out.splitlines() if line.startswith("table folder: ")][-1][14:])
     rows = list(csv.reader((table_dir / "table.csv").open()))
     assert [r[0] for r in rows[1:]] == ["gradcam", IMPORT_STRING]
     plugin = json.loads((table_dir / "saliency_plugin_example.methods_CentreGaussian" / "results.json").read_text())
@@ -187,7 +224,6 @@ def _gini(values: list[float]) -> float:
 
 def test_the_plugin_metric_matches_the_gini_index_by_hand(plugin_installed):
     import torch
-
     from saliency_plugin_example.metrics import sparseness
 
     maps = torch.tensor([[[0.0, 0.0], [0.0, 1.0]], [[0.5, 0.5], [0.5, 0.5]], [[0.1, 0.2], [0.3, 0.4]]])
@@ -197,9 +233,24 @@ def test_the_plugin_metric_matches_the_gini_index_by_hand(plugin_installed):
 
 @pytest.mark.slow
 def test_a_plugin_metric_and_a_plugin_model_run_by_their_entry_point_names(plugin_installed, tmp_path):
-    run = run_in_process(["test", "--method", "centre_gaussian", "--model", "tiny_cnn", "--model.mean", "0.5,0.5,0.5",
-                          "--model.std", "0.25,0.25,0.25", "--metrics.extra", "sparseness", *FAST,
-                          "--output", str(tmp_path)])
+    run = run_in_process(
+        [
+            "test",
+            "--method",
+            "centre_gaussian",
+            "--model",
+            "tiny_cnn",
+            "--model.mean",
+            "0.5,0.5,0.5",
+            "--model.std",
+            "0.25,0.25,0.25",
+            "--metrics.extra",
+            "sparseness",
+            *FAST,
+            "--output",
+            str(tmp_path),
+        ]
+    )
     assert run.code == 0, run.err
     header = run.out.splitlines()[0]
     assert "Sparseness ↑" in header

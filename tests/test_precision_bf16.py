@@ -12,8 +12,8 @@ import pytorch_grad_cam
 import torch
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-from methods import get_method
-from methods.cam_device import DEVICE_METHODS
+from benchmark.methods import get_method
+from benchmark.methods.cam_device import DEVICE_METHODS
 from tests.cli_runs import run_in_process
 from tests.test_cam import _images, _tiny
 
@@ -27,8 +27,22 @@ BF16 = dict(device_type="cpu", dtype=torch.bfloat16)
 
 
 def _run(output, *extra):
-    run = run_in_process(["test", "--method", "gradcam", "--limit", "2", "--metrics.n_steps", "4",
-                          "--logger", "none", "--output", str(output), *extra])
+    run = run_in_process(
+        [
+            "test",
+            "--method",
+            "gradcam",
+            "--limit",
+            "2",
+            "--metrics.n_steps",
+            "4",
+            "--logger",
+            "none",
+            "--output",
+            str(output),
+            *extra,
+        ]
+    )
     assert run.code == 0, run.err
     return json.loads((run.run_dir / "results.json").read_text())
 
@@ -60,8 +74,17 @@ def _method(name: str, model):
     return cls(model, cls.config_class(backend="grad-cam"))
 
 
-GRAD_CAM_BACKEND = ["gradcam", "gradcampp", "xgradcam", "scorecam", "ablationcam", "eigengradcam", "fullgrad",
-                    "shapleycam", "smoothgradcampp"]
+GRAD_CAM_BACKEND = [
+    "gradcam",
+    "gradcampp",
+    "xgradcam",
+    "scorecam",
+    "ablationcam",
+    "eigengradcam",
+    "fullgrad",
+    "shapleycam",
+    "smoothgradcampp",
+]
 
 
 @pytest.mark.parametrize("name", GRAD_CAM_BACKEND)
@@ -119,8 +142,8 @@ def test_lots_maps_and_the_blurred_baseline_under_bf16_autocast_are_the_float32_
     """Lightning's bf16 autocast covers all of test_step: without switching it off, the LOTS map's
     grayscale, blurs and min-max ran in bfloat16 (a map had ~30 distinct values instead of tens of
     thousands). The map and the Insertion/Deletion baseline are computed in float32 regardless."""
-    from methods.lots import lots_map
-    from metrics.functional.image import gaussian_blur
+    from benchmark.methods.lots import lots_map
+    from benchmark.metrics.functional.image import gaussian_blur
 
     generator = torch.Generator().manual_seed(0)
     images = torch.rand(2, 3, 64, 64, generator=generator)

@@ -10,8 +10,8 @@ from types import SimpleNamespace
 import pytest
 
 from benchmark import progress as progress_module
+from benchmark.methods.base import BatchOutcome
 from benchmark.progress import ImageProgressBar
-from methods.base import BatchOutcome
 
 
 def _bar(monkeypatch, total, done=0, world_size=1):
@@ -52,8 +52,25 @@ def test_other_ranks_draw_nothing(monkeypatch):
 def test_quiet_draws_no_bar_and_a_run_draws_one_of_images(tmp_path):
     from tests.cli_runs import run_in_process
 
-    args = ["test", "--method", "gradcam", "--limit", "3", "--batch-size", "2", "--metrics.n_steps", "4",
-            "--execution", "channels_last", "--logger", "none", "--overlay-images", "0", "--output", str(tmp_path)]
+    args = [
+        "test",
+        "--method",
+        "gradcam",
+        "--limit",
+        "3",
+        "--batch-size",
+        "2",
+        "--metrics.n_steps",
+        "4",
+        "--execution",
+        "channels_last",
+        "--logger",
+        "none",
+        "--overlay-images",
+        "0",
+        "--output",
+        str(tmp_path),
+    ]
     loud = run_in_process(args)
     assert loud.code == 0, loud.err
     bars = [line for line in loud.err.replace("\r", "\n").splitlines() if line.startswith("gradcam: ")]

@@ -11,11 +11,11 @@ import pytest
 import torch
 from torch import nn
 
-from metrics import SaliencyScorer
-from metrics.errors import BenchmarkError
-from metrics.functional import randomization as randomization_module
-from metrics.functional.randomization import CascadingRandomization, layers_in_forward_order, stage_groups
-from metrics.randomization import ModelRandomization, map_ssim
+from benchmark.core.errors import BenchmarkError
+from benchmark.metrics import SaliencyScorer
+from benchmark.metrics.functional import randomization as randomization_module
+from benchmark.metrics.functional.randomization import CascadingRandomization, layers_in_forward_order, stage_groups
+from benchmark.metrics.randomization import ModelRandomization, map_ssim
 
 
 class Shuffled(nn.Module):
@@ -56,7 +56,10 @@ def test_layers_are_found_in_forward_order_and_cut_from_the_output():
     names = [[name for name, _ in group] for group in stage_groups(layers, 3)]
     assert names == [["head", "second"], ["norm"], ["first"]]
     assert [[n for n, _ in g] for g in stage_groups(list(zip("abcdefg", range(7))), 3)] == [
-        ["g", "f", "e"], ["d", "c"], ["b", "a"]]
+        ["g", "f", "e"],
+        ["d", "c"],
+        ["b", "a"],
+    ]
     with pytest.raises(BenchmarkError, match="--metrics.randomization_steps 5 exceeds the 4 layers"):
         stage_groups(layers, 5)
 
@@ -68,16 +71,23 @@ def test_each_stage_randomizes_its_groups_and_the_trained_weights_come_back():
     assert _same(_state(model), trained)  # drawing the weights changes nothing
     seen = []
     with stages.cascade() as cascade:
-        for number in cascade:
+        for _ in cascade:
             now = _state(model)
-            seen.append({name for name in ("first", "norm", "second", "head")
-                         if not torch.equal(now[f"{name}.weight"], trained[f"{name}.weight"])})
+            seen.append(
+                {
+                    name
+                    for name in ("first", "norm", "second", "head")
+                    if not torch.equal(now[f"{name}.weight"], trained[f"{name}.weight"])
+                }
+            )
             assert torch.equal(now["scale"], trained["scale"])
     assert seen == [{"head", "second"}, {"head", "second", "norm", "first"}]
     assert _same(_state(model), trained)
     # BatchNorm's reset_parameters also resets its running statistics
     random_norm = stages.random[id(model.norm)]
-    assert torch.equal(random_norm["b:running_var"], torch.ones(4)) and torch.equal(random_norm["p:weight"], torch.ones(4))
+    assert torch.equal(random_norm["b:running_var"], torch.ones(4)) and torch.equal(
+        random_norm["p:weight"], torch.ones(4)
+    )
 
 
 def test_the_trained_weights_come_back_when_the_method_fails():
@@ -133,9 +143,17 @@ def test_map_ssim_equals_scikit_image_with_the_gaussian_window():
     a = torch.rand(3, 40, 40, generator=generator)
     b = (a + 0.3 * torch.rand(3, 40, 40, generator=generator)).clamp(0, 1)
     ours = map_ssim(a, b)
-    theirs = [structural_similarity(x.numpy().astype(np.float64), y.numpy().astype(np.float64), data_range=1.0,
-                                    gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
-              for x, y in zip(a, b)]
+    theirs = [
+        structural_similarity(
+            x.numpy().astype(np.float64),
+            y.numpy().astype(np.float64),
+            data_range=1.0,
+            gaussian_weights=True,
+            sigma=1.5,
+            use_sample_covariance=False,
+        )
+        for x, y in zip(a, b)
+    ]
     # torchmetrics averages over the valid (unpadded) window positions, scikit-image over all
     # pixels with reflected borders: they differ by the border, measured < 0.02 at 40x40
     torch.testing.assert_close(ours, torch.tensor(theirs, dtype=torch.float64), atol=0.02, rtol=0)
@@ -162,8 +180,15 @@ def test_per_stage_similarities_equal_quantus_mprt_on_the_same_maps(monkeypatch)
     import quantus
 
     torch.manual_seed(2)  # a model whose Grad-CAM maps are nowhere all zero (Quantus refuses those)
-    model = nn.Sequential(nn.Conv2d(3, 6, 3, padding=1), nn.ReLU(), nn.Conv2d(6, 6, 3, padding=1), nn.ReLU(),
-                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 4)).eval()
+    model = nn.Sequential(
+        nn.Conv2d(3, 6, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(6, 6, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(6, 4),
+    ).eval()
     images = torch.rand(3, 3, 24, 24, generator=torch.Generator().manual_seed(3))
     classes = model(images).argmax(1)
     maps = _gradcam_maps(model, model[2], images, classes)
@@ -173,16 +198,33 @@ def test_per_stage_similarities_equal_quantus_mprt_on_the_same_maps(monkeypatch)
         batch = torch.as_tensor(inputs)
         return _gradcam_maps(model, model[2], batch, torch.as_tensor(targets))[:, None].numpy()
 
-    mprt = quantus.MPRT(layer_order="top_down", seed=42, abs=True, normalise=True, disable_warnings=True,
-                        return_sample_correlation=False)
-    theirs = mprt(model=model, x_batch=images.numpy(), y_batch=classes.numpy(), a_batch=maps[:, None].numpy(),
-                  explain_func=explain, device="cpu")
+    mprt = quantus.MPRT(
+        layer_order="top_down",
+        seed=42,
+        abs=True,
+        normalise=True,
+        disable_warnings=True,
+        return_sample_correlation=False,
+    )
+    theirs = mprt(
+        model=model,
+        x_batch=images.numpy(),
+        y_batch=classes.numpy(),
+        a_batch=maps[:, None].numpy(),
+        explain_func=explain,
+        device="cpu",
+    )
     layer_scores = [v for k, v in theirs.items() if k != "original"]  # one list per layer, output first
 
     monkeypatch.setattr(randomization_module, "layer_seed", lambda position, seed=0: 42 + 1)
     ours = ModelRandomization(randomization_steps=3)
-    ours.update([0, 1, 2], maps=maps, images=images, classifier=model,
-                method=lambda x, c: _gradcam_maps(model, model[2], x, classes))
+    ours.update(
+        [0, 1, 2],
+        maps=maps,
+        images=images,
+        classifier=model,
+        method=lambda x, c: _gradcam_maps(model, model[2], x, classes),
+    )
     assert len(layer_scores) == 3
     expected = 100 * torch.tensor(layer_scores, dtype=torch.float64).T  # [B, stages]
     torch.testing.assert_close(ours.batch_curves[:, :3].double(), expected, rtol=1e-5, atol=1e-4)
@@ -198,12 +240,11 @@ def test_randomization_never_leaks_into_the_other_metrics(name):
     model = _tiny()
     trained = _state(model)
     images = _images(batch=3)
-    from methods import get_method
+    from benchmark.methods import get_method
 
     values = {}
     for extra in ([], ["randomization"]):
-        explainer = get_method(name)(model, scorer=SaliencyScorer(n_steps=4, extra=extra,
-                                                                        randomization_steps=2))
+        explainer = get_method(name)(model, scorer=SaliencyScorer(n_steps=4, extra=extra, randomization_steps=2))
         outcome = explainer.test_step({"image": images, "sample_id": torch.arange(3), "label": torch.zeros(3)}, 0)
         values[tuple(extra)] = outcome.metrics
         assert _same(_state(model), trained)
@@ -223,7 +264,7 @@ def test_bad_randomization_steps_are_one_line_errors(steps):
 def test_left_undefined_a_sample_gets_nan_curves_of_both_similarities_and_other_curve_metrics_refuse():
     """Maps made elsewhere: the randomization is undefined, with a NaN curve of its S Spearman
     and S SSIM points; a curve metric that does not know its curve's width (ROAD) refuses."""
-    from metrics.road import RoadMostRelevantFirst
+    from benchmark.metrics.road import RoadMostRelevantFirst
 
     metric = ModelRandomization(randomization_steps=3)
     metric.update_undefined([4, 7], 2)

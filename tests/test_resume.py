@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from metrics.errors import BenchmarkError
+from benchmark.core.errors import BenchmarkError
 from benchmark.records import SampleRecord, read_records, settings_differences
 from tests.cli_runs import REPO, isolated_env, run_in_process, run_subprocess
 
@@ -23,14 +23,29 @@ from tests.cli_runs import REPO, isolated_env, run_in_process, run_subprocess
 #: each of the test's processes would spend about 13 s loading the compiled forward (resuming
 #: a compiled run: tests/test_interrupts.py).
 SLOW_LOTS = [
-    "test", "--method", "lots", "--limit", "6", "--batch-size", "1", "--method.iterations", "6",
-    "--execution", "channels_last",
-    "--metrics.n_steps", "4", "--logger", "none", "--overlay-images", "2", "--save-maps",
+    "test",
+    "--method",
+    "lots",
+    "--limit",
+    "6",
+    "--batch-size",
+    "1",
+    "--method.iterations",
+    "6",
+    "--execution",
+    "channels_last",
+    "--metrics.n_steps",
+    "4",
+    "--logger",
+    "none",
+    "--overlay-images",
+    "2",
+    "--save-maps",
 ]
 
 
 def _folder(out: str) -> Path:
-    return Path([line for line in out.splitlines() if line.startswith("run folder: ")][-1][len("run folder: "):])
+    return Path([line for line in out.splitlines() if line.startswith("run folder: ")][-1][len("run folder: ") :])
 
 
 def _scores(run_dir: Path) -> list[dict[str, str]]:
@@ -43,8 +58,12 @@ def _scores(run_dir: Path) -> list[dict[str, str]]:
 def _kill_after_records(args: list[str], env: dict[str, str], output: Path, lines: int) -> Path:
     """Start a run, SIGKILL its process group once ``lines`` records are on disk; the run folder."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "benchmark", *args], cwd=REPO, env=env, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [sys.executable, "-m", "benchmark", *args],
+        cwd=REPO,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 240
     try:
@@ -107,11 +126,13 @@ def test_resuming_with_other_settings_is_refused_naming_them(tmp_path, capsys):
     from benchmark.cli import build_parser, config_from_args
 
     config = config_from_args(build_parser().parse_args(["test", "--method.iterations", "12", "--limit", "6"]))
-    from datamodules import ImageNetDataModule
+    from benchmark.datamodules import ImageNetDataModule
     from benchmark.records import samples_fingerprint
 
     start_run_folder(run_dir, config.to_dict(), samples_fingerprint(ImageNetDataModule(limit=6).samples))
-    code = main(["test", "--resume", str(run_dir), "--method.iterations", "10", "--metrics.n_steps", "8", "--logger", "csv"])
+    code = main(
+        ["test", "--resume", str(run_dir), "--method.iterations", "10", "--metrics.n_steps", "8", "--logger", "csv"]
+    )
     message = capsys.readouterr().err
     assert code == 2
     assert "the settings differ from the run's" in message
@@ -141,8 +162,8 @@ def test_resuming_on_another_accelerator_precision_or_tf32_is_refused(option, me
     """One run must not mix CPU float32 with GPU (or TF32, or float64) results; only the number of
     processes may change (each record says how many computed it)."""
     from benchmark.cli import build_parser, config_from_args, main
+    from benchmark.datamodules import ImageNetDataModule
     from benchmark.records import samples_fingerprint, start_run_folder
-    from datamodules import ImageNetDataModule
 
     run_dir = tmp_path / "run"
     run_dir.mkdir()
@@ -159,8 +180,14 @@ def test_each_record_says_how_many_processes_computed_it(tmp_path):
     from benchmark.records import RecordWriter, images_by_processes
 
     writer = RecordWriter(tmp_path, 0)
-    writer.write([SampleRecord(0, {"a": 1.0}, {"m": 2.0}, {}, processes=2), SampleRecord(1, {"a": 1.0}, {"m": 2.0}, {},
-                  processes=1), SampleRecord(2, failed="unreadable"), SampleRecord(3, {"a": 1.0}, {"m": 2.0}, {})])
+    writer.write(
+        [
+            SampleRecord(0, {"a": 1.0}, {"m": 2.0}, {}, processes=2),
+            SampleRecord(1, {"a": 1.0}, {"m": 2.0}, {}, processes=1),
+            SampleRecord(2, failed="unreadable"),
+            SampleRecord(3, {"a": 1.0}, {"m": 2.0}, {}),
+        ]
+    )
     writer.close()
     records = read_records(tmp_path)
     assert [records[i].processes for i in range(4)] == [2, 1, None, None]
@@ -176,7 +203,10 @@ def test_a_torn_last_line_is_ignored_and_a_torn_middle_line_is_an_error(tmp_path
     (folder / "rank0.jsonl").write_text(text + good.to_json()[:17])
     records = read_records(tmp_path)
     assert sorted(records) == [3, 4] and records[4].failed == "empty file"
-    assert records[3].curves == {"insertion": [0.5, 1.0]} and records[3].metrics["avg_drop"] != records[3].metrics["avg_drop"]
+    assert (
+        records[3].curves == {"insertion": [0.5, 1.0]}
+        and records[3].metrics["avg_drop"] != records[3].metrics["avg_drop"]
+    )
     (folder / "rank1.jsonl").write_text(good.to_json()[:17] + "\n" + failed.to_json() + "\n")
     with pytest.raises(BenchmarkError, match="rank1.jsonl line 1 is not a record"):
         read_records(tmp_path)
@@ -185,12 +215,27 @@ def test_a_torn_last_line_is_ignored_and_a_torn_middle_line_is_an_error(tmp_path
 @pytest.mark.slow
 def test_a_table_resumes_its_unfinished_method(tmp_path):
     args = [
-        "table", "--methods", "gradcam,random", "--limit", "3", "--batch-size", "1", "--metrics.n_steps", "4",
-        "--logger", "none", "--overlay-images", "2", "--output", str(tmp_path),
+        "table",
+        "--methods",
+        "gradcam,random",
+        "--limit",
+        "3",
+        "--batch-size",
+        "1",
+        "--metrics.n_steps",
+        "4",
+        "--logger",
+        "none",
+        "--overlay-images",
+        "2",
+        "--output",
+        str(tmp_path),
     ]
     first = run_in_process(args)
     assert first.code == 0, first.err
-    table_dir = Path([l for l in first.out.splitlines() if l.startswith("table folder: ")][0][len("table folder: "):])
+    table_dir = Path(
+        [line for line in first.out.splitlines() if line.startswith("table folder: ")][0][len("table folder: ") :]
+    )
     expected = (table_dir / "table.csv").read_text()
     # What a kill during the second method leaves: its first record only, no results.
     unfinished = table_dir / "random"

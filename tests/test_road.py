@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from metrics import SaliencyScorer
-from metrics.errors import BenchmarkError
-from metrics.functional.road import linear_imputation, removal_counts, removed_pixels, road_scores
+from benchmark.core.errors import BenchmarkError
+from benchmark.metrics import SaliencyScorer
+from benchmark.metrics.functional.road import linear_imputation, removal_counts, removed_pixels, road_scores
 from tests.test_cam import _images, _tiny, _top1
 
 E, D = 1 / 6, 1 / 12  # edge and diagonal neighbour weights
@@ -33,7 +33,9 @@ def _impute(image: torch.Tensor, removed: list[tuple[int, int]]) -> torch.Tensor
 def test_a_removed_centre_is_the_weighted_mean_of_its_eight_neighbours():
     v = _grid(1)[0]
     got = _impute(v[None], [(1, 1)])
-    expected = E * (v[:, 0, 1] + v[:, 1, 0] + v[:, 1, 2] + v[:, 2, 1]) + D * (v[:, 0, 0] + v[:, 0, 2] + v[:, 2, 0] + v[:, 2, 2])
+    expected = E * (v[:, 0, 1] + v[:, 1, 0] + v[:, 1, 2] + v[:, 2, 1]) + D * (
+        v[:, 0, 0] + v[:, 0, 2] + v[:, 2, 0] + v[:, 2, 2]
+    )
     torch.testing.assert_close(got[:, 1, 1], expected, atol=1e-12, rtol=0)
     kept = torch.ones(3, 3, dtype=torch.bool)
     kept[1, 1] = False
@@ -85,7 +87,9 @@ def _blob(size: int, seed: int) -> torch.Tensor:
     rows = torch.arange(size, dtype=torch.float64)[:, None]
     columns = torch.arange(size, dtype=torch.float64)[None, :]
     bump = torch.exp(-((rows - 0.4 * size) ** 2 + (columns - 0.55 * size) ** 2) / (2 * (0.25 * size) ** 2))
-    return bump[None] + 1e-3 * torch.rand(1, size, size, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return bump[None] + 1e-3 * torch.rand(
+        1, size, size, generator=torch.Generator().manual_seed(seed), dtype=torch.float64
+    )
 
 
 def test_large_contiguous_holes_equal_grad_cams_sparse_solve_in_few_multigrid_steps(monkeypatch):
@@ -93,13 +97,18 @@ def test_large_contiguous_holes_equal_grad_cams_sparse_solve_in_few_multigrid_st
     Jacobi-preconditioned conjugate gradients (the solver before) took 350-400 steps here; the multigrid <= 30."""
     from pytorch_grad_cam.metrics.road import NoisyLinearImputer
 
-    from metrics.functional import road as road_functional
+    from benchmark.metrics.functional import road as road_functional
 
     cycles = []
     v_cycle = road_functional._v_cycle
-    monkeypatch.setattr(road_functional, "_v_cycle",
-                        lambda grids, residual, level=0: (cycles.append(level) if level == 0 else None,
-                                                          v_cycle(grids, residual, level))[1])
+    monkeypatch.setattr(
+        road_functional,
+        "_v_cycle",
+        lambda grids, residual, level=0: (
+            cycles.append(level) if level == 0 else None,
+            v_cycle(grids, residual, level),
+        )[1],
+    )
     images = torch.rand(1, 3, 96, 96, generator=torch.Generator().manual_seed(14), dtype=torch.float64)
     maps = _blob(96, seed=15)
     imputer = NoisyLinearImputer(noise=0.0)
@@ -131,15 +140,17 @@ def test_a_system_solved_by_the_first_guess_leaves_the_batch_at_once():
 
 def test_the_multigrid_transfers_are_each_others_transpose():
     """Conjugate gradients need a symmetric preconditioner: <R r, y> = <r, P y> on odd and even grids."""
-    from metrics.functional.road import _prolong, _restrict
+    from benchmark.metrics.functional.road import _prolong, _restrict
 
     for fine, coarse in (((12, 10), (6, 5)), ((13, 7), (7, 4))):
         r = torch.rand(2, 1, *fine, generator=torch.Generator().manual_seed(16), dtype=torch.float64)
         y = torch.rand(2, 1, *coarse, generator=torch.Generator().manual_seed(17), dtype=torch.float64)
         assert torch.isclose((_restrict(r, coarse) * y).sum(), (r * _prolong(y, fine)).sum(), rtol=1e-12)
     # bilinear on a cell-centred grid: a constant stays constant inside, 3/4 + 1/4 taps by hand
-    assert torch.equal(_prolong(torch.ones(1, 1, 3, 3, dtype=torch.float64), (6, 6))[0, 0, 1:-1, 1:-1],
-                       torch.ones(4, 4, dtype=torch.float64))
+    assert torch.equal(
+        _prolong(torch.ones(1, 1, 3, 3, dtype=torch.float64), (6, 6))[0, 0, 1:-1, 1:-1],
+        torch.ones(4, 4, dtype=torch.float64),
+    )
     impulse = torch.zeros(1, 1, 2, 4, dtype=torch.float64)
     impulse[0, 0, 0, 1] = 1  # row 0 -> coarse row 0 with 3/4; column 1 -> coarse 0 with 3/4, coarse 1 with 1/4
     assert _restrict(impulse, (1, 2)).tolist() == [[[[0.75 * 0.75, 0.75 * 0.25]]]]
@@ -173,7 +184,9 @@ def test_the_scores_equal_grad_cams_road_with_the_noise_off():
             pixels = (maps >= torch.from_numpy(np.percentile(maps.numpy(), q, axis=(1, 2)))[:, None, None]).sum((1, 2))
             if not most_relevant_first:
                 inverse = 1 - maps
-                pixels = (inverse >= torch.from_numpy(np.percentile(inverse.numpy(), q, axis=(1, 2)))[:, None, None]).sum((1, 2))
+                pixels = (
+                    inverse >= torch.from_numpy(np.percentile(inverse.numpy(), q, axis=(1, 2)))[:, None, None]
+                ).sum((1, 2))
             assert pixels.tolist() == [removal_counts(32 * 32, [p])[0]] * 3, (p, pixels)
             metric = PerturbationConfidenceMetric(removal(q, NoisyLinearImputer(noise=0.0)))
             targets = [ClassifierOutputSoftmaxTarget(int(c)) for c in classes]
@@ -190,10 +203,10 @@ def test_road_through_the_scorer_is_seeded_per_sample_and_kept_as_curves():
         base = model(images).softmax(-1).gather(1, classes[:, None]).squeeze(1)
 
     def score(ids, rows, noise=0.01, percentages=(20, 60)):
-        scorer = SaliencyScorer(n_steps=4, extra=["road_morf", "road_lerf"], road_noise=noise,
-                                road_percentages=list(percentages))
-        values = scorer.update(model, lambda x, c: maps[rows],
-                               ids, images[rows], maps[rows], classes[rows], base[rows])
+        scorer = SaliencyScorer(
+            n_steps=4, extra=["road_morf", "road_lerf"], road_noise=noise, road_percentages=list(percentages)
+        )
+        values = scorer.update(model, lambda x, c: maps[rows], ids, images[rows], maps[rows], classes[rows], base[rows])
         return values, scorer
 
     whole, scorer = score([0, 1, 2, 3], [0, 1, 2, 3])
@@ -210,11 +223,17 @@ def test_road_through_the_scorer_is_seeded_per_sample_and_kept_as_curves():
     assert scorer.info()["road_lerf"] == {"title": "ROAD LeRF", "higher_is_better": True}
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"road_percentages": [0, 50]}, "--metrics.road_percentages: road percentages must be distinct numbers in (0, 100)"),
-    ({"road_percentages": [50, 50]}, "--metrics.road_percentages: road percentages must be distinct numbers"),
-    ({"road_noise": -0.1}, "--metrics.road_noise: road noise must be a standard deviation >= 0"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (
+            {"road_percentages": [0, 50]},
+            "--metrics.road_percentages: road percentages must be distinct numbers in (0, 100)",
+        ),
+        ({"road_percentages": [50, 50]}, "--metrics.road_percentages: road percentages must be distinct numbers"),
+        ({"road_noise": -0.1}, "--metrics.road_noise: road noise must be a standard deviation >= 0"),
+    ],
+)
 def test_bad_road_options_are_one_line_errors(options, message):
     with pytest.raises(BenchmarkError, match=message.replace("(", r"\(").replace(")", r"\)")):
         SaliencyScorer(**options)
@@ -226,9 +245,25 @@ def test_road_through_test_writes_its_curves_figure_and_records(tmp_path):
 
     from tests.cli_runs import run_in_process
 
-    run = run_in_process(["test", "--method", "gradcam", "--limit", "2", "--metrics.n_steps", "4", "--logger", "none",
-                          "--metrics.extra", "road_morf,road_lerf", "--metrics.road_percentages", "25,50,75",
-                          "--output", str(tmp_path / "runs")])
+    run = run_in_process(
+        [
+            "test",
+            "--method",
+            "gradcam",
+            "--limit",
+            "2",
+            "--metrics.n_steps",
+            "4",
+            "--logger",
+            "none",
+            "--metrics.extra",
+            "road_morf,road_lerf",
+            "--metrics.road_percentages",
+            "25,50,75",
+            "--output",
+            str(tmp_path / "runs"),
+        ]
+    )
     assert run.code == 0, run.err
     results = json.loads((run.run_dir / "results.json").read_text())
     for key in ("road_morf", "road_lerf"):
@@ -236,7 +271,9 @@ def test_road_through_test_writes_its_curves_figure_and_records(tmp_path):
         assert results["metrics"][key] == pytest.approx(100 * sum(results["mean_curves"][key]) / 3, abs=1e-3)
     assert results["metric_info"]["road_morf"] == {"title": "ROAD MoRF", "higher_is_better": False}
     assert (run.run_dir / "road.png").stat().st_size > 0
-    records = [json.loads(line) for line in (run.run_dir / "records").glob("*.jsonl").__next__().read_text().splitlines()]
+    records = [
+        json.loads(line) for line in (run.run_dir / "records").glob("*.jsonl").__next__().read_text().splitlines()
+    ]
     assert all(len(record["curves"]["road_lerf"]) == 3 for record in records)
     assert "ROAD MoRF" in run.out and "ROAD LeRF" in run.out
 
@@ -247,11 +284,31 @@ def test_a_killed_run_with_the_new_metrics_resumes_to_the_same_values(tmp_path):
 
     from tests.cli_runs import run_in_process
 
-    args = ["test", "--method", "gradcam", "--limit", "3", "--batch-size", "1", "--metrics.n_steps", "4",
-            "--logger", "none", "--overlay-images", "0", "--metrics.road_percentages", "50",
-            "--metrics.extra", "road_morf,random_logit,max_sensitivity,randomization", "--metrics.sensitivity_samples", "2",
-            "--metrics.randomization_steps", "2",
-            "--output", str(tmp_path)]
+    args = [
+        "test",
+        "--method",
+        "gradcam",
+        "--limit",
+        "3",
+        "--batch-size",
+        "1",
+        "--metrics.n_steps",
+        "4",
+        "--logger",
+        "none",
+        "--overlay-images",
+        "0",
+        "--metrics.road_percentages",
+        "50",
+        "--metrics.extra",
+        "road_morf,random_logit,max_sensitivity,randomization",
+        "--metrics.sensitivity_samples",
+        "2",
+        "--metrics.randomization_steps",
+        "2",
+        "--output",
+        str(tmp_path),
+    ]
     first = run_in_process(args)
     assert first.code == 0, first.err
     expected = json.loads((first.run_dir / "results.json").read_text())
@@ -265,7 +322,8 @@ def test_a_killed_run_with_the_new_metrics_resumes_to_the_same_values(tmp_path):
     for key in ("road_morf", "random_logit", "max_sensitivity", "randomization"):
         assert got["metrics"][key] == pytest.approx(expected["metrics"][key], abs=1e-6), key
     assert got["metric_details"]["randomization"]["spearman_per_stage"] == pytest.approx(
-        expected["metric_details"]["randomization"]["spearman_per_stage"], abs=1e-6)
+        expected["metric_details"]["randomization"]["spearman_per_stage"], abs=1e-6
+    )
     assert got["mean_curves"]["road_morf"] == pytest.approx(expected["mean_curves"]["road_morf"], abs=1e-7)
 
 

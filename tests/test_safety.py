@@ -32,7 +32,9 @@ def _evil_pickle(path: Path, marker: Path) -> Path:
 def test_a_targets_file_that_runs_code_is_refused(tmp_path, capsys):
     marker = tmp_path / "pwned"
     evil = _evil_pickle(tmp_path / "targets.pt", marker)
-    code = main(["test", "--method.target", "class", "--method.targets_file", str(evil), "--output", str(tmp_path / "o")])
+    code = main(
+        ["test", "--method.target", "class", "--method.targets_file", str(evil), "--output", str(tmp_path / "o")]
+    )
     assert code == 2 and "not a readable targets file" in capsys.readouterr().err
     assert not marker.exists()
 
@@ -40,8 +42,21 @@ def test_a_targets_file_that_runs_code_is_refused(tmp_path, capsys):
 def test_a_weights_file_that_runs_code_is_refused(tmp_path, capsys):
     marker = tmp_path / "pwned"
     evil = _evil_pickle(tmp_path / "weights.pth", marker)
-    code = main(["test", "--model", "resnet50", "--model.weights", str(evil), "--output", str(tmp_path / "o"),
-                 "--method", "gradcam", "--limit", "1"])
+    code = main(
+        [
+            "test",
+            "--model",
+            "resnet50",
+            "--model.weights",
+            str(evil),
+            "--output",
+            str(tmp_path / "o"),
+            "--method",
+            "gradcam",
+            "--limit",
+            "1",
+        ]
+    )
     assert code == 2 and "cannot be loaded safely" in capsys.readouterr().err
     assert not marker.exists()
 
@@ -66,12 +81,27 @@ def test_no_api_key_is_written_to_the_run_folder_logs_or_wandb(tmp_path, monkeyp
     monkeypatch.setenv("WANDB_API_KEY", key)
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    run = run_in_process(["test", "--method", "gradcam", "--limit", "2", "--metrics.n_steps", "4", "--logger", "wandb",
-                          "--output", str(tmp_path / "runs")])
+    run = run_in_process(
+        [
+            "test",
+            "--method",
+            "gradcam",
+            "--limit",
+            "2",
+            "--metrics.n_steps",
+            "4",
+            "--logger",
+            "wandb",
+            "--output",
+            str(tmp_path / "runs"),
+        ]
+    )
     assert run.code == 0, run.err
     assert key not in run.out + run.err
-    roots = [tmp_path / "runs", *(Path(os.environ[v]) for v in ("WANDB_DIR", "WANDB_CONFIG_DIR", "WANDB_DATA_DIR")
-                                  if os.environ.get(v))]
+    roots = [
+        tmp_path / "runs",
+        *(Path(os.environ[v]) for v in ("WANDB_DIR", "WANDB_CONFIG_DIR", "WANDB_DATA_DIR") if os.environ.get(v)),
+    ]
     written = [p for root in roots if root.is_dir() for p in root.rglob("*") if p.is_file()]
     assert any(p.suffix == ".wandb" for p in written), "the offline W&B run is in the run folder"
     for path in written:

@@ -7,11 +7,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from metrics import SaliencyScorer
-from metrics.errors import BenchmarkError
-from metrics.functional.similarity import spearman
-from metrics.max_sensitivity import MaxSensitivity, perturbations
-from metrics.random_logit import RandomLogit, other_classes
+from benchmark.core.errors import BenchmarkError
+from benchmark.metrics import SaliencyScorer
+from benchmark.metrics.functional.similarity import spearman
+from benchmark.metrics.max_sensitivity import MaxSensitivity, perturbations
+from benchmark.metrics.random_logit import RandomLogit, other_classes
 
 
 def _maps_of(images: torch.Tensor, classes: torch.Tensor | None = None) -> torch.Tensor:
@@ -42,8 +42,14 @@ def test_random_logit_is_the_spearman_correlation_with_the_other_class_map():
     torch.testing.assert_close(metric.values[-1], expected.float())
     # a map that ignores the class: the same map for every class, correlation 100
     same = RandomLogit()
-    same.update([0, 1, 2], maps=_maps_of(images), images=images, classes=classes,
-                method=lambda x, c: _maps_of(x), class_count=10)
+    same.update(
+        [0, 1, 2],
+        maps=_maps_of(images),
+        images=images,
+        classes=classes,
+        method=lambda x, c: _maps_of(x),
+        class_count=10,
+    )
     torch.testing.assert_close(same.values[-1], torch.full((3,), 100.0))
 
 
@@ -67,31 +73,38 @@ def test_max_sensitivity_equals_captums_sensitivity_max_on_the_same_perturbation
     ours = MaxSensitivity(sensitivity_samples=samples, sensitivity_radius=radius)
     ours.update(ids, maps=_maps_of(images), images=images, method=lambda x, c: _maps_of(x))
     drawn = perturbations(ids, images, samples, radius)  # [N, B, ...] -> Captum's order [B * N]
+
     def explanation(x):  # Captum hands the inputs over as a tuple and wants a tuple back
         return (_maps_of(x[0] if isinstance(x, tuple) else x),)
 
-    theirs = sensitivity_max(explanation, images, perturb_func=lambda x: drawn.transpose(0, 1).flatten(0, 1),
-                             n_perturb_samples=samples)
+    theirs = sensitivity_max(
+        explanation, images, perturb_func=lambda x: drawn.transpose(0, 1).flatten(0, 1), n_perturb_samples=samples
+    )
     torch.testing.assert_close(ours.values[-1], 100 * theirs.float(), rtol=1e-5, atol=1e-5)
 
 
 def test_the_random_logit_test_is_not_applicable_to_class_independent_methods():
-    from methods import get_method
+    from benchmark.methods import get_method
     from tests.test_cam import _tiny
 
     for name in ("random", "eigencam"):
         method = get_method(name)(_tiny(), scorer=SaliencyScorer(extra=["random_logit"]))
-        assert method.scorer.not_computable["random_logit"] == f"not applicable: {name}'s maps do not depend on the class"
+        assert (
+            method.scorer.not_computable["random_logit"] == f"not applicable: {name}'s maps do not depend on the class"
+        )
     lots = get_method("lots")(_tiny(), scorer=SaliencyScorer(extra=["random_logit", "max_sensitivity"]))
     assert "random_logit" in lots.scorer.not_computable and "max_sensitivity" not in lots.scorer.not_computable
     gradcam = get_method("gradcam")(_tiny(), scorer=SaliencyScorer(extra=["random_logit", "max_sensitivity"]))
     assert not gradcam.scorer.not_computable
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"sensitivity_samples": 0}, "--metrics.sensitivity_samples must be an integer >= 1"),
-    ({"sensitivity_radius": 0}, "--metrics.sensitivity_radius must be a number > 0"),
-])
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"sensitivity_samples": 0}, "--metrics.sensitivity_samples must be an integer >= 1"),
+        ({"sensitivity_radius": 0}, "--metrics.sensitivity_radius must be a number > 0"),
+    ],
+)
 def test_bad_sensitivity_options_are_one_line_errors(options, message):
     with pytest.raises(BenchmarkError, match=message):
         SaliencyScorer(**options)
@@ -105,9 +118,22 @@ def test_the_sanity_metrics_through_test_and_not_computable_for_saved_maps(tmp_p
 
     from tests.cli_runs import run_in_process
 
-    common = ["--limit", "2", "--metrics.n_steps", "4", "--logger", "none", "--metrics.sensitivity_samples", "2",
-              "--metrics.extra", "random_logit,max_sensitivity,randomization", "--metrics.randomization_steps", "2",
-              "--output", str(tmp_path / "runs")]
+    common = [
+        "--limit",
+        "2",
+        "--metrics.n_steps",
+        "4",
+        "--logger",
+        "none",
+        "--metrics.sensitivity_samples",
+        "2",
+        "--metrics.extra",
+        "random_logit,max_sensitivity,randomization",
+        "--metrics.randomization_steps",
+        "2",
+        "--output",
+        str(tmp_path / "runs"),
+    ]
     run = run_in_process(["test", "--method", "gradcam", *common])
     assert run.code == 0, run.err
     results = json.loads((run.run_dir / "results.json").read_text())

@@ -30,11 +30,13 @@ def test_a_batch_s_maps_are_on_disk_before_its_records(tmp_path):
     lost (maps.pt then lacked them: seen in CI on 2026-12-01). The recorder saves maps first."""
     from types import SimpleNamespace
 
+    from benchmark.methods.base import BatchOutcome
     from benchmark.records import RunRecorder
-    from methods.base import BatchOutcome
 
     recorder = RunRecorder(tmp_path)
-    recorder.setup(SimpleNamespace(global_rank=0, world_size=1, strategy=SimpleNamespace(broadcast=lambda x, src: x)), None, "test")
+    recorder.setup(
+        SimpleNamespace(global_rank=0, world_size=1, strategy=SimpleNamespace(broadcast=lambda x, src: x)), None, "test"
+    )
     maps_when_records_written = []
     write = recorder._writer.write
 
@@ -45,7 +47,10 @@ def test_a_batch_s_maps_are_on_disk_before_its_records(tmp_path):
 
     recorder._writer.write = write_checking
     outcome = BatchOutcome(
-        sample_ids=[4, 5], columns={"label": [1.0, 2.0]}, metrics={}, curves={},
+        sample_ids=[4, 5],
+        columns={"label": [1.0, 2.0]},
+        metrics={},
+        curves={},
         kept={4: (torch.rand(8, 8), None), 5: (torch.rand(8, 8), None)},
     )
     recorder.on_test_batch_end(None, None, outcome, None, 0)

@@ -13,12 +13,24 @@ import numpy as np
 import pytest
 import torch
 
-import models
+from benchmark import models
 from tests.cli_runs import run_in_process
 
 #: The reference run's data and metric settings (tests.cli_runs.SEVEN_IMAGES_GRADCAM).
-SAME = ["--limit", "7", "--batch-size", "1", "--metrics.n_steps", "6", "--logger", "none", "--overlay-images", "0",
-        "--threads", "1"]
+SAME = [
+    "--limit",
+    "7",
+    "--batch-size",
+    "1",
+    "--metrics.n_steps",
+    "6",
+    "--logger",
+    "none",
+    "--overlay-images",
+    "0",
+    "--threads",
+    "1",
+]
 SCORED = ("avg_drop", "avg_increase", "insertion", "deletion")
 
 
@@ -37,8 +49,15 @@ def _run(args: list[str], output: Path):
 @pytest.fixture(scope="module")
 def gradcam_maps(one_process_run):
     saved = torch.load(one_process_run.run_dir / "maps.pt", weights_only=True)
-    assert saved["files"] == ["skimage:astronaut", "skimage:camera", "skimage:chelsea", "skimage:clock",
-                              "skimage:coffee", "skimage:coins", "skimage:motorcycle"]
+    assert saved["files"] == [
+        "skimage:astronaut",
+        "skimage:camera",
+        "skimage:chelsea",
+        "skimage:clock",
+        "skimage:coffee",
+        "skimage:coins",
+        "skimage:motorcycle",
+    ]
     return one_process_run.run_dir, saved
 
 
@@ -73,20 +92,22 @@ def test_the_maps_of_a_gradcam_run_give_its_numbers_from_maps_pt_npz_and_a_folde
 
 @pytest.mark.slow
 def test_coherency_is_computed_from_the_maps_of_x_times_m(gradcam_maps, tmp_path):
-    from datamodules import ImageNetDataModule
-    from methods import get_method
+    from benchmark.datamodules import ImageNetDataModule
+    from benchmark.methods import get_method
 
     reference, saved = gradcam_maps
     images = torch.cat([b["image"] for b in ImageNetDataModule(limit=7, batch_size=7).test_dataloader()])
     gradcam = get_method("gradcam")(models.build_classifier("efficientnet_lite0"))
     with torch.no_grad():
         top1 = gradcam.classifier(images).argmax(1)
-    of_explanations = torch.cat([gradcam.explain(images[i : i + 1] * saved["maps"][i], top1[i : i + 1])
-                                 for i in range(7)])
+    of_explanations = torch.cat(
+        [gradcam.explain(images[i : i + 1] * saved["maps"][i], top1[i : i + 1]) for i in range(7)]
+    )
     coherency_maps = tmp_path / "of_x_times_m.pt"
     torch.save({"files": saved["files"], "maps": of_explanations}, coherency_maps)
-    run = _run(["--method.path", str(reference / "maps.pt"), "--method.coherency_maps", str(coherency_maps)],
-               tmp_path / "run")
+    run = _run(
+        ["--method.path", str(reference / "maps.pt"), "--method.coherency_maps", str(coherency_maps)], tmp_path / "run"
+    )
     assert run.code == 0, run.err
     for a, b in zip(_rows(reference), _rows(run.run_dir)):
         assert float(b["coherency"]) == pytest.approx(float(a["coherency"]), abs=1e-3)
@@ -131,27 +152,50 @@ def _bad_inputs(tmp_path: Path, saved) -> list[tuple[list[str], str]]:
         torch.save(content, path)
         return str(path)
 
-    cases.append((["--method.path", pt("five.pt", files=files[:5], maps=maps[:5])],
-                  "2 image(s) have no map (first: skimage:coins)"))
+    cases.append(
+        (
+            ["--method.path", pt("five.pt", files=files[:5], maps=maps[:5])],
+            "2 image(s) have no map (first: skimage:coins)",
+        )
+    )
     extra = pt("extra.pt", files=[*files, "n01440764_tench"], maps=torch.cat([maps, maps[:1]]))
     cases.append((["--method.path", extra], "1 map(s) have no image (first: n01440764_tench)"))
     nan = maps.clone()
     nan[3, 10, 10] = float("nan")
-    cases.append((["--method.path", pt("nan.pt", files=files, maps=nan)],
-                  "map of skimage:clock: the map holds NaN or infinite values"))
-    cases.append((["--method.path", pt("channels.pt", files=files, maps=maps[:, None].repeat(1, 3, 1, 1))],
-                  "a map with 3 channels; say how to make one of them with --method.channels sum_abs|mean|max"))
-    cases.append((["--method.path", pt("flat.pt", files=files, maps=maps.flatten(1))],
-                  "maps of shape (7, 50176) for 7 file names; expected [N, H, W]"))
-    cases.append((["--method.path", pt("nofiles.pt", sample_ids=torch.arange(7), maps=maps)],
-                  "holds no 'files'"))
+    cases.append(
+        (
+            ["--method.path", pt("nan.pt", files=files, maps=nan)],
+            "map of skimage:clock: the map holds NaN or infinite values",
+        )
+    )
+    cases.append(
+        (
+            ["--method.path", pt("channels.pt", files=files, maps=maps[:, None].repeat(1, 3, 1, 1))],
+            "a map with 3 channels; say how to make one of them with --method.channels sum_abs|mean|max",
+        )
+    )
+    cases.append(
+        (
+            ["--method.path", pt("flat.pt", files=files, maps=maps.flatten(1))],
+            "maps of shape (7, 50176) for 7 file names; expected [N, H, W]",
+        )
+    )
+    cases.append((["--method.path", pt("nofiles.pt", sample_ids=torch.arange(7), maps=maps)], "holds no 'files'"))
     (tmp_path / "broken.pt").write_bytes(b"not a torch file")
     cases.append((["--method.path", str(tmp_path / "broken.pt")], "broken.pt: cannot be read"))
-    cases.append((["--method.path", str(tmp_path / "none.pt")], "--method.path " + str(tmp_path / "none.pt")
-                  + ": no such file or folder"))
+    cases.append(
+        (
+            ["--method.path", str(tmp_path / "none.pt")],
+            "--method.path " + str(tmp_path / "none.pt") + ": no such file or folder",
+        )
+    )
     cases.append(([], "--method maps needs --method.path FILE"))
-    cases.append((["--method.path", pt("ok.pt", files=files, maps=maps), "--method.channels", "median"],
-                  "--method.channels 'median' is unknown"))
+    cases.append(
+        (
+            ["--method.path", pt("ok.pt", files=files, maps=maps), "--method.channels", "median"],
+            "--method.channels 'median' is unknown",
+        )
+    )
     return cases
 
 
@@ -176,11 +220,24 @@ def test_explanations_writes_the_x_times_m_images(gradcam_maps, tmp_path):
     from PIL import Image
 
     from benchmark.cli import main
-    from datamodules import ImageNetDataModule
+    from benchmark.datamodules import ImageNetDataModule
 
     reference, saved = gradcam_maps
-    assert main(["explanations", "--maps", str(reference / "maps.pt"), "--limit", "2", "--allow-missing",
-                 "--output", str(tmp_path / "out")]) == 0
+    assert (
+        main(
+            [
+                "explanations",
+                "--maps",
+                str(reference / "maps.pt"),
+                "--limit",
+                "2",
+                "--allow-missing",
+                "--output",
+                str(tmp_path / "out"),
+            ]
+        )
+        == 0
+    )
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["skimage:astronaut.png", "skimage:camera.png"]
     image = next(iter(ImageNetDataModule(limit=1, batch_size=1).test_dataloader()))["image"][0]
     expected = (image * saved["maps"][0] * 255).round().permute(1, 2, 0).numpy()

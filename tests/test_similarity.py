@@ -10,7 +10,7 @@ import pytest
 import torch
 from scipy import stats
 
-from metrics.functional.similarity import average_ranks, spearman
+from benchmark.metrics.functional.similarity import average_ranks, spearman
 
 
 def test_average_ranks_by_hand():

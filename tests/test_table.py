@@ -10,19 +10,32 @@ from pathlib import Path
 import pytest
 
 from benchmark.cli import build_parser, config_from_args, main
-from metrics.functional.bootstrap import bootstrap_ci
-from metrics.scorer import METRIC_KEYS
+from benchmark.metrics.functional.bootstrap import bootstrap_ci
+from benchmark.metrics.scorer import METRIC_KEYS
 
 
 @pytest.mark.slow
 def test_table_of_three_methods_matches_their_results(tmp_path, capsys):
-    code = main([
-        "table", "--methods", "lots,gradcam,random", "--limit", "3", "--output", str(tmp_path),
-        "--method.iterations", "2", "--method.kernel_size", "9", "--metrics.n_steps", "6",
-    ])
+    code = main(
+        [
+            "table",
+            "--methods",
+            "lots,gradcam,random",
+            "--limit",
+            "3",
+            "--output",
+            str(tmp_path),
+            "--method.iterations",
+            "2",
+            "--method.kernel_size",
+            "9",
+            "--metrics.n_steps",
+            "6",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    table_dir = Path([l for l in captured.out.splitlines() if l.startswith("table folder: ")][-1][14:])
+    table_dir = Path([line for line in captured.out.splitlines() if line.startswith("table folder: ")][-1][14:])
     for name in ("table.md", "table.csv", "comparison.png", "config.yaml", "significance.csv", "table.json"):
         assert (table_dir / name).is_file(), name
     markdown = (table_dir / "table.md").read_text()
@@ -52,14 +65,16 @@ def test_table_of_three_methods_matches_their_results(tmp_path, capsys):
     assert "iterations" not in gradcam["config"]["method"]
     assert gradcam["method_info"]["target_layer"] == "conv_head"
     # the same images for every method
-    ids = {m: [r["sample_id"] for r in csv.DictReader((table_dir / m / "per_sample.csv").open())]
-           for m in ("lots", "gradcam", "random")}
+    ids = {
+        m: [r["sample_id"] for r in csv.DictReader((table_dir / m / "per_sample.csv").open())]
+        for m in ("lots", "gradcam", "random")
+    }
     assert ids["lots"] == ids["gradcam"] == ids["random"] == ["0", "1", "2"]
 
     # the metric agreement: tau-b of the method rankings from the per-sample values, as scipy has it
     from scipy.stats import kendalltau
 
-    from metrics.scorer import HIGHER_IS_BETTER
+    from benchmark.metrics.scorer import HIGHER_IS_BETTER
 
     agreement = json.loads((table_dir / "table.json").read_text())["agreement"]
     assert (table_dir / "agreement.png").stat().st_size > 0 and "Metric agreement" in markdown
@@ -93,9 +108,18 @@ def test_table_needs_methods(capsys):
 
 def test_thesis_table_config_lists_the_thesis_methods():
     root = Path(__file__).resolve().parents[1]
-    config = config_from_args(build_parser().parse_args(
-        ["table", "--config", str(root / "configs/thesis_table_5_2.yaml")]))
-    assert config.options.methods == ["random", "gradcam", "gradcampp", "smoothgradcampp", "layercam", "hirescam", "lots"]
+    config = config_from_args(
+        build_parser().parse_args(["table", "--config", str(root / "configs/thesis_table_5_2.yaml")])
+    )
+    assert config.options.methods == [
+        "random",
+        "gradcam",
+        "gradcampp",
+        "smoothgradcampp",
+        "layercam",
+        "hirescam",
+        "lots",
+    ]
     assert config.method_configs["lots"].iterations == 500
     assert config.method_configs["gradcam"].target_class == "top1"
     assert config.metrics == {**config.metrics, "n_steps": 224, "score": "max_class"}
@@ -103,13 +127,24 @@ def test_thesis_table_config_lists_the_thesis_methods():
 
 @pytest.mark.slow
 def test_the_same_method_twice_is_never_significantly_different(tmp_path, capsys):
-    code = main([
-        "table", "--methods", "gradcam,gradcam:target_class=top1", "--limit", "3", "--output", str(tmp_path),
-        "--metrics.n_steps", "4", "--metrics.bootstrap", "500",
-    ])
+    code = main(
+        [
+            "table",
+            "--methods",
+            "gradcam,gradcam:target_class=top1",
+            "--limit",
+            "3",
+            "--output",
+            str(tmp_path),
+            "--metrics.n_steps",
+            "4",
+            "--metrics.bootstrap",
+            "500",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    table_dir = Path([l for l in captured.out.splitlines() if l.startswith("table folder: ")][-1][14:])
+    table_dir = Path([line for line in captured.out.splitlines() if line.startswith("table folder: ")][-1][14:])
     pairs = list(csv.DictReader((table_dir / "significance.csv").open()))
     assert [p["metric"] for p in pairs] == list(METRIC_KEYS)
     assert all(p["significant"] == "False" and float(p["difference"]) == 0.0 for p in pairs)

@@ -14,13 +14,28 @@ import pytest
 
 from benchmark.cli import main
 
-COMMON = ["--limit", "2", "--batch-size", "2", "--metrics.n_steps", "4", "--execution", "channels_last",
-          "--logger", "none", "--overlay-images", "2", "--metrics.bootstrap", "500", "--quiet"]
+COMMON = [
+    "--limit",
+    "2",
+    "--batch-size",
+    "2",
+    "--metrics.n_steps",
+    "4",
+    "--execution",
+    "channels_last",
+    "--logger",
+    "none",
+    "--overlay-images",
+    "2",
+    "--metrics.bootstrap",
+    "500",
+    "--quiet",
+]
 METHODS = ["random", "gradcam", "layercam"]
 
 
 def _folder(out: str, prefix: str) -> Path:
-    return Path([line for line in out.splitlines() if line.startswith(prefix)][-1][len(prefix):])
+    return Path([line for line in out.splitlines() if line.startswith(prefix)][-1][len(prefix) :])
 
 
 def _without_ms(path: Path) -> list[list[str]]:
@@ -65,7 +80,9 @@ def test_a_table_from_three_test_runs_equals_the_table_run(three_runs, capsys):
 @pytest.mark.slow
 def test_mismatched_runs_are_refused_naming_the_difference(three_runs, capsys):
     root, runs = three_runs
-    assert main(["test", "--method", "gradcam", *COMMON, "--metrics.n_steps", "6", "--output", str(root / "other")]) == 0
+    assert (
+        main(["test", "--method", "gradcam", *COMMON, "--metrics.n_steps", "6", "--output", str(root / "other")]) == 0
+    )
     other = sorted((root / "other").glob("gradcam_*"))[-1]
     capsys.readouterr()
     assert main(["table", "--from", str(runs[0]), str(other), "--output", str(root / "refused")]) == 2

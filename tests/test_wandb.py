@@ -12,7 +12,7 @@ import pytest
 from benchmark import loggers
 from benchmark.cli import build_parser, config_from_args
 from benchmark.loggers import wandb_mode
-from metrics.scorer import METRIC_KEYS
+from benchmark.metrics.scorer import METRIC_KEYS
 from tests.cli_runs import run_in_process
 from tests.wandb_records import read_offline_run
 
@@ -30,8 +30,9 @@ def test_offline_run_holds_summary_config_table_images_and_curves(one_process_ru
 
     # one line tells how to upload it
     hints = [line for line in one_process_run.err.splitlines() if line.startswith("W&B:")]
-    assert hints == [f"W&B: WANDB_MODE=offline, so the run was logged offline; upload later with: "
-                     f"wandb sync {logged.folder}"]
+    assert hints == [
+        f"W&B: WANDB_MODE=offline, so the run was logged offline; upload later with: wandb sync {logged.folder}"
+    ]
 
     # named, grouped and configured so that runs pivot into Table 5.2
     assert (logged.name, logged.group, logged.job_type) == ("gradcam-efficientnet_lite0", "efficientnet_lite0", "test")
@@ -90,12 +91,14 @@ def test_a_wandb_failure_is_a_warning_and_the_run_folder_is_complete(monkeypatch
         raise RuntimeError("upload quota exceeded\nsecond line")
 
     monkeypatch.setattr(wandb, "Table", broken_table)
-    run = run_in_process(["test", "--method", "random", "--limit", "1", "--metrics.n_steps", "6",
-                          "--output", str(tmp_path)])
+    run = run_in_process(
+        ["test", "--method", "random", "--limit", "1", "--metrics.n_steps", "6", "--output", str(tmp_path)]
+    )
     assert run.code == 0, run.err
     warnings = [line for line in run.err.splitlines() if line.startswith("warning:")]
-    assert warnings == [f"warning: W&B logging failed (RuntimeError: upload quota exceeded); "
-                        f"the run folder is complete: {run.run_dir}"]
+    assert warnings == [
+        f"warning: W&B logging failed (RuntimeError: upload quota exceeded); the run folder is complete: {run.run_dir}"
+    ]
     for name in ("results.json", "per_sample.csv", "overlays.png", "curves.png", "config.yaml"):
         assert (run.run_dir / name).is_file(), name
     assert wandb.run is None  # the broken W&B run was closed
@@ -104,25 +107,40 @@ def test_a_wandb_failure_is_a_warning_and_the_run_folder_is_complete(monkeypatch
 def test_table_logs_its_combined_table(tmp_path):
     config = config_from_args(build_parser().parse_args(["table", "--methods", "gradcam,random"]))
     contents = [
-        {"method": method, "images": 2, "metrics": {k: float(i + j) for j, k in enumerate(METRIC_KEYS)},
-         "ms_per_map": 10.0 * (i + 1), "skipped": 0, "extras": {}, "undefined": {}}
+        {
+            "method": method,
+            "images": 2,
+            "metrics": {k: float(i + j) for j, k in enumerate(METRIC_KEYS)},
+            "ms_per_map": 10.0 * (i + 1),
+            "skipped": 0,
+            "extras": {},
+            "undefined": {},
+        }
         for i, method in enumerate(["gradcam", "random"])
     ]
     from benchmark.table import TABLE_HEADER, table_values
 
     header, rows = table_values(contents)
     assert header[: len(TABLE_HEADER)] == TABLE_HEADER
-    agreement = {"pairs": [{"metric_a": "insertion", "metric_b": "deletion", "kendall_tau_b": -1.0, "ci95": [-1.0, 1.0]}],
-                 "ranks": {"insertion": {"gradcam": {"rank": 2, "stability": 0.75}}}}
+    agreement = {
+        "pairs": [{"metric_a": "insertion", "metric_b": "deletion", "kendall_tau_b": -1.0, "ci95": [-1.0, 1.0]}],
+        "ranks": {"insertion": {"gradcam": {"rank": 2, "stability": 0.75}}},
+    }
     logged = loggers.log_table(config, tmp_path, header, rows, contents, agreement)
     assert logged.offline_dir is not None
     run = read_offline_run(logged.offline_dir)
-    assert (run.name, run.job_type, run.config["methods"]) == ("table-efficientnet_lite0", "table", ["gradcam", "random"])
+    assert (run.name, run.job_type, run.config["methods"]) == (
+        "table-efficientnet_lite0",
+        "table",
+        ["gradcam", "random"],
+    )
     table = json.loads(run.media(run.summary["table"]["path"]).read_text())
     assert table["columns"] == header
     assert [row[: len(TABLE_HEADER)] for row in table["data"]] == [
-        ["gradcam", 2, 0.0, 1.0, 2.0, 3.0, 4.0, 10.0], ["random", 2, 1.0, 2.0, 3.0, 4.0, 5.0, 20.0]]
-    assert all(v is None for row in table["data"] for v in row[len(TABLE_HEADER):])  # no intervals given
+        ["gradcam", 2, 0.0, 1.0, 2.0, 3.0, 4.0, 10.0],
+        ["random", 2, 1.0, 2.0, 3.0, 4.0, 5.0, 20.0],
+    ]
+    assert all(v is None for row in table["data"] for v in row[len(TABLE_HEADER) :])  # no intervals given
     assert run.summary["random/coherency"] == 3.0 and run.summary["gradcam/ms_per_map"] == 10.0
     pairs = json.loads(run.media(run.summary["metric_agreement"]["path"]).read_text())
     assert pairs["columns"] == ["metric_a", "metric_b", "kendall_tau_b", "ci95_low", "ci95_high"]

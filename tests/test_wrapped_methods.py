@@ -12,10 +12,10 @@ import torch
 from torch import nn
 
 from benchmark import evaluate
-from methods import Explainer, get_method
-from methods.cam import CAMConfig
+from benchmark.methods import Explainer, get_method
+from benchmark.methods.cam import CAMConfig
+from benchmark.models import NormalizedClassifier
 from tests.cli_runs import run_in_process
-from models import NormalizedClassifier
 from tests.helpers import LinearModel
 
 FAST = dict(limit=2, metrics={"n_steps": 4, "extra": ["complexity"]}, overlay_images=0)
@@ -76,9 +76,25 @@ def test_a_function_an_object_and_a_class_are_wrapped_with_the_model_and_sample_
 
 @pytest.mark.slow
 def test_a_function_runs_from_the_command_line_and_from_evaluate_with_the_same_numbers(tmp_path):
-    run = run_in_process(["test", "--method", "tests.test_wrapped_methods:top_left_quarter", "--limit", "2",
-                          "--metrics.n_steps", "4", "--metrics.extra", "complexity", "--logger", "none",
-                          "--overlay-images", "0", "--output", str(tmp_path / "cli")])
+    run = run_in_process(
+        [
+            "test",
+            "--method",
+            "tests.test_wrapped_methods:top_left_quarter",
+            "--limit",
+            "2",
+            "--metrics.n_steps",
+            "4",
+            "--metrics.extra",
+            "complexity",
+            "--logger",
+            "none",
+            "--overlay-images",
+            "0",
+            "--output",
+            str(tmp_path / "cli"),
+        ]
+    )
     assert run.code == 0, run.err
     expected = json.loads((run.run_dir / "results.json").read_text())
     assert expected["metrics"]["complexity"] == pytest.approx(25.0)
@@ -95,8 +111,15 @@ def test_evaluate_takes_an_object_an_explainer_instance_and_a_module_as_the_mode
 
     # An Explainer instance: its class and config are used (the model comes from model=).
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, stride=4), nn.ReLU(),
-                        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 1000))
+    net = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(4, 4, 3, stride=4),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(4, 1000),
+    )
     gradcam = get_method("gradcam")(NormalizedClassifier(net, (0.5,) * 3, (0.25,) * 3), CAMConfig(target_layer="2"))
     results = evaluate(method=gradcam, model=net, model_mean=[0.5, 0.5, 0.5], model_std=[0.25, 0.25, 0.25], **FAST)
     assert results.results["config"]["method"]["target_layer"] == "2"
@@ -112,7 +135,7 @@ def test_the_readme_function_example_is_the_tested_one():
     readme = (REPO / "README.md").read_text()
     block = readme.split("```python\nimport torch\n\n\ndef input_gradient", 1)[1].split("```", 1)[0]
     namespace: dict = {}
-    exec("import torch\n\n\ndef input_gradient" + block, namespace)  # noqa: S102 - the README's example
+    exec("import torch\n\n\ndef input_gradient" + block, namespace)
     model = LinearModel(torch.randn(3, 3 * 8 * 8, generator=torch.Generator().manual_seed(0)))
     images, classes = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(1)), torch.tensor([1, 2])
     assert torch.allclose(namespace["input_gradient"](images, classes, model), input_gradient(images, classes, model))

@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 import struct
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 _BLOCK = 32 * 1024
 _HEADER = 7
@@ -32,13 +33,13 @@ def records(path: Path) -> Iterator[Any]:
         if left < _HEADER:  # the rest of a block too small for a header is padding
             position += left
             continue
-        _, length, kind = struct.unpack("<IHB", data[position:position + _HEADER])
+        _, length, kind = struct.unpack("<IHB", data[position : position + _HEADER])
         if kind == 0 and length == 0:
             position += left
             continue
         if position + _HEADER + length > len(data):  # still being written
             return
-        chunk = data[position + _HEADER:position + _HEADER + length]
+        chunk = data[position + _HEADER : position + _HEADER + length]
         position += _HEADER + length
         parts = [chunk] if kind in (_FULL, _FIRST) else [*parts, chunk]
         if kind in (_FULL, _LAST):

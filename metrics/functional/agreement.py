@@ -12,13 +12,13 @@ resamples are computed at once (in chunks), never one by one.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from torch import Tensor
 
-from metrics.functional.bootstrap import CONFIDENCE_LEVEL
+from benchmark.metrics.functional.bootstrap import CONFIDENCE_LEVEL
 
 #: Resampled values held at once (K x M x R x N doubles: 160 MB), so a whole validation set fits.
 _VALUES_PER_CHUNK = 20_000_000
@@ -53,8 +53,11 @@ def kendall_tau_b(scores: Tensor) -> Tensor:
     untied_a = (signs[..., :, None, :].abs() * both).sum(dim=-1)
     untied_b = (signs[..., None, :, :].abs() * both).sum(dim=-1)
     denominator = (untied_a * untied_b).sqrt()
-    return torch.where(denominator > 0, concordance / torch.where(denominator > 0, denominator, 1),
-                       torch.full_like(denominator, float("nan")))
+    return torch.where(
+        denominator > 0,
+        concordance / torch.where(denominator > 0, denominator, 1),
+        torch.full_like(denominator, float("nan")),
+    )
 
 
 def competition_ranks(scores: Tensor) -> Tensor:
@@ -79,8 +82,9 @@ class Agreement:
     resamples: int
 
 
-def metric_agreement(values: Tensor, higher_is_better: Sequence[bool], n_resamples: int, seed: int = 0,
-                     level: float = CONFIDENCE_LEVEL) -> Agreement:
+def metric_agreement(
+    values: Tensor, higher_is_better: Sequence[bool], n_resamples: int, seed: int = 0, level: float = CONFIDENCE_LEVEL
+) -> Agreement:
     """The agreement of the K metrics of ``values[K, M, N]`` over M methods and N images."""
     values = torch.as_tensor(values, dtype=torch.float64)
     if values.ndim != 3 or values.shape[-1] == 0:

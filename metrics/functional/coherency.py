@@ -19,8 +19,7 @@ def pearson(a: Tensor, b: Tensor) -> Tensor:
     """
     if a.shape != b.shape or a.ndim < 2:
         raise ValueError(
-            f"expected two batches of maps of the same shape [B, H, W], got {tuple(a.shape)} "
-            f"and {tuple(b.shape)}"
+            f"expected two batches of maps of the same shape [B, H, W], got {tuple(a.shape)} and {tuple(b.shape)}"
         )
     a = a.detach().flatten(1).to(torch.float64)
     b = b.detach().to(a.device).flatten(1).to(torch.float64)

@@ -28,9 +28,7 @@ def complexity(maps: Tensor) -> Tensor:
 def adcc(coherency: Tensor, complexity: Tensor, average_drop: Tensor) -> Tensor:
     """Per-image ADCC in percent from per-image Coherency, Complexity and Average Drop (all in
     percent, ``[B]``). NaN where an input is NaN (e.g. an undefined Coherency). Higher is better."""
-    terms = torch.stack(
-        [coherency.double(), 100 - complexity.double(), 100 - average_drop.double()]
-    ) / 100
+    terms = torch.stack([coherency.double(), 100 - complexity.double(), 100 - average_drop.double()]) / 100
     harmonic = 3 / (1 / terms).sum(dim=0)  # a zero term: 1/0 = inf -> 0, the limit
     harmonic = torch.where((terms == 0).any(dim=0), torch.zeros_like(harmonic), harmonic)
     return torch.where(torch.isnan(terms).any(dim=0), torch.full_like(harmonic, float("nan")), harmonic) * 100

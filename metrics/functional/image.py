@@ -1,5 +1,5 @@
-"""Image operations shared by the LOTS map (SPEC section 5) and the Insertion/Deletion
-baseline (SPEC section 7). All work on batches, in float32 or float64: a bfloat16/float16
+"""Image operations shared by the LOTS map (the blurred grey perturbation) and the
+Insertion/Deletion baseline (the blurred image). All work on batches, in float32 or float64: a bfloat16/float16
 input is computed in float32, and autocast (``--precision bf16``) is switched off inside, so
 that maps and baselines are never quantized to 8 bits of mantissa whatever the precision of
 the model's forward."""
@@ -10,25 +10,8 @@ import torch
 from torch import Tensor
 from torchvision.transforms.v2.functional import gaussian_blur as _tv_gaussian_blur
 
-from metrics.errors import BenchmarkError
-
-
-def at_least_float32(tensor: Tensor) -> Tensor:
-    """``tensor`` in float32 when it is a half type (bfloat16, float16), else unchanged."""
-    return tensor.float() if tensor.dtype in (torch.bfloat16, torch.float16) else tensor
-
-
-def full_precision(tensor: Tensor):
-    """A context without autocast on ``tensor``'s device (for map post-processing)."""
-    return torch.autocast(device_type=tensor.device.type, enabled=False)
-
-
-def memory_format_of(tensor: Tensor) -> torch.memory_format:
-    """``torch.channels_last`` for a 4-d tensor laid out NHWC (and not also NCHW-contiguous, as
-    one with a single channel or pixel is), else ``torch.contiguous_format``."""
-    if tensor.ndim == 4 and tensor.is_contiguous(memory_format=torch.channels_last) and not tensor.is_contiguous():
-        return torch.channels_last
-    return torch.contiguous_format
+from benchmark.core.errors import BenchmarkError
+from benchmark.core.tensors import at_least_float32, full_precision
 
 #: ITU-R BT.601 luma weights, as ``cv2.cvtColor(..., COLOR_RGB2GRAY)`` and PIL's "L" use.
 GRAY_WEIGHTS = (0.299, 0.587, 0.114)

@@ -1,5 +1,6 @@
 """Insertion and Deletion curves (Petsiuk et al. 2018, "RISE: Randomized Input Sampling for
-Explanation of Black-box Models", BMVC), as fixed by SPEC section 7.
+Explanation of Black-box Models", BMVC), with the blurred baseline for both curves as the
+thesis used it.
 
 Pixels are ranked by the map, descending, with a stable sort (ties: lower row-major index
 first). Step k = 0..S changes the ``min(k * pixels_per_step, H * W)`` most salient pixels:
@@ -16,13 +17,13 @@ The curve holds the softmax probability of the original top-1 class c at each st
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
-from metrics.errors import BenchmarkError
-from metrics.functional.image import gaussian_blur
+from benchmark.core.errors import BenchmarkError
+from benchmark.metrics.functional.image import gaussian_blur
 
 #: The values of the ``score`` option.
 SCORES = ("original_class", "max_class")
@@ -44,9 +45,7 @@ def check_chunk_size(chunk_size: int) -> int:
 
 def check_n_steps(n_steps: int | None) -> int | None:
     """Return ``n_steps`` if it is ``None`` or an integer >= 1, else raise a BenchmarkError."""
-    if n_steps is not None and (
-        isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1
-    ):
+    if n_steps is not None and (isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 1):
         raise BenchmarkError(f"insertion/deletion steps must be an integer >= 1, got {n_steps!r}")
     return n_steps
 
@@ -56,9 +55,7 @@ def check_blur(kernel_size: int, sigma: float | None) -> float | None:
 
     Returns the sigma to pass to ``gaussian_blur`` (``None`` for OpenCV's rule).
     """
-    if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1 or (
-        kernel_size % 2 == 0
-    ):
+    if isinstance(kernel_size, bool) or not isinstance(kernel_size, int) or kernel_size < 1 or (kernel_size % 2 == 0):
         raise BenchmarkError(f"blur kernel must be an odd integer >= 1, got {kernel_size!r}")
     if sigma is None or sigma == 0:
         return None

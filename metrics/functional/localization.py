@@ -15,7 +15,7 @@ the metric classes leave it out of the mean and count it.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -26,7 +26,9 @@ Boxes = Sequence[Tensor | None]
 def boxes_mask(boxes: Boxes, height: int, width: int, device=None) -> tuple[Tensor, Tensor]:
     """``(mask[B, H, W] bool, has_box[B] bool)``: the union of each image's boxes."""
     rows = [
-        torch.zeros(0, 4, dtype=torch.float64) if b is None else torch.as_tensor(b).reshape(-1, 4).to("cpu", torch.float64)
+        torch.zeros(0, 4, dtype=torch.float64)
+        if b is None
+        else torch.as_tensor(b).reshape(-1, 4).to("cpu", torch.float64)
         for b in boxes
     ]
     if not rows:

@@ -10,15 +10,15 @@ changed when it ends, also when the method fails, so nothing else ever sees them
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import torch
 from torch import Tensor, nn
 
-from metrics.errors import BenchmarkError
-from metrics.functional.seeding import sample_seed
+from benchmark.core.errors import BenchmarkError
+from benchmark.core.seeding import sample_seed
 
 #: The seed stream of the re-initialized weights (mixed with the layer's forward position).
 RANDOMIZATION_STREAM = 401
@@ -45,8 +45,9 @@ def layers_in_forward_order(model: nn.Module, example: Tensor) -> tuple[list[tup
     Quantus's MPRT). Modules the forward does not call are left out."""
     holders = [(name, m) for name, m in model.named_modules() if any(True for _ in m.parameters(recurse=False))]
     called: list[nn.Module] = []
-    handles = [m.register_forward_pre_hook(lambda m, _: called.append(m) if m not in called else None)
-               for _, m in holders]
+    handles = [
+        m.register_forward_pre_hook(lambda m, _: called.append(m) if m not in called else None) for _, m in holders
+    ]
     try:
         with torch.no_grad():
             model(example)
@@ -55,8 +56,10 @@ def layers_in_forward_order(model: nn.Module, example: Tensor) -> tuple[list[tup
             handle.remove()
     names = {id(m): name for name, m in holders}
     ordered = [(names[id(m)], m) for m in called]
-    return ([(n, m) for n, m in ordered if hasattr(m, "reset_parameters")],
-            [n for n, m in ordered if not hasattr(m, "reset_parameters")])
+    return (
+        [(n, m) for n, m in ordered if hasattr(m, "reset_parameters")],
+        [n for n, m in ordered if not hasattr(m, "reset_parameters")],
+    )
 
 
 def stage_groups(layers: list, steps: int) -> list[list]:
@@ -93,7 +96,7 @@ class CascadingRandomization:
     random: dict[int, dict[str, Tensor]] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, model: nn.Module, example: Tensor, steps: int, seed: int = 0) -> "CascadingRandomization":
+    def build(cls, model: nn.Module, example: Tensor, steps: int, seed: int = 0) -> CascadingRandomization:
         """Find the layers (one forward of ``example``) and draw their random weights: each
         layer's ``reset_parameters()`` under its own seed (:func:`layer_seed`), the model's
         trained values put back straight after."""
@@ -143,8 +146,11 @@ class CascadingRandomization:
 @contextmanager
 def _trained_values_restored(module: nn.Module) -> Iterator[None]:
     """Every tensor of ``module`` and its children as it was when the block started."""
-    tensors = {f"{name}|{k}": (m, k, t.detach().clone()) for name, m in module.named_modules()
-               for k, t in _own_tensors(m).items()}
+    tensors = {
+        f"{name}|{k}": (m, k, t.detach().clone())
+        for name, m in module.named_modules()
+        for k, t in _own_tensors(m).items()
+    }
     try:
         yield
     finally:

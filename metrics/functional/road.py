@@ -31,15 +31,15 @@ p% are ``round(p / 100 * H * W)`` pixels (halves up).
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from metrics.errors import BenchmarkError
-from metrics.functional.image import full_precision
-from metrics.functional.insertion_deletion import pixel_rank
+from benchmark.core.errors import BenchmarkError
+from benchmark.core.tensors import full_precision
+from benchmark.metrics.functional.insertion_deletion import pixel_rank
 
 #: The percentages of Rong et al. (and grad-cam's ROAD averages).
 DEFAULT_PERCENTAGES = (10.0, 20.0, 30.0, 40.0, 50.0, 60.0, 70.0, 80.0, 90.0)
@@ -59,7 +59,9 @@ def check_percentages(percentages: Sequence[float]) -> tuple[float, ...]:
     try:
         values = tuple(float(p) for p in percentages)
     except (TypeError, ValueError):
-        raise BenchmarkError(f"road percentages must be numbers in (0, 100), e.g. 10,20,...,90; got {percentages!r}") from None
+        raise BenchmarkError(
+            f"road percentages must be numbers in (0, 100), e.g. 10,20,...,90; got {percentages!r}"
+        ) from None
     if not values or any(not (0 < p < 100) or not math.isfinite(p) for p in values) or len(set(values)) != len(values):
         raise BenchmarkError(
             f"road percentages must be distinct numbers in (0, 100), e.g. 10,20,...,90; got {list(percentages)!r}"
@@ -155,7 +157,7 @@ class _Grid:
     def apply(self, x: Tensor) -> Tensor:
         return self.mask * (self.degree * x - _neighbour_sum(x))
 
-    def take(self, keep: Tensor) -> "_Grid":
+    def take(self, keep: Tensor) -> _Grid:
         return _Grid(self.mask[keep], self.degree)
 
 
@@ -213,8 +215,9 @@ def _pull_push(known: Tensor, removed: Tensor) -> Tensor:
     return estimate
 
 
-def linear_imputation(images: Tensor, removed: Tensor, tolerance: float = 1e-5,
-                      max_iterations: int | None = None) -> Tensor:
+def linear_imputation(
+    images: Tensor, removed: Tensor, tolerance: float = 1e-5, max_iterations: int | None = None
+) -> Tensor:
     """``[B, P, C, H, W]``: ``images[B, C, H, W]`` with the pixels ``removed[B, P, H, W]`` filled
     in by linear imputation (no noise), every system solved to a relative residual of
     ``tolerance`` (at most ``max_iterations`` steps; default ``4 * (H + W)``). The default
@@ -254,7 +257,13 @@ def _solve(images: Tensor, removed: Tensor, tolerance: float, max_iterations: in
                 grids = [grid.take(keep) for grid in grids]
                 fine = grids[0]
                 live, x, residual, direction, rz, active = (
-                    live[keep], x[keep], residual[keep], direction[keep], rz[keep], active[keep])
+                    live[keep],
+                    x[keep],
+                    residual[keep],
+                    direction[keep],
+                    rz[keep],
+                    active[keep],
+                )
         product = fine.apply(direction)
         curvature = _dot(direction, product)
         step = torch.where(active & (curvature > 0), rz / torch.where(curvature > 0, curvature, 1), 0)
@@ -290,8 +299,7 @@ def road_scores(
     if noise is not None:
         imputed = imputed + removed[:, :, None].to(imputed.dtype) * noise.to(imputed)
     count = len(percentages)
-    scores = probability(imputed.reshape(batch * count, channels, height, width),
-                         classes.repeat_interleave(count))
+    scores = probability(imputed.reshape(batch * count, channels, height, width), classes.repeat_interleave(count))
     return scores.view(batch, count)
 
 

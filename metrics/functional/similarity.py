@@ -38,5 +38,8 @@ def spearman(a: Tensor, b: Tensor) -> Tensor:
     ra = ra - ra.mean(dim=1, keepdim=True)
     rb = rb - rb.mean(dim=1, keepdim=True)
     denominator = (ra.pow(2).sum(dim=1) * rb.pow(2).sum(dim=1)).sqrt()
-    return torch.where(denominator > 0, (ra * rb).sum(dim=1) / torch.where(denominator > 0, denominator, 1),
-                       torch.full_like(denominator, float("nan")))
+    return torch.where(
+        denominator > 0,
+        (ra * rb).sum(dim=1) / torch.where(denominator > 0, denominator, 1),
+        torch.full_like(denominator, float("nan")),
+    )

@@ -30,8 +30,14 @@ EXECUTION = ["--batch-size", "4", "--threads", "2"]
 PHOTOS = ["--limit", "4", "--metrics.extra", "complexity,adcc"]
 #: Four ImageNet sample images with boxes made for the test (one image has none).
 SAMPLE = [
-    "--data", "{sample}", "--limit", "4", "--boxes", "{golden}/boxes.csv",
-    "--metrics.extra", "complexity,adcc,pointing_game,energy_pointing_game",
+    "--data",
+    "{sample}",
+    "--limit",
+    "4",
+    "--boxes",
+    "{golden}/boxes.csv",
+    "--metrics.extra",
+    "complexity,adcc,pointing_game,energy_pointing_game",
 ]
 LOTS = ["--method", "lots", "--method.iterations", "5"]
 FLOAT64 = ["--precision", "64"]
@@ -39,8 +45,17 @@ FLOAT64 = ["--precision", "64"]
 #: Columns compared (when the run has them); ``ms_per_map`` is a timing and never compared.
 EXACT_COLUMNS = ("sample_id", "file", "label", "pred_class", "map_problem", "iterations")
 FLOAT_COLUMNS = (
-    "pred_prob", "avg_drop", "avg_increase", "coherency", "insertion", "deletion",
-    "complexity", "adcc", "pointing_game", "energy_pointing_game", "final_distance",
+    "pred_prob",
+    "avg_drop",
+    "avg_increase",
+    "coherency",
+    "insertion",
+    "deletion",
+    "complexity",
+    "adcc",
+    "pointing_game",
+    "energy_pointing_game",
+    "final_distance",
 )
 
 #: float64 runs: every float column, in percentage points (or probability for pred_prob).
@@ -80,8 +95,7 @@ RUNS: tuple[GoldenRun, ...] = (
     # channels' activations sum to nearly zero, the denominator of its weights, and its Coherency
     # moved by 2.5 points between 1 and 2 threads.
     GoldenRun("gradcamelementwise_sample", ["--method", "gradcamelementwise", *SAMPLE], "float32"),
-    GoldenRun("smoothgradcampp_sample", ["--method", "smoothgradcampp", "--method.n_samples", "4", *SAMPLE],
-              "float32"),
+    GoldenRun("smoothgradcampp_sample", ["--method", "smoothgradcampp", "--method.n_samples", "4", *SAMPLE], "float32"),
     GoldenRun("random_sample", ["--method", "random", *SAMPLE], "float32"),
 )
 
@@ -92,8 +106,16 @@ RUNS: tuple[GoldenRun, ...] = (
 #: game never changed. The bounds are about five times that, so that another CPU of the same
 #: kind stays inside while a real change (a moved formula, another layer) does not.
 FLOAT32_BOUNDS = {
-    "pred_prob": 5e-6, "avg_drop": 5e-3, "avg_increase": 0.0, "coherency": 1e-2, "insertion": 1e-2,
-    "deletion": 0.1, "complexity": 5e-3, "adcc": 5e-3, "pointing_game": 0.0, "energy_pointing_game": 5e-3,
+    "pred_prob": 5e-6,
+    "avg_drop": 5e-3,
+    "avg_increase": 0.0,
+    "coherency": 1e-2,
+    "insertion": 1e-2,
+    "deletion": 0.1,
+    "complexity": 5e-3,
+    "adcc": 5e-3,
+    "pointing_game": 0.0,
+    "energy_pointing_game": 5e-3,
     "final_distance": 1e-4,
 }
 #: float32 LOTS against its float64 twin: measured (batch 1/4 x 1/2 threads) pred_prob 4.5e-7,
@@ -102,8 +124,16 @@ FLOAT32_BOUNDS = {
 #: equal. Bounds: about three times that (float32 LOTS amplifies rounding; this catches a broken
 #: float32 path, not a last digit).
 LOTS_FLOAT32_BOUNDS = {
-    "pred_prob": 5e-6, "avg_drop": 2.0, "avg_increase": 0.0, "coherency": 10.0, "insertion": 1.5,
-    "deletion": 5.0, "complexity": 3.0, "adcc": 2.0, "pointing_game": 0.0, "energy_pointing_game": 0.5,
+    "pred_prob": 5e-6,
+    "avg_drop": 2.0,
+    "avg_increase": 0.0,
+    "coherency": 10.0,
+    "insertion": 1.5,
+    "deletion": 5.0,
+    "complexity": 3.0,
+    "adcc": 2.0,
+    "pointing_game": 0.0,
+    "energy_pointing_game": 0.5,
     "final_distance": 0.7,
 }
 

@@ -2,7 +2,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from methods import Explainer, MethodConfig
+from benchmark.methods import Explainer, MethodConfig
 
 
 @dataclass

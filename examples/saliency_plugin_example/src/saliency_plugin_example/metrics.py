@@ -1,7 +1,8 @@
 """A metric from outside the benchmark: the Sparseness (Gini index) of each map."""
+
 import torch
 
-from metrics import PerSampleMetric
+from benchmark.metrics import PerSampleMetric
 
 
 def sparseness(maps: torch.Tensor) -> torch.Tensor:

@@ -16,8 +16,8 @@ Each loaded object goes through the registry's ``accept(obj, name, where)``, whi
 strings come from the command line or from Python only: ``benchmark.config`` refuses a
 settings file that names one, so a downloaded YAML file cannot run anything.
 
-It lives in ``metrics``, the bottom layer of the import contract, so that the methods, models
-and metrics packages all use this one mechanism.
+It lives in ``benchmark.core``, the bottom layer of the import contract, so that the methods,
+models and metrics packages all use this one mechanism.
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ import difflib
 import importlib
 import importlib.metadata
 import re
-import sys
-from typing import Any, Callable, Generic, TypeVar
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
-from metrics.errors import BenchmarkError
+from benchmark.core.errors import BenchmarkError
 
 T = TypeVar("T")
 
@@ -46,14 +46,12 @@ def import_object(option: str, name: str) -> Any:
     """The attribute named by the import string ``name`` (given as ``option``, e.g. ``--model``),
     from an installed package or the current folder."""
     module_name, _, attribute = name.partition(":")
-    if "" not in sys.path and "." not in sys.path:
-        sys.path.insert(0, "")  # `python -m benchmark` has the current folder; a console script does not
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
         raise BenchmarkError(
-            f"{option} {name}: cannot import {module_name} ({error}); install the package or run from the folder "
-            "that holds it"
+            f"{option} {name}: cannot import {module_name} ({error}); install the package, or run "
+            "`python -m benchmark` (which imports from the current folder) in the folder that holds it"
         ) from None
     if not hasattr(module, attribute):
         raise BenchmarkError(f"{option} {name}: {module_name} has no attribute {attribute!r}")
@@ -155,7 +153,7 @@ class Registry(Generic[T]):
         if name in plugins:
             entry = self.accept(*self._load_entry_point(name, plugins[name]))
         elif prefix is not None:
-            entry = self._prefixes[prefix][0](name[len(prefix) + 1:])
+            entry = self._prefixes[prefix][0](name[len(prefix) + 1 :])
         elif is_import_string(name):
             entry = self.accept(import_object(self.option, name), name, f"{self.option} {name}")
         else:
@@ -176,7 +174,7 @@ class Registry(Generic[T]):
         package = ep.dist.name if ep.dist is not None else "an installed package"
         try:
             obj = ep.load()
-        except Exception as error:  # noqa: BLE001 - any failure of the plugin's import is reported
+        except Exception as error:
             raise BenchmarkError(
                 f"{self.kind} {name!r}: the entry point {ep.value!r} of package {package} ({ep.group}) does not "
                 f"resolve: {type(error).__name__}: {error}; reinstall or fix {package}"

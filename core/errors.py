@@ -1,7 +1,7 @@
 """The one exception type for problems a user can fix, shared by every package.
 
-It lives in ``metrics``, the bottom layer of the import contract (``.importlinter``): every
-other package may import it, and ``metrics`` imports none of them.
+It lives in ``benchmark.core``, the bottom layer of the import contract (``.importlinter``):
+every other package may import it, and ``core`` imports none of them.
 """
 
 
