@@ -43,7 +43,8 @@ def installed_layout(root: Path) -> Path:
 def _lint(config: Path, layout: Path) -> int:
     """``lint-imports`` run in ``layout`` (a fresh process: this one has imported the repository's
     ``benchmark``, which import-linter would read instead)."""
-    command = [str(Path(sys.executable).parent / "lint-imports"), "--config", str(config), "--no-cache"]
+    command = [sys.executable, "-c", "from importlinter.cli import lint_imports_command as c; c()"]
+    command += ["--config", str(config), "--no-cache"]
     run = subprocess.run(command, cwd=layout, capture_output=True, text=True, timeout=300)
     print(run.stdout, run.stderr)
     return run.returncode
