@@ -5,10 +5,9 @@ allocator). glibc's ``malloc`` serves a request larger than its mmap threshold (
 first, raised up to 32 MiB as large blocks are freed) with a new ``mmap`` and returns it to the
 kernel on ``free``; it also trims the top of its heap once more than twice that threshold is
 free. So each pass's large activations are new pages, and the kernel zero-fills every 4 KiB of
-them on first touch: one page fault each. EfficientNet-Lite0 at batch 16 takes about 156,000
-faults per forward in NCHW (600 MiB of fresh pages); on this project's 2-core VM that made a
-forward 30.3 ms per image against 13.5 with the memory kept, and the channels_last forward 17.8
-against 10.2 (same process type, 2 threads, 2026-12-02; ``perf/README.md``).
+them on first touch: one page fault each. A CNN's activations at a run's batch size are
+hundreds of MiB per forward, so those faults take a large share of a CPU forward's time, in
+NCHW and in channels_last alike (the measurements are in ``perf/README.md``).
 
 :func:`keep_freed_memory` tells glibc (``mallopt``) never to ``mmap`` a block
 (``M_MMAP_MAX = 0``: large blocks come from the heap too) and never to trim the heap

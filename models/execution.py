@@ -1,17 +1,18 @@
 """How the classifier's passes execute.
 
 * ``eager``: PyTorch in NCHW, the benchmark's path until 2026-12.
-* ``channels_last``: weights and activations in the ``channels_last`` memory format; on this
-  project's 2-core CPU a forward is 1.5x and a forward+backward 1.3x faster than eager.
+* ``channels_last``: weights and activations in the ``channels_last`` memory format, which the
+  CPU's convolution kernels read faster than NCHW (forward and backward; ``perf/README.md``).
 * ``compiled``: ``channels_last``, and the passes that need neither hooks nor gradients (the
   top-1 prediction, ``x * M``, the Insertion/Deletion curves, Score-CAM's masked inputs) go
   through ``torch.compile`` (one graph, fixed batch: inputs are cut into pieces of that batch
-  and the last piece is padded, so the model compiles once per run): a further 1.3x on the CPU
-  (``perf/README.md``). Passes that need hooks (CAM layers, feature layers, pass counting by a
-  user's hook) or gradients (LOTS, the gradient CAMs) run ``channels_last``. The compile cost
-  (tens of seconds on a CPU the first time; PyTorch caches the result on disk) is paid on the
-  first such pass and shown on stderr; a model that cannot be compiled as one graph runs those
-  passes ``channels_last`` after one line saying so. A method that reads one layer's output in
+  and the last piece is padded, so the model compiles once per run): faster again on the CPU, as
+  the graph fuses the element-wise work between the convolutions (``perf/README.md``). Passes
+  that need hooks (CAM layers, feature layers, pass counting by a user's hook) or gradients
+  (LOTS, the gradient CAMs) run ``channels_last``. The compile cost (tens of seconds on a CPU
+  the first time; PyTorch caches the result on disk) is paid on the first such pass and shown
+  on stderr; a model that cannot be compiled as one graph runs those passes ``channels_last``
+  after one line saying so. A method that reads one layer's output in
   a forward-only pass (Random-CAM, Eigen-CAM) gets it from the same graph: the run's one
   compiled forward then returns the logits and that layer's output
   (:meth:`CompiledForward.with_layer`).
@@ -220,8 +221,8 @@ class CompiledForward:
             piece = torch.cat([piece, piece.new_zeros(self.batch_size - count, *piece.shape[1:])])
         # NCHW in (a no-op for the images a run makes): the graph's first kernel, the normalisation,
         # writes the channels_last layout its convolutions read, so a conversion here would be a
-        # second pass over the input (1-2.5 ms of 95-99 per batch of 16 at 224x224 on the CPU,
-        # logits bit for bit the same, 2026-12-02); one layout keeps the graph from recompiling
+        # second pass over the input for the same logits (perf/README.md); one layout keeps the
+        # graph from recompiling
         piece = piece.contiguous()
         output = self._compile(piece) if self._compiled is None else self._compiled(piece)
         if self.layer is None:
