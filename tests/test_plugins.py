@@ -206,14 +206,16 @@ def test_a_yaml_file_may_repeat_what_the_command_line_names(plugin_installed):
     assert config_from_args(namespace).method_config.sigma == 0.5
 
 
-def test_the_readme_shows_the_example_plugin_the_tests_run():
-    readme = (REPO / "README.md").read_text()
+def test_the_extending_page_shows_the_example_plugin_the_tests_run():
+    """docs/extending.md (where the README sends a method's author) shows the example plugin's
+    method file whole, and the entry point line of its pyproject.toml."""
+    page = (REPO / "docs" / "extending.md").read_text()
     example = (PLUGIN / "src" / "saliency_plugin_example" / "methods.py").read_text()
-    assert f"```python\n{example}```" in readme
+    assert f"```python\n{example}```" in page
     assert len(example.splitlines()) < 30
     pyproject = (PLUGIN / "pyproject.toml").read_text()
     assert 'centre_gaussian = "saliency_plugin_example.methods:CentreGaussian"' in pyproject
-    assert 'centre_gaussian = "saliency_plugin_example.methods:CentreGaussian"' in readme
+    assert 'centre_gaussian = "saliency_plugin_example.methods:CentreGaussian"' in page
 
 
 def _gini(values: list[float]) -> float:
@@ -267,8 +269,10 @@ def test_a_plugin_metric_and_a_plugin_model_run_by_their_entry_point_names(plugi
 
 
 def test_the_readme_metric_is_the_example_plugins():
-    readme = (REPO / "README.md").read_text()
-    block = readme.split("```python\nclass Sparseness(PerSampleMetric):\n", 1)[1].split("```", 1)[0]
+    """The Sparseness shown in the README and in docs/extending.md is the example plugin's."""
     source = (PLUGIN / "src" / "saliency_plugin_example" / "metrics.py").read_text()
-    assert all(line in source for line in block.splitlines())
+    for page in (REPO / "README.md", REPO / "docs" / "extending.md"):
+        text = page.read_text()
+        block = text.split("```python\nclass Sparseness(PerSampleMetric):\n", 1)[1].split("```", 1)[0]
+        assert all(line in source for line in block.splitlines()), page
     assert 'sparseness = "saliency_plugin_example.metrics:Sparseness"' in (PLUGIN / "pyproject.toml").read_text()
