@@ -36,7 +36,7 @@ def _accept(obj: Any, name: str, where: str) -> type[Explainer]:
     raise BenchmarkError(
         f"{where} is {obj!r}, not a subclass of methods.Explainer nor a function or object with explain(images, "
         "classes): a method is a class with a config dataclass (config_class) and explain(images, classes) -> maps "
-        "(see the README, 'Evaluate your own method')"
+        "(see docs/extending.md, 'Your own method')"
     )
 
 

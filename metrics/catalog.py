@@ -35,7 +35,7 @@ def _accept(obj: Any, name: str, where: str) -> type[PerSampleMetric]:
     if not (isinstance(obj, type) and issubclass(obj, PerSampleMetric)):
         raise BenchmarkError(
             f"{where} is {obj!r}, not a subclass of metrics.PerSampleMetric: a metric is a class declaring "
-            "needs, higher_is_better and update(sample_ids, **inputs) (see the README, 'Evaluate your own method')"
+            "needs, higher_is_better and update(sample_ids, **inputs) (see docs/extending.md, 'Your own metric')"
         )
     if obj.higher_is_better is None:
         raise BenchmarkError(f"{where}: set higher_is_better = True or False on {obj.__name__}")

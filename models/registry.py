@@ -145,7 +145,7 @@ def _factory_spec(name: str, obj: object, where: str) -> ModelSpec:
     if isinstance(obj, nn.Module) or not callable(obj):
         raise BenchmarkError(
             f"{where} is {obj!r}, not a function that builds the model: name a function build() that returns an "
-            "nn.Module mapping normalized images to logits (see the README, 'Evaluate your own model')"
+            "nn.Module mapping normalized images to logits (see docs/extending.md, 'Your own model')"
         )
     doc = ((getattr(obj, "__doc__", None) or "").strip().splitlines() or [""])[0]
 

@@ -1,1 +1,1 @@
-"""An example plugin of the saliency benchmark (see its README, "Evaluate your own method")."""
+"""An example plugin of the saliency benchmark (see the benchmark's docs/extending.md)."""
