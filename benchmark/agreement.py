@@ -28,7 +28,7 @@ class MethodScores:
 
     @classmethod
     def of(cls, evaluation) -> MethodScores:
-        """The per-image values of an evaluation (``benchmark.run.Evaluation`` or a finished run
+        """The per-image values of an evaluation (``benchmark.run_results.Evaluation`` or a finished run
         folder read back): its ``content["method"]`` and ``results``."""
         return cls(evaluation.content["method"], evaluation.results.sample_ids, evaluation.results.columns)
 

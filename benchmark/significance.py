@@ -39,7 +39,7 @@ class PairTest:
 
 
 def pair_tests(evaluations: list, keys: list[str], n_resamples: int, seed: int) -> list[PairTest]:
-    """Every pair of methods for every metric (``evaluations`` = benchmark.run.Evaluation)."""
+    """Every pair of methods for every metric (``evaluations`` = benchmark.run_results.Evaluation)."""
     tests = []
     for key in keys:
         for a, b in combinations(evaluations, 2):

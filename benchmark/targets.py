@@ -171,7 +171,7 @@ def run_targets(namespace: argparse.Namespace, config_from_args) -> Path | None:
     from benchmark.devices import apply_run_settings, parse_devices
     from benchmark.models import build_classifier
     from benchmark.progress import ImageProgressBar
-    from benchmark.run import datamodule_of
+    from benchmark.run_data import datamodule_of
 
     kinds = parse_kinds(namespace.kind)
     output = _check_output(namespace.targets_output)
