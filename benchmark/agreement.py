@@ -13,9 +13,9 @@ from typing import Any
 
 import torch
 
+from benchmark.markdown_table import markdown_table, metric_header
 from benchmark.metrics.functional.agreement import Agreement, metric_agreement
 from benchmark.metrics.scorer import HIGHER_IS_BETTER
-from benchmark.report import markdown_table, metric_header
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,9 @@ import math
 from dataclasses import asdict, dataclass
 from itertools import combinations
 
+from benchmark.markdown_table import metric_header
 from benchmark.metrics.functional.bootstrap import CONFIDENCE_LEVEL, paired_bootstrap
 from benchmark.metrics.scorer import HIGHER_IS_BETTER
-from benchmark.report import metric_header
 
 BEST_MARK = "*"
 TIED_MARK = "~"

@@ -22,10 +22,10 @@ from benchmark.evaluation import evaluate_method, print_notes
 from benchmark.files import atomic_open, write_text_atomic
 from benchmark.interrupts import RunInterrupted
 from benchmark.loggers import log_table, sync_hint
+from benchmark.markdown_table import INTERVAL_NOTE, markdown_table, metric_cell, metric_header, metric_keys
 from benchmark.metrics.scorer import METRIC_KEYS
 from benchmark.outputs import make_stamped_dir
 from benchmark.records import refuse_other_settings, settings_differences
-from benchmark.report import INTERVAL_NOTE, markdown_table, metric_cell, metric_header, metric_keys
 from benchmark.run_data import build_datamodule
 from benchmark.significance import PairTest, legend, marks, not_significant_lines, pair_tests
 from benchmark.variants import folder_name
@@ -139,8 +139,9 @@ def table_values(contents: list[dict]) -> tuple[list[str], list[list]]:
     return header, rows
 
 
-def comparison_grid(table_dir: Path, evaluations: list, model: str) -> Path | None:
-    """Thesis Fig. 5.2: a row per image, the image and one overlay column per method."""
+def write_comparison_figure(table_dir: Path, evaluations: list, model: str) -> Path | None:
+    """``comparison.png``, thesis Fig. 5.2 (drawn by :func:`benchmark.figures.comparison_grid`): a row
+    per image, the image and one overlay column per method."""
     first = evaluations[0].results
     ids = [i for i in first.images if all(i in e.results.maps for e in evaluations)]
     ids = ids[: evaluations[0].content["config"]["overlay_images"]]
@@ -166,7 +167,7 @@ def write_comparison(
     tests = pair_tests(evaluations, keys, n_resamples, seed)
     agreement = agreement_of([MethodScores.of(e) for e in evaluations], keys, n_resamples, seed)
     markdown, _ = write_table(table_dir, contents, model, tests, n_resamples, agreement)
-    comparison_grid(table_dir, evaluations, model)
+    write_comparison_figure(table_dir, evaluations, model)
     return markdown, agreement
 
 

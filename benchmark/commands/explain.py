@@ -1,4 +1,4 @@
-"""``explain``: explain single image files and write pictures per image (:mod:`benchmark.explain`)."""
+"""``explain``: explain single image files and write pictures per image (:mod:`benchmark.explain_images`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from benchmark.commands.catalogue import catalogue
 from benchmark.commands.run_options import add_method_options, add_run_options, resolve_run_options
 from benchmark.config import RunConfig
-from benchmark.explain import EXPLAIN_OPTIONS
+from benchmark.explain_images import EXPLAIN_OPTIONS
 
 NAME = "explain"
 
@@ -36,7 +36,7 @@ def run_config(args: argparse.Namespace) -> RunConfig:
 
 
 def run(args: argparse.Namespace) -> int:
-    from benchmark.explain import run_explain
+    from benchmark.explain_images import run_explain
 
     run_explain(args, run_config)
     return 0

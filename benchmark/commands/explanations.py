@@ -1,4 +1,4 @@
-"""``explanations``: the x * M images of saved maps, for another tool to explain (:mod:`benchmark.explanations`)."""
+"""``explanations``: the x * M images of saved maps, for another tool to explain (:mod:`benchmark.masked_images`)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ NAME = "explanations"
 
 
 def add_parser(subparsers, extra_methods: Sequence[str] = ()) -> argparse.ArgumentParser:
-    from benchmark import explanations
+    from benchmark import masked_images
 
     parser = subparsers.add_parser(
         NAME,
         help="write the x * M images of saved maps (to compute the maps Coherency needs)",
-        description=explanations.__doc__.split("\n\n")[0],
+        description=masked_images.__doc__.split("\n\n")[0],
     )
     parser.add_argument("--data", default=None, help="the images (default: the built-in photos)")
     parser.add_argument("--maps", required=True, help="the maps: maps.pt, a .pt/.npz with files and maps, or a folder")
@@ -32,7 +32,7 @@ def add_parser(subparsers, extra_methods: Sequence[str] = ()) -> argparse.Argume
 
 
 def run(args: argparse.Namespace) -> int:
-    from benchmark.explanations import run_explanations
+    from benchmark.masked_images import run_explanations
 
     run_explanations(args)
     return 0

@@ -48,7 +48,14 @@ def run_test(config: RunConfig) -> Path | None:
     from benchmark.estimate import print_estimate
     from benchmark.evaluation import evaluate_method, print_notes
     from benchmark.loggers import sync_hint
-    from benchmark.report import INTERVAL_NOTE, markdown_table, metric_keys, results_header, results_row, table_extras
+    from benchmark.markdown_table import (
+        INTERVAL_NOTE,
+        markdown_table,
+        metric_keys,
+        results_header,
+        results_row,
+        table_extras,
+    )
     from benchmark.run_data import build_datamodule
 
     datamodule = build_datamodule(config)  # bad folders fail here, before any model work
