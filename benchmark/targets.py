@@ -164,8 +164,8 @@ def _check_output(path: str) -> Path:
     return output
 
 
-def run_targets(namespace: argparse.Namespace, config_from_args) -> Path | None:
-    """The ``targets`` command; returns the written file (on rank 0). ``config_from_args``
+def run_targets(namespace: argparse.Namespace, run_config) -> Path | None:
+    """The ``targets`` command; returns the written file (on rank 0). ``run_config``
     resolves the shared run options (``benchmark.commands.targets.run_config``)."""
     from benchmark.datamodules import imagenet_classes
     from benchmark.devices import apply_run_settings, parse_devices
@@ -175,7 +175,7 @@ def run_targets(namespace: argparse.Namespace, config_from_args) -> Path | None:
 
     kinds = parse_kinds(namespace.kind)
     output = _check_output(namespace.targets_output)
-    o = config_from_args(namespace).options  # the same checks and messages as test
+    o = run_config(namespace).options  # the same checks and messages as test
     if o.data is None:
         raise BenchmarkError("targets needs --data DIR: a folder of labelled images (any layout of --data)")
     apply_run_settings(o)
