@@ -13,9 +13,9 @@ from typing import Any
 
 import torch
 
+from benchmark.markdown_table import markdown_table, metric_header
 from benchmark.metrics.functional.agreement import Agreement, metric_agreement
 from benchmark.metrics.scorer import HIGHER_IS_BETTER
-from benchmark.report import markdown_table, metric_header
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class MethodScores:
 
     @classmethod
     def of(cls, evaluation) -> MethodScores:
-        """The per-image values of an evaluation (``benchmark.run.Evaluation`` or a finished run
+        """The per-image values of an evaluation (``benchmark.run_results.Evaluation`` or a finished run
         folder read back): its ``content["method"]`` and ``results``."""
         return cls(evaluation.content["method"], evaluation.results.sample_ids, evaluation.results.columns)
 

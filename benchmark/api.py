@@ -122,8 +122,8 @@ def evaluate(
     module docstring. Raises :class:`BenchmarkError` for a bad option, as the command line does."""
     from benchmark.config import Overrides, RunOptions, resolve
     from benchmark.devices import apply_run_settings
-    from benchmark.run import build_datamodule
-    from benchmark.run import evaluate as evaluate_run
+    from benchmark.evaluation import evaluate_method
+    from benchmark.run_data import build_datamodule
 
     known = {f.name for f in fields(RunOptions)} - {"method", "methods", "model", "data", "output", "resume"}
     unknown = sorted(set(options) - known)
@@ -148,7 +148,7 @@ def evaluate(
         )
         config = resolve([layer])
         apply_run_settings(config.options)
-        evaluation = evaluate_run(config, name, build_datamodule(config))
+        evaluation = evaluate_method(config, name, build_datamodule(config))
         content = evaluation.content
         per_sample = _read_per_sample(evaluation.run_dir / "per_sample.csv")
     return Evaluated(

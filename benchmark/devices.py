@@ -4,7 +4,7 @@ One process per device; several devices or nodes run under Lightning's ``DDPStra
 (gloo on CPUs, NCCL on GPUs). Lightning starts the processes of one machine itself; torchrun
 and SLURM start them for many machines (Lightning reads their environment). Every image goes
 to exactly one process (``datamodules.sampler``), the metric states are gathered with
-torchmetrics, and only rank 0 writes the run folder and logs (``benchmark.run``).
+torchmetrics, and only rank 0 writes the run folder and logs (``benchmark.run_writers``).
 """
 
 from __future__ import annotations
@@ -58,21 +58,19 @@ def uses_cuda(accelerator: str) -> bool:
 #: Batch: 16 images on the CPU, the batch of the compiled graph (the curves' chunk), so that
 #: every forward-only pass of a run's batch (the top-1 prediction, x * M, Random-CAM's and
 #: Eigen-CAM's pass) goes through it; 16 is also where both the compiled forward and the
-#: forward+backward measured fastest per image (perf/README.md; 8 until 2026-12-02, when a
-#: batch of 8 ran those passes uncompiled, 1.3x slower). 32 on a GPU, where 2 x 500
-#: LOTS passes at batch 8 are bound by kernel launches, not arithmetic (EfficientNet-Lite0 at
-#: batch 32 holds its LOTS backward in ~3 GB). Workers: 0 on the CPU (decoding in another
+#: forward+backward measured fastest per image. 32 on a GPU, where 2 x 500 LOTS passes at a
+#: small batch are bound by kernel launches, not arithmetic (and EfficientNet-Lite0's LOTS
+#: backward at batch 32 fits a GPU's memory). Workers: 0 on the CPU (decoding in another
 #: process only competes for the same cores); 4 per process on a GPU, so JPEG decoding overlaps
 #: the GPU's work. To be measured on a GPU by perf/gpu_check.sh.
 #: Execution (``models.execution``), fixed per device type (not tuned at run time, so runs stay
 #: reproducible). CPU: compiled (channels_last with freed memory kept, and the forward-only
-#: passes through torch.compile), measured in perf/README.md (2026-12-02, each in a fresh
-#: process, batch 16): EfficientNet-Lite0's forward 30.3 ms/image eager, 10.2 channels_last,
-#: 9.3 compiled; forward+backward at batch 4 50.0 eager, 28.5 channels_last (a compiled
-#: forward+backward was slower, 52-65 ms, so the gradient passes stay channels_last). With
-#: --precision 64 or bf16 the CPU runs channels_last (the compiled forward is float32). CUDA:
-#: channels_last (cuDNN's tensor-core convolutions want NHWC); compiled to be measured by
-#: perf/gpu_check.sh.
+#: passes through torch.compile), the fastest forward measured; the gradient passes stay
+#: channels_last, since a compiled forward+backward measured slower. With --precision 64 or
+#: bf16 the CPU runs channels_last (the compiled forward is float32). CUDA: channels_last
+#: (cuDNN's tensor-core convolutions want NHWC); compiled to be measured by perf/gpu_check.sh.
+#: The measurements behind these choices: perf/README.md ("Measurements formerly in
+#: benchmark/devices.py" and the sections it names).
 DEVICE_DEFAULTS = {
     "cpu": {"batch_size": 16, "num_workers": 0, "execution": "compiled"},
     "cuda": {"batch_size": 32, "num_workers": 4, "execution": "channels_last"},

@@ -146,7 +146,7 @@ def _duration(seconds: float) -> str:
 
 def print_estimate(config: RunConfig, datamodule, methods: list[str]) -> list[MethodEstimate]:
     """Print the estimate table on stdout (nothing is run or written)."""
-    from benchmark.report import markdown_table
+    from benchmark.markdown_table import markdown_table
 
     results = estimate(config, datamodule, methods)
     rows = [

@@ -25,9 +25,9 @@ from torch import Tensor
 from benchmark.agreement import MethodScores, agreement_of, draw_agreement, tau_cell
 from benchmark.core.errors import BenchmarkError
 from benchmark.files import write_text_atomic
+from benchmark.markdown_table import NOT_COMPUTABLE, interval_text, metric_header, metric_keys, value_text
 from benchmark.metrics.functional.image import MAP_PROBLEM_NAMES
 from benchmark.outputs import package_versions
-from benchmark.report import NOT_COMPUTABLE, interval_text, metric_header, metric_keys, value_text
 from benchmark.run_folders import FinishedRun, expand_folders, read_finished_run
 from benchmark.significance import BEST_MARK, TIED_MARK, legend, marks, pair_tests
 from benchmark.table_from import group_by_model

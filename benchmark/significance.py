@@ -13,9 +13,9 @@ import math
 from dataclasses import asdict, dataclass
 from itertools import combinations
 
+from benchmark.markdown_table import metric_header
 from benchmark.metrics.functional.bootstrap import CONFIDENCE_LEVEL, paired_bootstrap
 from benchmark.metrics.scorer import HIGHER_IS_BETTER
-from benchmark.report import metric_header
 
 BEST_MARK = "*"
 TIED_MARK = "~"
@@ -39,7 +39,7 @@ class PairTest:
 
 
 def pair_tests(evaluations: list, keys: list[str], n_resamples: int, seed: int) -> list[PairTest]:
-    """Every pair of methods for every metric (``evaluations`` = benchmark.run.Evaluation)."""
+    """Every pair of methods for every metric (``evaluations`` = benchmark.run_results.Evaluation)."""
     tests = []
     for key in keys:
         for a, b in combinations(evaluations, 2):

@@ -1,6 +1,6 @@
 """``table``: several methods on the same images, one Table-5.2-style comparison.
 
-Each method runs through the same :func:`benchmark.run.evaluate` as ``test`` and gets its
+Each method runs through the same :func:`benchmark.evaluation.evaluate_method` as ``test`` and gets its
 own run folder inside the table folder; the table's numbers are read from those
 ``results.json`` files, so they cannot disagree.
 """
@@ -18,14 +18,15 @@ from benchmark import figures
 from benchmark.agreement import MethodScores, MetricAgreement, agreement_figure, agreement_markdown, agreement_of
 from benchmark.config import RunConfig
 from benchmark.core.errors import BenchmarkError
+from benchmark.evaluation import evaluate_method, print_notes
 from benchmark.files import atomic_open, write_text_atomic
 from benchmark.interrupts import RunInterrupted
 from benchmark.loggers import log_table, sync_hint
+from benchmark.markdown_table import INTERVAL_NOTE, markdown_table, metric_cell, metric_header, metric_keys
 from benchmark.metrics.scorer import METRIC_KEYS
 from benchmark.outputs import make_stamped_dir
 from benchmark.records import refuse_other_settings, settings_differences
-from benchmark.report import INTERVAL_NOTE, markdown_table, metric_cell, metric_header, metric_keys
-from benchmark.run import build_datamodule, evaluate, print_notes
+from benchmark.run_data import build_datamodule
 from benchmark.significance import PairTest, legend, marks, not_significant_lines, pair_tests
 from benchmark.variants import folder_name
 
@@ -138,8 +139,9 @@ def table_values(contents: list[dict]) -> tuple[list[str], list[list]]:
     return header, rows
 
 
-def comparison_grid(table_dir: Path, evaluations: list, model: str) -> Path | None:
-    """Thesis Fig. 5.2: a row per image, the image and one overlay column per method."""
+def write_comparison_figure(table_dir: Path, evaluations: list, model: str) -> Path | None:
+    """``comparison.png``, thesis Fig. 5.2 (drawn by :func:`benchmark.figures.comparison_grid`): a row
+    per image, the image and one overlay column per method."""
     first = evaluations[0].results
     ids = [i for i in first.images if all(i in e.results.maps for e in evaluations)]
     ids = ids[: evaluations[0].content["config"]["overlay_images"]]
@@ -157,7 +159,7 @@ def comparison_grid(table_dir: Path, evaluations: list, model: str) -> Path | No
 def write_comparison(
     table_dir: Path, evaluations: list, model: str, n_resamples: int, seed: int
 ) -> tuple[Path, MetricAgreement | None]:
-    """The table folder's files from the evaluations of its methods (``benchmark.run.Evaluation``
+    """The table folder's files from the evaluations of its methods (``benchmark.run_results.Evaluation``
     or finished run folders read back): the paired tests, the metric agreement, then
     :func:`write_table` and the comparison figure. Returns table.md and the agreement."""
     contents = [e.content for e in evaluations]
@@ -165,7 +167,7 @@ def write_comparison(
     tests = pair_tests(evaluations, keys, n_resamples, seed)
     agreement = agreement_of([MethodScores.of(e) for e in evaluations], keys, n_resamples, seed)
     markdown, _ = write_table(table_dir, contents, model, tests, n_resamples, agreement)
-    comparison_grid(table_dir, evaluations, model)
+    write_comparison_figure(table_dir, evaluations, model)
     return markdown, agreement
 
 
@@ -210,7 +212,7 @@ def run_table(config: RunConfig) -> Path | None:
     for number, name in enumerate(o.methods, start=1):
         earlier = table_dir / folder_name(name) if table_dir is not None else None
         try:
-            evaluation = evaluate(
+            evaluation = evaluate_method(
                 config,
                 name,
                 datamodule,

@@ -68,30 +68,6 @@ TARGETS_OPTIONS = CommandOptions(
 )
 
 
-def add_targets_parser(commands) -> argparse.ArgumentParser:
-    """The ``targets`` subcommand with its own options; the shared run options
-    (:data:`TARGETS_OPTIONS`) are added by ``benchmark.cli``."""
-    parser = commands.add_parser(
-        "targets",
-        help="per-class LOTS target features (class, mean) from a folder of labelled images",
-        description=(
-            "Compute LOTS feature targets for --method.target class|mean: per ImageNet class the "
-            "features of one image chosen with --seed (class) and/or the mean features of all its "
-            "images (mean), in one batched pass (multi-GPU with --devices N)."
-        ),
-    )
-    parser.add_argument("--kind", required=True, metavar="KINDS", help="class, mean, or class,mean (both in one pass)")
-    parser.add_argument(
-        "--output", dest="targets_output", required=True, metavar="FILE.pt", help="targets file to write"
-    )
-    parser.add_argument(
-        "--features",
-        default="logits",
-        help="features: logits (default), penultimate or a module name; must match --method.features",
-    )
-    return parser
-
-
 def parse_kinds(text: str) -> list[str]:
     kinds = [k.strip() for k in text.split(",") if k.strip()]
     bad = [k for k in kinds if k not in TARGET_KINDS]
@@ -188,18 +164,18 @@ def _check_output(path: str) -> Path:
     return output
 
 
-def run_targets(namespace: argparse.Namespace, config_from_args) -> Path | None:
-    """The ``targets`` command; returns the written file (on rank 0). ``config_from_args``
-    resolves the shared run options (``benchmark.cli.config_from_args``)."""
+def run_targets(namespace: argparse.Namespace, run_config) -> Path | None:
+    """The ``targets`` command; returns the written file (on rank 0). ``run_config``
+    resolves the shared run options (``benchmark.commands.targets.run_config``)."""
     from benchmark.datamodules import imagenet_classes
     from benchmark.devices import apply_run_settings, parse_devices
     from benchmark.models import build_classifier
     from benchmark.progress import ImageProgressBar
-    from benchmark.run import datamodule_of
+    from benchmark.run_data import datamodule_of
 
     kinds = parse_kinds(namespace.kind)
     output = _check_output(namespace.targets_output)
-    o = config_from_args(namespace).options  # the same checks and messages as test
+    o = run_config(namespace).options  # the same checks and messages as test
     if o.data is None:
         raise BenchmarkError("targets needs --data DIR: a folder of labelled images (any layout of --data)")
     apply_run_settings(o)

@@ -256,3 +256,26 @@ def test_unknown_config_key_is_rejected(tmp_path, capsys):
     bad.write_text("method:\n  iteratoins: 4\n")
     assert main(["test", "--config", str(bad)]) == 2
     assert "iteratoins" in _error(capsys)
+
+
+def test_every_command_is_a_module_that_adds_its_parser_and_runs():
+    """The parser is built from the command modules (benchmark/commands/), one per command."""
+    import argparse
+
+    from benchmark.cli import COMMANDS, build_parser
+
+    parser = build_parser()
+    choices = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    assert list(choices) == [command.NAME for command in COMMANDS]
+    for command in COMMANDS:
+        assert command.__name__ == f"benchmark.commands.{command.NAME}"
+        assert callable(command.add_parser) and callable(command.run)
+
+
+def test_the_run_files_are_written_by_lightning_callbacks():
+    import pytorch_lightning as pl
+
+    from benchmark.run_writers import EvaluationLogger, FiguresWriter, ResultsWriter
+
+    for writer in (FiguresWriter, ResultsWriter, EvaluationLogger):
+        assert issubclass(writer, pl.Callback)

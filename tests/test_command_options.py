@@ -154,13 +154,13 @@ def test_help_of_every_command_lists_its_options(capsys):
 def test_explain_decides_the_perturbation_pictures_by_what_the_method_declares():
     from pathlib import Path
 
-    from benchmark.explain import perturbation_pictures
+    from benchmark.explain_images import perturbation_pictures
     from benchmark.methods import get_method
 
     assert perturbation_pictures(get_method("lots")) is True
     for name in ("gradcam", "random"):
         assert perturbation_pictures(get_method(name)) is False
-    source = (Path(__file__).resolve().parents[1] / "benchmark" / "explain.py").read_text()
+    source = (Path(__file__).resolve().parents[1] / "benchmark" / "explain_images.py").read_text()
     assert "lots_explainer" not in source and "isinstance(method" not in source
 
 

@@ -275,7 +275,7 @@ def test_batch_size_and_workers_default_per_device(monkeypatch):
     assert (gpu.batch_size, gpu.num_workers) == (32, 4)
     assert _options("--devices", "2", "--batch-size", "8", "--num-workers", "0").batch_size == 8
     assert _options("--accelerator", "cpu").batch_size == 16  # a GPU machine told to use its CPU
-    from benchmark.run import datamodule_of
+    from benchmark.run_data import datamodule_of
 
     assert datamodule_of(_options("--accelerator", "cpu", "--limit", "1")).pin_memory is False
     assert datamodule_of(_options("--devices", "2", "--limit", "2")).pin_memory is True

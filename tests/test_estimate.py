@@ -8,7 +8,7 @@ import torch
 
 from benchmark import estimate as estimate_module
 from benchmark.cli import build_parser, config_from_args
-from benchmark.run import build_datamodule
+from benchmark.run_data import build_datamodule
 from tests.cli_runs import run_in_process
 
 

@@ -1,5 +1,5 @@
 """``python -m benchmark explain --method gradcam IMAGE... --output DIR``: the files it writes per
-image (benchmark/explain.py) and the map it writes, against Grad-CAM computed here on the same
+image (benchmark/explain_images.py) and the map it writes, against Grad-CAM computed here on the same
 224x224 crop with ``get_method("gradcam")(build_classifier("efficientnet_lite0"))``.
 
 explain writes only PNGs: ``map.png`` holds ``round(255 M)``, so it is compared within one grey

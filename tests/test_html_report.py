@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from benchmark.cli import main
-from benchmark.report import metric_header
+from benchmark.markdown_table import metric_header
 
 METHODS = ["random", "gradcam", "layercam"]
 #: Domains of Chromium's own background services (time, sign-in, updates).

@@ -31,7 +31,9 @@ def installed_layout(root: Path) -> Path:
             (package / entry.name).symlink_to(entry)
     for name, folder in folders.items():
         parts = name.split(".")
-        if len(parts) == 2:
+        if len(parts) == 2 and Path(folder).parent == Path(folders["benchmark"]):
+            assert Path(folder).name == parts[1], name  # a subpackage of benchmark/, linked with it
+        elif len(parts) == 2:
             (package / parts[1]).symlink_to(REPO / folder, target_is_directory=True)
         elif len(parts) > 2:  # a subpackage must sit in its parent's folder, as on disk
             assert Path(folder) == Path(folders[".".join(parts[:-1])]) / parts[-1], name

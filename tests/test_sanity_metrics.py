@@ -141,7 +141,7 @@ def test_the_sanity_metrics_through_test_and_not_computable_for_saved_maps(tmp_p
     assert "Random Logit" in run.out and "Max-Sensitivity" in run.out and "Model Randomization" in run.out
 
     from benchmark.cli import build_parser, config_from_args
-    from benchmark.run import build_datamodule
+    from benchmark.run_data import build_datamodule
 
     folder = tmp_path / "maps"
     folder.mkdir()

@@ -121,8 +121,9 @@ def _device(accelerator: str) -> torch.device:
     return torch.device("cpu")
 
 
-def run_explain(namespace: argparse.Namespace, config_from_args) -> Path:
-    """The ``explain`` command; returns the output folder."""
+def run_explain(namespace: argparse.Namespace, run_config) -> Path:
+    """The ``explain`` command; returns the output folder. ``run_config`` resolves the shared
+    run options (``benchmark.commands.explain.run_config``)."""
     from benchmark.datamodules import imagenet_classes
     from benchmark.methods.lots import lots_map
     from benchmark.pictures import (
@@ -136,7 +137,7 @@ def run_explain(namespace: argparse.Namespace, config_from_args) -> Path:
     )
 
     sizes = parse_kernel_sizes(namespace)
-    config = config_from_args(namespace)
+    config = run_config(namespace)
     o = config.options
     from benchmark.devices import apply_run_settings
 

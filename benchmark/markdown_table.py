@@ -1,4 +1,5 @@
-"""The table printed at the end of a run (and reused by ``table``)."""
+"""The results table printed at the end of a run, in markdown: metric headers, ``mean [low, high]``
+cells, rows (reused by ``table``, the estimate and the HTML report)."""
 
 from __future__ import annotations
 

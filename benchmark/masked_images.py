@@ -17,27 +17,6 @@ from pathlib import Path
 from benchmark.core.errors import BenchmarkError
 
 
-def add_explanations_parser(commands) -> argparse.ArgumentParser:
-    parser = commands.add_parser(
-        "explanations",
-        help="write the x * M images of saved maps (to compute the maps Coherency needs)",
-        description=__doc__.split("\n\n")[0],
-    )
-    parser.add_argument("--data", default=None, help="the images (default: the built-in photos)")
-    parser.add_argument("--maps", required=True, help="the maps: maps.pt, a .pt/.npz with files and maps, or a folder")
-    parser.add_argument("--output", required=True, help="folder for the <image stem>.png files")
-    parser.add_argument("--channels", default=None, help="multi-channel maps: sum_abs, mean or max")
-    parser.add_argument("--per-class", type=int, default=1, dest="per_class")
-    parser.add_argument("--limit", type=int, default=None)
-    parser.add_argument(
-        "--allow-missing",
-        action="store_true",
-        dest="allow_missing",
-        help="write the images that have a map when some have none",
-    )
-    return parser
-
-
 def run_explanations(namespace: argparse.Namespace) -> Path:
     from benchmark.config import check_output_folder
     from benchmark.datamodules import ImageNetDataModule
