@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from benchmark.metrics.functional.agreement import Agreement, metric_agreement
-from benchmark.metrics.scorer import HIGHER_IS_BETTER
+from benchmark.metrics.selection import HIGHER_IS_BETTER
 from benchmark.report import markdown_table, metric_header
 
 

@@ -173,14 +173,14 @@ def _add_method_options(parser: argparse.ArgumentParser, extra: Sequence[str] = 
                 metavar=type_name(p.annotation).upper()[:12],
                 help=f"{p.help} (default: {p.default})",
             )
-    group = parser.add_argument_group("metrics parameters")
+    group = parser.add_argument_group("metrics parameters (each metric declares its own)")
     for p in metric_parameters():
         group.add_argument(
             f"--metrics.{p.name}",
             dest=f"metrics.{p.name}",
             default=argparse.SUPPRESS,
             metavar=type_name(p.annotation).upper()[:12],
-            help=f"(default: {p.default})",
+            help=f"{p.help} (default: {p.default})".replace("%", "%%"),  # argparse formats help with %
         )
 
 

@@ -39,10 +39,10 @@ def add_explanations_parser(commands) -> argparse.ArgumentParser:
 
 
 def run_explanations(namespace: argparse.Namespace) -> Path:
-    from benchmark.config import check_output_folder
     from benchmark.datamodules import ImageNetDataModule
     from benchmark.methods.saved_maps import SavedMapsConfig, match_maps
     from benchmark.pictures import save_png, to_uint8
+    from benchmark.run_options import check_output_folder
 
     SavedMapsConfig(path=namespace.maps, channels=namespace.channels).validate()
     check_output_folder(namespace.output)

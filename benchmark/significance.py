@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from itertools import combinations
 
 from benchmark.metrics.functional.bootstrap import CONFIDENCE_LEVEL, paired_bootstrap
-from benchmark.metrics.scorer import HIGHER_IS_BETTER
+from benchmark.metrics.selection import HIGHER_IS_BETTER
 from benchmark.report import metric_header
 
 BEST_MARK = "*"
