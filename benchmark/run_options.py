@@ -112,11 +112,11 @@ class RunOptions:
     execution: Literal["auto", "eager", "channels_last", "compiled"] = field(
         default="auto",
         metadata={
-            "help": "how the model's passes run: eager (NCHW, the path before 2026-12), channels_last "
-            "(~1.5x faster forwards on a CPU) or compiled (channels_last, and the passes without hooks or "
-            "gradients through torch.compile: ~2x; compiles once per run); float32 numbers differ by "
-            "rounding; auto = the device's default (compiled with --precision 32 on a CPU, else "
-            "channels_last); results.json records the one used"
+            "help": "how the model's passes run: eager (NCHW, the original path), channels_last (the "
+            "memory layout a CPU's convolutions run fastest in) or compiled (channels_last, and the passes "
+            "without hooks or gradients through torch.compile, which fuses them; compiles once per run); "
+            "float32 numbers differ by rounding; auto = the device's default (compiled with --precision 32 "
+            "on a CPU, else channels_last); results.json records the one used; speeds: perf/README.md"
         },
     )
     quiet: bool = field(default=False, metadata={"help": "no progress bars (the results and notes are printed)"})
