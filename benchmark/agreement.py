@@ -15,7 +15,7 @@ import torch
 
 from benchmark.markdown_table import markdown_table, metric_header
 from benchmark.metrics.functional.agreement import Agreement, metric_agreement
-from benchmark.metrics.scorer import HIGHER_IS_BETTER
+from benchmark.metrics.selection import HIGHER_IS_BETTER
 
 
 @dataclass(frozen=True)

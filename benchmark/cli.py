@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from benchmark.commands import explain, explanations, report, table, targets, test
 from benchmark.commands.catalogue import catalogue
-from benchmark.commands.run_options import named_import_strings
+from benchmark.commands.run_arguments import named_import_strings
 from benchmark.core.errors import BenchmarkError
 from benchmark.interrupts import RunInterrupted, stop_on_signals
 

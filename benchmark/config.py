@@ -1,15 +1,6 @@
 """The resolved configuration of a run: built-in defaults, then each
-``--config FILE.yaml`` in order, then the command line (later wins).
-
-A config file uses the command line's names (dashes or underscores)::
-
-    method:               # or just `method: lots`
-      name: lots
-      iterations: 500
-    model: efficientnet_lite0
-    per_class: 1
-    metrics:
-      score: max_class
+``--config FILE.yaml`` in order (:mod:`benchmark.config_files`), then the command line
+(later wins).
 
 Only registered methods and models can be named; nothing in a file can instantiate a class
 (an import string ``package.module:Class`` is refused unless the command line names it too).
@@ -21,218 +12,15 @@ unknown key.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import yaml
-
+from benchmark.config_files import MODEL_KEYS, WANDB_KEYS, Overrides
 from benchmark.core.errors import BenchmarkError
-from benchmark.params import Parameter, coerce, dataclass_parameters, signature_parameters
+from benchmark.params import Parameter, coerce, dataclass_parameters
+from benchmark.run_options import RunOptions, option_parameters
 from benchmark.variants import base_method, split_variant
-
-
-@dataclass
-class RunOptions:
-    """Options of a run other than the method's and the metrics' parameters."""
-
-    method: str = field(default="lots", metadata={"help": "saliency method (see the list below)"})
-    methods: list[str] | None = field(
-        default=None, metadata={"help": "methods to compare, comma-separated (e.g. lots,gradcam,random)"}
-    )
-    model: str = field(
-        default="efficientnet_lite0",
-        metadata={"help": "classifier to explain: a name below, timm:NAME, torchvision:NAME or package.module:build"},
-    )
-    model_weights: str | None = field(
-        default=None,
-        metadata={
-            "help": "local weights file for --model (a state dict or .safetensors), or none for random "
-            "weights (smoke tests only: the numbers mean nothing)"
-        },
-    )
-    model_mean: list[float] | None = field(
-        default=None,
-        metadata={
-            "help": "the model's normalization mean R,G,B (default: the model's own; needed for package.module:build)"
-        },
-    )
-    model_std: list[float] | None = field(
-        default=None,
-        metadata={
-            "help": "the model's normalization std R,G,B (default: the model's own; needed for package.module:build)"
-        },
-    )
-    data: str | None = field(
-        default=None,
-        metadata={"help": "folder of ImageNet validation images (default: built-in sample photos)"},
-    )
-    per_class: int | None = field(default=1, metadata={"help": "first N images per class, by file name"})
-    limit: int | None = field(default=None, metadata={"help": "evaluate at most N images"})
-    classes: list[str] | None = field(
-        default=None, metadata={"help": "only these classes (wnids or indices, comma-separated)"}
-    )
-    ground_truth: str | None = field(
-        default=None, metadata={"help": "LOC_val_solution.csv for a flat ILSVRC2012_val_* folder"}
-    )
-    boxes: str | None = field(
-        default=None,
-        metadata={
-            "help": "bounding boxes for --metrics.extra pointing_game/energy_pointing_game: a CSV in "
-            "the LOC_val_solution.csv layout, ImageId = file stem"
-        },
-    )
-    batch_size: int | None = field(
-        default=None,
-        metadata={
-            "help": "images per batch (default: 16 on the CPU, 32 on a GPU; float32 LOTS and CAM "
-            "numbers depend on it, float64 ones do not)"
-        },
-    )
-    num_workers: int | None = field(
-        default=None, metadata={"help": "data loading worker processes (default: 0 on the CPU, 4 per GPU process)"}
-    )
-    output: str = field(default="runs", metadata={"help": "folder that receives the run folder"})
-    seed: int = field(default=0, metadata={"help": "random seed, 0 to 2**32 - 1"})
-    threads: int | None = field(
-        default=None,
-        metadata={
-            "help": "torch CPU threads per process (default: torch's choice, usually the cores); float32 "
-            "results depend on it, and results.json records it"
-        },
-    )
-    save_maps: bool = field(default=False, metadata={"help": "also write maps.pt with every map"})
-    overlay_images: int = field(default=8, metadata={"help": "images in the overlay grid PNG"})
-    accelerator: str = field(default="auto", metadata={"help": "cpu, gpu or auto"})
-    devices: str = field(default="1", metadata={"help": "number of devices (or 'auto')"})
-    num_nodes: int = field(default=1, metadata={"help": "number of machines (DDP, e.g. under SLURM or torchrun)"})
-    strategy: Literal["auto", "ddp"] = field(
-        default="auto", metadata={"help": "auto (DDP when several devices or nodes) or ddp"}
-    )
-    ddp_timeout: int = field(
-        default=1800, metadata={"help": "seconds a process waits for the others (DDP) before it fails"}
-    )
-    logger: Literal["wandb", "csv", "none"] = field(
-        default="wandb",
-        metadata={"help": "wandb (online with an API key, else offline + a `wandb sync` hint), csv or none"},
-    )
-    log_images: int = field(default=8, metadata={"help": "map overlays logged to W&B"})
-    wandb_project: str = field(default="saliency-benchmark", metadata={"help": "W&B project"})
-    wandb_entity: str | None = field(default=None, metadata={"help": "W&B entity (user or team)"})
-    wandb_group: str | None = field(default=None, metadata={"help": "W&B group (default: the model)"})
-    wandb_tags: list[str] | None = field(default=None, metadata={"help": "extra W&B tags, comma-separated"})
-    precision: Literal["32", "64", "bf16"] = field(
-        default="32",
-        metadata={
-            "help": "32 (float32), 64 (float64: LOTS maps independent of batch size and processes; "
-            "slower) or bf16 (bfloat16 autocast on GPU; changes the numbers, see perf/README.md)"
-        },
-    )
-    execution: Literal["auto", "eager", "channels_last", "compiled"] = field(
-        default="auto",
-        metadata={
-            "help": "how the model's passes run: eager (NCHW, the path before 2026-12), channels_last "
-            "(~1.5x faster forwards on a CPU) or compiled (channels_last, and the passes without hooks or "
-            "gradients through torch.compile: ~2x; compiles once per run); float32 numbers differ by "
-            "rounding; auto = the device's default (compiled with --precision 32 on a CPU, else "
-            "channels_last); results.json records the one used"
-        },
-    )
-    quiet: bool = field(default=False, metadata={"help": "no progress bars (the results and notes are printed)"})
-    estimate: bool = field(
-        default=False,
-        metadata={
-            "help": "print the expected wall time on this machine (model passes counted on one image, timed "
-            "on a few) and stop: nothing is run or written"
-        },
-    )
-    allow_tf32: bool = field(
-        default=False,
-        metadata={
-            "help": "let CUDA float32 convolutions and matmuls use TF32 (faster on Ampere and later, ~1e-3 "
-            "relative error; off: --precision 32 is float32); results.json records it"
-        },
-    )
-    resume: str | None = field(
-        default=None,
-        metadata={
-            "help": "finish a killed run: its run folder (test) or table folder (table); the run's "
-            "settings are the defaults, and options that change results must not differ"
-        },
-    )
-
-    def validate(self, output_folder: bool = True) -> None:
-        """Check every value (before any model work); ``output_folder``: whether ``--output`` is
-        the command's folder (``targets`` writes a file and does not take the run's folder)."""
-        for name in ("per_class", "limit", "batch_size"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise BenchmarkError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
-        if self.num_workers is not None and self.num_workers < 0:
-            raise BenchmarkError(f"--num-workers must be >= 0, got {self.num_workers}")
-        if self.overlay_images < 0:
-            raise BenchmarkError(f"--overlay-images must be >= 0, got {self.overlay_images}")
-        from benchmark.devices import validate_device_options
-
-        validate_device_options(self)
-        if self.log_images < 0:
-            raise BenchmarkError(f"--log-images must be >= 0, got {self.log_images}")
-        if not 0 <= self.seed < 2**32:
-            raise BenchmarkError(f"--seed must be between 0 and 2**32 - 1 (4294967295), got {self.seed}")
-        if output_folder:
-            check_output_folder(self.output)
-        from benchmark.models.registry import RANDOM_WEIGHTS
-
-        for name in ("model_mean", "model_std"):
-            value = getattr(self, name)
-            flag = f"--model.{name[len('model_') :]}"
-            if value is not None and (len(value) != 3 or not all(math.isfinite(v) for v in value)):
-                raise BenchmarkError(f"{flag} must be three finite numbers R,G,B (e.g. 0.485,0.456,0.406), got {value}")
-            if name == "model_std" and value is not None and min(value) <= 0:
-                raise BenchmarkError(f"--model.std must be three numbers > 0 (e.g. 0.229,0.224,0.225), got {value}")
-        if self.model_weights not in (None, RANDOM_WEIGHTS) and not Path(self.model_weights).expanduser().is_file():
-            raise BenchmarkError(
-                f"--model.weights {self.model_weights}: file does not exist; pass a state dict saved with torch.save"
-            )
-        if not str(self.wandb_project).strip():
-            raise BenchmarkError("--wandb.project must not be empty; name a W&B project (default: saliency-benchmark)")
-        if self.threads is not None and self.threads < 1:
-            raise BenchmarkError(f"--threads must be >= 1 (or left out for torch's default), got {self.threads}")
-        if self.execution == "compiled" and self.precision != "32":
-            raise BenchmarkError(
-                f"--execution compiled compiles float32 forwards; with --precision {self.precision} use "
-                "--execution channels_last (or auto)"
-            )
-
-
-def check_output_folder(path: str, option: str = "--output") -> None:
-    """``path`` is a folder that exists or can be made (its nearest existing ancestor is a
-    writable folder): checked before any model work, so a typo does not cost a model build."""
-    import os
-
-    for candidate in [Path(path), *Path(path).parents]:
-        if candidate.is_symlink() and not candidate.exists():
-            raise BenchmarkError(
-                f"{option} {path}: {candidate} is a broken symbolic link; pass a folder that can be made"
-            )
-        if candidate.exists():
-            if not candidate.is_dir():
-                raise BenchmarkError(f"{option} {path}: {candidate} is a file, not a folder; pass a folder")
-            if not os.access(candidate, os.W_OK | os.X_OK):
-                raise BenchmarkError(f"{option} {path}: {candidate} is not writable; pass a folder you can write to")
-            return
-
-
-#: The keys of the ``wandb:`` section of a config file (``--wandb.<key>`` on the command line).
-WANDB_KEYS = ("project", "entity", "group", "tags")
-#: The keys of the ``model:`` section of a config file (``--model``, ``--model.<key>``).
-MODEL_KEYS = ("name", "weights", "mean", "std")
-
-
-def option_parameters() -> list[Parameter]:
-    return dataclass_parameters(RunOptions)
 
 
 @dataclass(frozen=True)
@@ -270,10 +58,54 @@ class CommandOptions:
         ]
 
 
-def metric_parameters() -> list[Parameter]:
-    from benchmark.metrics.scorer import SaliencyScorer
+def metric_parameters(extra: Sequence[str] = ()) -> list[Parameter]:
+    """The ``--metrics.<name>`` options: the scorer's own, then those each metric declares
+    (``options_class``) of the built-in metrics, the installed plugins and ``extra`` (metrics
+    named by import strings), each name once."""
+    from benchmark.metrics.catalog import loadable_metric_classes
+    from benchmark.metrics.options import options_classes
+    from benchmark.metrics.scorer_options import ScorerOptions
 
-    return signature_parameters(SaliencyScorer.__init__)
+    parameters: dict[str, Parameter] = {}
+    for cls in [ScorerOptions, *options_classes(loadable_metric_classes(extra))]:
+        for p in dataclass_parameters(cls):
+            parameters.setdefault(p.name, p)
+    return list(parameters.values())
+
+
+def _named_extras(layers: list[Overrides]) -> list[str]:
+    """The metrics the layers name in ``extra`` by import string (their options are known then)."""
+    from benchmark.core.registry import is_import_string
+
+    return list(dict.fromkeys(name for layer in layers for name in layer.extra_names() if is_import_string(name)))
+
+
+def resolve_metrics(layers: list[Overrides]) -> dict[str, Any]:
+    """The ``--metrics.*`` values of ``layers`` (lowest precedence first), typed and checked:
+    every option of the scorer, of the built-in metrics and of the metrics computed (``extra``),
+    with its default where no layer gives it, and any other metric option a layer gives."""
+    from benchmark.metrics.catalog import builtin_metric_keys, metric_class
+    from benchmark.metrics.options import options_classes
+    from benchmark.metrics.scorer import SaliencyScorer
+    from benchmark.metrics.scorer_options import ScorerOptions
+    from benchmark.metrics.selection import check_extra
+
+    metric_types = {p.name: p for p in metric_parameters(_named_extras(layers))}
+    given: dict[str, Any] = {}
+    for layer in layers:
+        for key, value in layer.metrics.items():
+            if key not in metric_types:
+                raise BenchmarkError(
+                    f"{layer.source}: unknown metrics parameter {key!r}; valid: {', '.join(metric_types)}"
+                )
+            given[key] = coerce(value, metric_types[key].annotation, f"--metrics.{key}")
+    computed = [*builtin_metric_keys(), *check_extra(given.get("extra"))]
+    classes = [ScorerOptions, *options_classes(metric_class(key) for key in computed)]
+    defaults = {p.name: p.default for cls in classes for p in dataclass_parameters(cls)}
+    metrics = {name: given.get(name, default) for name, default in defaults.items()}
+    metrics.update(given)
+    SaliencyScorer(**metrics)  # checks every value, before any model work
+    return metrics
 
 
 def method_parameters(method: str) -> list[Parameter]:
@@ -330,10 +162,7 @@ def refuse_code_from_files(layers: list[Overrides]) -> None:
         model = layer.options.get("model")
         if isinstance(model, str) and is_model_import_string(model.strip()):
             named.append(("--model", model.strip()))
-        extra = layer.metrics.get("extra") or []
-        for name in extra.split(",") if isinstance(extra, str) else extra:
-            if isinstance(name, str) and is_import_string(name.strip()):
-                named.append(("--metrics.extra", name.strip()))
+        named += [("--metrics.extra", name) for name in layer.extra_names() if is_import_string(name)]
         return named
 
     typed = {item for layer in layers if layer.source == "command line" for item in code(layer)}
@@ -345,16 +174,6 @@ def refuse_code_from_files(layers: list[Overrides]) -> None:
                     f"{layer.source}: names code to import ({name}); a settings file cannot run code, so give it "
                     f"on the command line: {option} {name}{alternative}"
                 )
-
-
-@dataclass
-class Overrides:
-    """Raw values from one source (a config file or the command line)."""
-
-    source: str
-    options: dict[str, Any] = field(default_factory=dict)
-    method: dict[str, Any] = field(default_factory=dict)
-    metrics: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -393,73 +212,6 @@ class RunConfig:
             for key, value in asdict(config).items():
                 parameters.setdefault(key, value)  # equal across methods unless a default differs
         return {"methods": list(self.method_configs), "method": parameters, **single}
-
-
-def _normalize_key(key: Any, source: str) -> str:
-    if not isinstance(key, str):
-        raise BenchmarkError(f"{source}: config keys must be strings, got {key!r}")
-    return key.replace("-", "_")
-
-
-def read_config_file(path: str) -> Overrides:
-    """Parse one YAML config file into overrides (safe_load: plain data only)."""
-    file = Path(path)
-    if not file.is_file():
-        raise BenchmarkError(f"--config {path}: file does not exist")
-    try:
-        data = yaml.safe_load(file.read_text()) or {}
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise BenchmarkError(f"--config {path}: not valid YAML{where}") from None
-    if not isinstance(data, dict):
-        raise BenchmarkError(f"--config {path}: expected a mapping of option: value")
-    overrides = Overrides(source=f"--config {path}")
-    known = {p.name for p in option_parameters()}
-    for raw_key, value in data.items():
-        key = _normalize_key(raw_key, path)
-        if key in ("method", "model") and isinstance(value, dict):
-            section = {_normalize_key(k, path): v for k, v in value.items()}
-            if "name" in section:
-                overrides.options[key] = section.pop("name")
-            if key == "model":
-                for model_key in MODEL_KEYS[1:]:
-                    if model_key in section:
-                        overrides.options[f"model_{model_key}"] = section.pop(model_key)
-                if section:
-                    raise BenchmarkError(
-                        f"--config {path}: unknown model key(s) {sorted(section)}; use {', '.join(MODEL_KEYS)}"
-                    )
-            else:
-                overrides.method.update(section)
-        elif key == "wandb" and isinstance(value, dict):
-            section = {_normalize_key(k, path): v for k, v in value.items()}
-            unknown = sorted(set(section) - set(WANDB_KEYS))
-            if unknown:
-                raise BenchmarkError(f"--config {path}: unknown wandb key(s) {unknown}; use {', '.join(WANDB_KEYS)}")
-            overrides.options.update({f"wandb_{k}": v for k, v in section.items()})
-        elif key == "metrics":
-            if not isinstance(value, dict):
-                raise BenchmarkError(f"--config {path}: 'metrics' must be a mapping")
-            overrides.metrics.update({_normalize_key(k, path): v for k, v in value.items()})
-        elif key in known:
-            overrides.options[key] = value
-        else:
-            raise BenchmarkError(
-                f"--config {path}: unknown key {raw_key!r}; valid keys: method, model, metrics, wandb, "
-                + ", ".join(
-                    sorted(
-                        known
-                        - {
-                            "method",
-                            "model",
-                            *(f"model_{k}" for k in MODEL_KEYS[1:]),
-                            *(f"wandb_{k}" for k in WANDB_KEYS),
-                        }
-                    )
-                )
-            )
-    return overrides
 
 
 def resolve(layers: list[Overrides], several: bool = False, command: CommandOptions | None = None) -> RunConfig:
@@ -515,19 +267,7 @@ def resolve(layers: list[Overrides], several: bool = False, command: CommandOpti
                 )
             method_values[key] = (value, layer.source)
 
-    metric_types = {p.name: p for p in metric_parameters()}
-    metrics: dict[str, Any] = {p.name: p.default for p in metric_types.values()}
-    for layer in layers:
-        for key, value in layer.metrics.items():
-            if key not in metric_types:
-                raise BenchmarkError(
-                    f"{layer.source}: unknown metrics parameter {key!r}; valid: {', '.join(metric_types)}"
-                )
-            metrics[key] = coerce(value, metric_types[key].annotation, f"--metrics.{key}")
-
-    from benchmark.metrics.scorer import SaliencyScorer
-
-    SaliencyScorer(**metrics)  # validates ranges
+    metrics = resolve_metrics(layers)
     method_configs = {}
     for entry, (base, fixed) in variants.items():
         own = {p.name for p in method_parameters(base)}

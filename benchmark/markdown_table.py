@@ -7,7 +7,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from benchmark.metrics.scorer import METRIC_KEYS, metric_info
+from benchmark.metrics.selection import METRIC_KEYS, metric_info
 
 
 def metric_header(key: str, info: dict[str, Any] | None = None) -> str:

@@ -18,10 +18,10 @@ from benchmark.core.errors import BenchmarkError
 
 
 def run_explanations(namespace: argparse.Namespace) -> Path:
-    from benchmark.config import check_output_folder
     from benchmark.datamodules import ImageNetDataModule
     from benchmark.methods.saved_maps import SavedMapsConfig, match_maps
     from benchmark.pictures import save_png, to_uint8
+    from benchmark.run_options import check_output_folder
 
     SavedMapsConfig(path=namespace.maps, channels=namespace.channels).validate()
     check_output_folder(namespace.output)

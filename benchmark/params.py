@@ -4,10 +4,8 @@ config declares, with errors that name the option and what it accepts."""
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import types
 import typing
-from collections.abc import Callable
 from fractions import Fraction
 from typing import Any, Literal
 
@@ -34,16 +32,6 @@ def dataclass_parameters(cls: type) -> list[Parameter]:
     for f in dataclasses.fields(cls):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
         params.append(Parameter(f.name, hints[f.name], default, f.metadata.get("help", "")))
-    return params
-
-
-def signature_parameters(func: Callable, skip: tuple[str, ...] = ("self",)) -> list[Parameter]:
-    hints = typing.get_type_hints(func)
-    params = []
-    for name, p in inspect.signature(func).parameters.items():
-        if name in skip or p.kind in (p.VAR_KEYWORD, p.VAR_POSITIONAL):
-            continue
-        params.append(Parameter(name, hints.get(name, Any), p.default))
     return params
 
 

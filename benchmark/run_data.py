@@ -72,7 +72,7 @@ def check_curve_steps(config: RunConfig, crop: int) -> None:
 def check_boxes(config: RunConfig, datamodule) -> None:
     """The pointing games need boxes: none at all is an error before any model work."""
     from benchmark.metrics.catalog import metric_class
-    from benchmark.metrics.scorer import check_extra, metric_needs
+    from benchmark.metrics.selection import check_extra, metric_needs
 
     wanted = [
         key for key in check_extra(config.metrics.get("extra")) if "boxes" in metric_needs(metric_class(key)).values()

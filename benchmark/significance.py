@@ -15,7 +15,7 @@ from itertools import combinations
 
 from benchmark.markdown_table import metric_header
 from benchmark.metrics.functional.bootstrap import CONFIDENCE_LEVEL, paired_bootstrap
-from benchmark.metrics.scorer import HIGHER_IS_BETTER
+from benchmark.metrics.selection import HIGHER_IS_BETTER
 
 BEST_MARK = "*"
 TIED_MARK = "~"

@@ -23,7 +23,7 @@ from benchmark.files import atomic_open, write_text_atomic
 from benchmark.interrupts import RunInterrupted
 from benchmark.loggers import log_table, sync_hint
 from benchmark.markdown_table import INTERVAL_NOTE, markdown_table, metric_cell, metric_header, metric_keys
-from benchmark.metrics.scorer import METRIC_KEYS
+from benchmark.metrics.selection import METRIC_KEYS
 from benchmark.outputs import make_stamped_dir
 from benchmark.records import refuse_other_settings, settings_differences
 from benchmark.run_data import build_datamodule

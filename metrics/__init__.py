@@ -5,10 +5,13 @@ from benchmark.metrics.average_increase import AverageIncrease
 from benchmark.metrics.catalog import metric_class, metric_names, register_metric
 from benchmark.metrics.coherency import Coherency
 from benchmark.metrics.complexity import ADCC, Complexity
+from benchmark.metrics.inputs import INPUTS
 from benchmark.metrics.insertion_deletion import Deletion, Insertion
+from benchmark.metrics.options import MetricOptions
 from benchmark.metrics.per_sample import PerSampleMetric
 from benchmark.metrics.pointing_game import EnergyPointingGame, PointingGame
-from benchmark.metrics.scorer import HIGHER_IS_BETTER, INPUTS, METRIC_KEYS, SaliencyScorer, extra_metric_keys
+from benchmark.metrics.scorer import SaliencyScorer
+from benchmark.metrics.selection import HIGHER_IS_BETTER, METRIC_KEYS, extra_metric_keys
 
 __all__ = [
     "ADCC",
@@ -23,6 +26,7 @@ __all__ = [
     "Coherency",
     "Deletion",
     "Insertion",
+    "MetricOptions",
     "PerSampleMetric",
     "SaliencyScorer",
     "extra_metric_keys",

@@ -5,9 +5,11 @@ A metric is one file: a pure function (in ``metrics.functional`` or the file its
 
 - ``higher_is_better`` (``True``/``False``) and a ``title`` for tables;
 - ``needs``: the inputs its ``update(sample_ids, **inputs)`` takes, by name (see
-  :data:`metrics.scorer.INPUTS`: the maps, the probabilities of ``x * M``, the curves, the
+  :data:`metrics.inputs.INPUTS`: the maps, the probabilities of ``x * M``, the curves, the
   boxes, the method again, or another metric's per-sample values), optionally as a mapping
-  ``{parameter: input}``.
+  ``{parameter: input}``;
+- optionally ``options_class``: its options (``--metrics.<name>``), a
+  :class:`~metrics.options.MetricOptions` dataclass its constructor receives as keyword arguments.
 
 Built-in metrics register with ``@register_metric("key")`` in their own module; every module
 of this package is imported to find them, so a new file touches no other. Plugins declare the
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from benchmark.core.errors import BenchmarkError
@@ -89,3 +91,17 @@ def metric_names() -> list[str]:
     """The built-in metrics, then the installed plugins' entry point names."""
     _discover()
     return METRICS.names()
+
+
+def loadable_metric_classes(extra: Sequence[str] = ()) -> list[type[PerSampleMetric]]:
+    """The class of every registered metric and plugin that loads (a broken plugin is reported
+    when it is chosen, not whenever the metrics are listed), then those of ``extra`` (keys,
+    plugin names or import strings, which must load)."""
+    classes = []
+    for name in metric_names():
+        try:
+            classes.append(metric_class(name))
+        except BenchmarkError:
+            continue
+    classes.extend(metric_class(name) for name in extra)
+    return list(dict.fromkeys(classes))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -11,6 +12,7 @@ from torch import Tensor
 from benchmark.core.errors import BenchmarkError
 from benchmark.core.seeding import sample_generator
 from benchmark.metrics.catalog import register_metric
+from benchmark.metrics.options import MetricOptions
 from benchmark.metrics.per_sample import PerSampleMetric
 
 #: The seed stream of the perturbations.
@@ -29,6 +31,23 @@ def check_radius(radius: float) -> float:
             f"--metrics.sensitivity_radius must be a number > 0 in [0, 1] pixel space (e.g. 0.02), got {radius!r}"
         )
     return float(radius)
+
+
+@dataclass
+class SensitivityOptions(MetricOptions):
+    """Max-sensitivity's options (``--metrics.sensitivity_samples``, ``--metrics.sensitivity_radius``)."""
+
+    sensitivity_samples: int = field(
+        default=10, metadata={"help": "max-sensitivity: perturbed copies of each image (one map each)"}
+    )
+    sensitivity_radius: float = field(
+        default=0.02,
+        metadata={"help": "max-sensitivity: the largest change of a pixel value, > 0, in [0, 1] pixel space"},
+    )
+
+    def validate(self) -> None:
+        check_samples(self.sensitivity_samples)
+        check_radius(self.sensitivity_radius)
 
 
 def perturbations(sample_ids: Sequence[int], images: Tensor, samples: int, radius: float) -> Tensor:
@@ -66,6 +85,7 @@ class MaxSensitivity(PerSampleMetric):
 
     higher_is_better = False
     needs = {"maps": "maps", "images": "images", "method": "method_for_inputs"}
+    options_class = SensitivityOptions
 
     def __init__(self, sensitivity_samples: int = 10, sensitivity_radius: float = 0.02, **kwargs) -> None:
         super().__init__(**kwargs)

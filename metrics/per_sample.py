@@ -12,6 +12,7 @@ from torch import Tensor
 from torchmetrics import Metric
 
 from benchmark.core.errors import BenchmarkError
+from benchmark.metrics.options import MetricOptions
 
 #: Sample ids are stored as float32, which holds every integer below 2**24 exactly.
 MAX_SAMPLE_ID = 2**24
@@ -42,9 +43,12 @@ class PerSampleMetric(Metric):
     key: ClassVar[str] = ""
     #: Its name in tables (default: the key).
     title: ClassVar[str] = ""
-    #: The inputs ``update(sample_ids, **inputs)`` takes: names of ``metrics.scorer.INPUTS`` or
+    #: The inputs ``update(sample_ids, **inputs)`` takes: names of ``metrics.inputs.INPUTS`` or
     #: of other metrics (their per-sample values of the batch), or ``{parameter: input}``.
     needs: ClassVar[tuple[str, ...] | Mapping[str, str]] = ()
+    #: Its options (``--metrics.<name>``), if any: a :class:`~metrics.options.MetricOptions`
+    #: dataclass whose values the constructor receives as keyword arguments.
+    options_class: ClassVar[type[MetricOptions] | None] = None
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)

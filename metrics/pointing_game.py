@@ -3,12 +3,33 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from torch import Tensor
 
+from benchmark.core.errors import BenchmarkError
 from benchmark.metrics.catalog import register_metric
 from benchmark.metrics.functional.localization import Boxes, energy_pointing_game, pointing_game
+from benchmark.metrics.options import MetricOptions
 from benchmark.metrics.per_sample import PerSampleMetric
+
+
+@dataclass
+class PointingOptions(MetricOptions):
+    """The Pointing Game's option (``--metrics.tolerance``)."""
+
+    tolerance: float = field(
+        default=15,
+        metadata={
+            "help": "pointing game: a hit is a box pixel closer than this many pixels of the 224x224 map to the "
+            "map's maximum (TorchRay: 15)"
+        },
+    )
+
+    def validate(self) -> None:
+        tolerance = self.tolerance
+        if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not tolerance >= 0:
+            raise BenchmarkError(f"--metrics.tolerance must be a number of pixels >= 0, got {tolerance!r}")
 
 
 @register_metric("pointing_game", "Pointing Game")
@@ -25,6 +46,7 @@ class PointingGame(PerSampleMetric):
 
     higher_is_better = True
     needs = ("maps", "boxes")
+    options_class = PointingOptions
 
     def __init__(self, tolerance: float = 15, **kwargs) -> None:
         super().__init__(**kwargs)

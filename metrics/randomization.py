@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -12,6 +13,7 @@ from torchmetrics.functional.image import structural_similarity_index_measure
 from benchmark.metrics.catalog import register_metric
 from benchmark.metrics.functional.randomization import CascadingRandomization, check_steps
 from benchmark.metrics.functional.similarity import spearman
+from benchmark.metrics.options import MetricOptions
 from benchmark.metrics.per_sample import PerSampleCurveMetric
 
 #: SSIM's Gaussian window (torchmetrics' and Wang et al.'s defaults); maps smaller than the
@@ -32,6 +34,19 @@ def map_ssim(a: Tensor, b: Tensor) -> Tensor:
         sigma=SSIM_SIGMA,
         reduction="none",
     )
+
+
+@dataclass
+class RandomizationOptions(MetricOptions):
+    """The model randomization's option (``--metrics.randomization_steps``)."""
+
+    randomization_steps: int = field(
+        default=5,
+        metadata={"help": "model randomization: stages, each re-initializing one more group of layers from the output"},
+    )
+
+    def validate(self) -> None:
+        check_steps(self.randomization_steps)
 
 
 @register_metric("randomization", "Model Randomization")
@@ -57,6 +72,7 @@ class ModelRandomization(PerSampleCurveMetric):
 
     higher_is_better = False
     needs = {"maps": "maps", "images": "images", "method": "method_for_inputs", "classifier": "classifier"}
+    options_class = RandomizationOptions
 
     def __init__(self, randomization_steps: int = 5, **kwargs) -> None:
         super().__init__(**kwargs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
@@ -17,7 +18,26 @@ from benchmark.metrics.functional.road import (
     curve_mean,
     road_scores,
 )
+from benchmark.metrics.options import MetricOptions, checked
 from benchmark.metrics.per_sample import PerSampleCurveMetric
+
+
+@dataclass
+class RoadOptions(MetricOptions):
+    """The options of both ROAD metrics (``--metrics.road_percentages``, ``--metrics.road_noise``)."""
+
+    road_percentages: list[float] = field(
+        default_factory=lambda: list(DEFAULT_PERCENTAGES),
+        metadata={"help": "ROAD: the percentages of pixels removed, each in (0, 100), comma-separated"},
+    )
+    road_noise: float = field(
+        default=DEFAULT_NOISE,
+        metadata={"help": "ROAD: sigma of the noise added to the imputed pixels, in [0, 1] pixel space (0: none)"},
+    )
+
+    def validate(self) -> None:
+        checked("road_percentages", check_percentages, self.road_percentages)
+        checked("road_noise", check_noise, self.road_noise)
 
 
 class _Road(PerSampleCurveMetric):
@@ -25,6 +45,7 @@ class _Road(PerSampleCurveMetric):
     for the records and the mean curve; the value is their mean x 100."""
 
     needs = ("images", "maps", "classes", "class_probability")
+    options_class = RoadOptions
     most_relevant_first: bool = True
     #: Noise stream of the per-sample generators (MoRF and LeRF draw different noise).
     noise_stream = 0

@@ -2,265 +2,36 @@
 pointing games, plugins) behind one object that also computes the inputs they need.
 
 Each metric declares what it needs (:attr:`~metrics.per_sample.PerSampleMetric.needs`); per
-batch the scorer computes each needed input once (:class:`BatchInputs`: one forward of
-``x * M`` for every metric that uses its probabilities, one call of the method on ``x * M``,
-one set of Insertion/Deletion curves) and hands it to every metric that asked for it.
+batch the scorer computes each needed input once (:class:`~metrics.inputs.BatchInputs`: one
+forward of ``x * M`` for every metric that uses its probabilities, one call of the method on
+``x * M``, one set of Insertion/Deletion curves) and hands it to every metric that asked for
+it. Each metric declares its options too (``options_class``,
+:class:`~metrics.options.MetricOptions`): the scorer builds them from the values given by name
+and never names one.
 """
 
 from __future__ import annotations
 
-import difflib
-import inspect
-from collections.abc import Callable, Mapping, Sequence
-from functools import cached_property
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, fields
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from benchmark.core.errors import BenchmarkError
-from benchmark.core.registry import is_import_string
-from benchmark.metrics.catalog import builtin_metric_keys, metric_class, metric_names
-from benchmark.metrics.functional.bootstrap import DEFAULT_RESAMPLES
+from benchmark.metrics.catalog import loadable_metric_classes, metric_class
 from benchmark.metrics.functional.image import MAP_NON_FINITE, map_problems
-from benchmark.metrics.functional.insertion_deletion import (
-    check_blur,
-    check_chunk_size,
-    check_n_steps,
-    check_score,
-    insertion_deletion_curves,
-)
 from benchmark.metrics.functional.localization import Boxes
-from benchmark.metrics.functional.randomization import check_steps
-from benchmark.metrics.functional.road import DEFAULT_NOISE, DEFAULT_PERCENTAGES, check_noise, check_percentages
-from benchmark.metrics.max_sensitivity import check_radius, check_samples
+from benchmark.metrics.inputs import BatchInputs
+from benchmark.metrics.options import MetricOptions, build_options, options_classes
 from benchmark.metrics.per_sample import PerSampleMetric
-
-#: The thesis's five metrics, always computed, in the order of every dict this module returns.
-METRIC_KEYS = ("avg_drop", "avg_increase", "coherency", "insertion", "deletion")
-
-#: What a metric may need (``needs``), computed at most once per batch by :class:`BatchInputs`.
-INPUTS = {
-    "maps": "the maps M [B, H, W] in [0, 1]",
-    "images": "the images x [B, 3, H, W] in [0, 1] pixel space",
-    "classes": "the top-1 classes c [B] on x",
-    "base_prob": "softmax probability of c on x [B]",
-    "explanation_prob": "softmax probability of c on x * M [B] (one forward of x * M)",
-    "explanation_probs": "softmax probabilities on x * M [B, classes]",
-    "maps_of_explanation": "the method's maps of x * M for c [B, H, W] (the method again)",
-    "insertion_curves": "Insertion curves [B, S + 1]",
-    "deletion_curves": "Deletion curves [B, S + 1]",
-    "boxes": "per image a [K, 4] tensor of boxes in map pixels, or None",
-    "classifier": "the classifier: pixel-space images -> logits",
-    "class_probability": "probability(images [N, 3, H, W], classes [N]) -> softmax probability of each class [N] "
-    "(forward-only passes in the benchmark's chunks)",
-    "explain": "the method again: explain(images, classes) -> maps [B, H, W]",
-    "method_for_inputs": "the method on other images: method(images [B, 3, H, W], None) -> maps [B, H, W] for the "
-    "batch's classes (unavailable for maps computed elsewhere)",
-    "method_for_classes": "the method for other classes: method(images, classes [B]) -> maps (unavailable where "
-    "the maps do not depend on the class)",
-    "class_count": "the number of classes of the classifier",
-}
-#: Inputs that call the method again: unavailable for maps computed elsewhere.
-METHOD_INPUTS = ("maps_of_explanation", "explain", "method_for_inputs", "method_for_classes")
-
-
-def metric_needs(cls: type[PerSampleMetric]) -> dict[str, str]:
-    """``{parameter: input}`` of a metric class."""
-    needs = cls.needs
-    return dict(needs) if isinstance(needs, Mapping) else {name: name for name in needs}
-
-
-def extra_metric_keys() -> tuple[str, ...]:
-    """The built-in metrics beyond the thesis's five (``--metrics.extra``), in their order."""
-    return tuple(key for key in builtin_metric_keys() if key not in METRIC_KEYS)
-
-
-def check_extra(extra: Sequence[str] | None) -> tuple[str, ...]:
-    """The metric keys beyond the thesis's: the chosen ones (built-in keys, plugin names or
-    import strings) and the metrics they need (ADCC brings Complexity), each after what it
-    needs, built-ins in their canonical order first; an unknown name is an error."""
-    names = [str(name).strip() for name in (extra or []) if str(name).strip()]
-    builtin = extra_metric_keys()
-    plugins = [name for name in metric_names() if name not in METRIC_KEYS + builtin]
-    for name in names:
-        if name in METRIC_KEYS:
-            raise BenchmarkError(f"--metrics.extra: {name} is always computed; leave it out")
-        if name not in builtin and name not in plugins and not is_import_string(name):
-            close = difflib.get_close_matches(name, [*builtin, *plugins], n=3)
-            hint = f" (did you mean {', '.join(close)}?)" if close else ""
-            raise BenchmarkError(
-                f"--metrics.extra: unknown metric {name!r}{hint}; choose from: {', '.join([*builtin, *plugins])}, "
-                "or your own as package.module:Class"
-            )
-        try:
-            metric_class(name)
-        except BenchmarkError as error:
-            raise BenchmarkError(f"--metrics.extra: {error}") from None
-    chosen: list[str] = []
-
-    def add(key: str) -> None:
-        if key in chosen or key in METRIC_KEYS:
-            return
-        for needed in metric_needs(metric_class(key)).values():
-            if needed not in INPUTS:
-                add(needed)
-        chosen.append(key)
-
-    ordered = [key for key in builtin if key in names] + [n for n in dict.fromkeys(names) if n not in builtin]
-    for key in ordered:
-        add(key)
-    canonical = [key for key in builtin if key in chosen]
-    return tuple(canonical + [key for key in chosen if key not in canonical])
-
-
-def metric_info(key: str) -> dict[str, Any]:
-    """Title and direction of a metric, as ``results.json`` records them."""
-    cls = metric_class(key)
-    return {"title": cls.title or key, "higher_is_better": bool(cls.higher_is_better)}
-
-
-def higher_is_better(key: str) -> bool:
-    return bool(metric_class(key).higher_is_better)
-
-
-class _HigherIsBetter(Mapping):
-    """``HIGHER_IS_BETTER[key]`` for every registered metric (plugins included)."""
-
-    def __getitem__(self, key: str) -> bool:
-        return higher_is_better(key)
-
-    def __iter__(self):
-        return iter(METRIC_KEYS + extra_metric_keys())
-
-    def __len__(self) -> int:
-        return len(METRIC_KEYS) + len(extra_metric_keys())
-
-
-#: Whether a higher value of each metric is better.
-HIGHER_IS_BETTER: Mapping[str, bool] = _HigherIsBetter()
-
-
-#: Images per forward along the Insertion/Deletion curves when ``--metrics.chunk_size`` is not
-#: given. CPU: per-image forward time grows with the batch beyond about 16 (perf/README.md);
-#: CUDA: large batches are what a GPU is fast at, bounded to keep memory modest.
-DEFAULT_CHUNK_SIZE = {"cpu": 16, "cuda": 128}
-
-
-def _option(name: str, check, *values):
-    """``check(*values)`` with a failure naming the option ``--metrics.<name>``."""
-    try:
-        return check(*values)
-    except BenchmarkError as error:
-        raise BenchmarkError(f"--metrics.{name}: {error}") from None
-
-
-def _softmax(logits: Tensor) -> Tensor:
-    return logits.softmax(dim=-1, dtype=torch.promote_types(logits.dtype, torch.float32))
+from benchmark.metrics.scorer_options import DEFAULT_CHUNK_SIZE, ScorerOptions
+from benchmark.metrics.selection import METRIC_KEYS, check_extra, metric_info, metric_needs
 
 
 def _module_name(key: str) -> str:
     return key.replace(".", "_dot_").replace(":", "_colon_")
-
-
-class BatchInputs:
-    """The inputs of one batch's metrics (:data:`INPUTS`), each computed once, when first asked.
-
-    ``images``, ``maps``, ``classes`` and ``base_prob`` are given; the forward of ``x * M``, the
-    method on ``x * M`` and the Insertion/Deletion curves are computed on first use and shared.
-    """
-
-    def __init__(
-        self,
-        scorer: SaliencyScorer,
-        classifier,
-        explain_fn,
-        images,
-        maps,
-        classes,
-        base_prob,
-        boxes,
-        forward_only=None,
-        method=None,
-    ):
-        self._scorer = scorer
-        self.classifier = classifier
-        #: ``method(images, classes or None)``: the method on any images (``None``: the batch's classes)
-        self.method_for_inputs = self.method_for_classes = method
-        #: the classifier for passes that need no hooks or gradients (possibly compiled)
-        self.forward_only = forward_only if forward_only is not None else classifier
-        self.explain = explain_fn
-        self.images = images
-        self.maps = maps
-        self.classes = classes
-        self.base_prob = base_prob.detach().to(images.device)
-        self.boxes = list(boxes) if boxes is not None else [None] * maps.shape[0]
-
-    @cached_property
-    def explanation(self) -> Tensor:
-        """``x * M``."""
-        return self.images.detach() * self.maps.unsqueeze(1)
-
-    @cached_property
-    def explanation_probs(self) -> Tensor:
-        with torch.no_grad():
-            return _softmax(self.forward_only(self.explanation))
-
-    @cached_property
-    def explanation_prob(self) -> Tensor:
-        probs = self.explanation_probs
-        return probs.gather(1, self.classes.to(probs.device).unsqueeze(1)).squeeze(1)
-
-    @cached_property
-    def maps_of_explanation(self) -> Tensor:
-        return torch.as_tensor(self.explain(self.explanation, self.classes)).detach().to(self.maps.device)
-
-    @cached_property
-    def class_count(self) -> int:
-        return int(self.explanation_probs.shape[1])
-
-    @cached_property
-    def class_probability(self) -> Callable[[Tensor, Tensor], Tensor]:
-        chunk = self._scorer.chunk_size_for(self.images.device)
-
-        def probability(images: Tensor, classes: Tensor) -> Tensor:
-            classes = classes.to(device=images.device, dtype=torch.long)
-            scores = []
-            with torch.no_grad():
-                for start in range(0, images.shape[0], chunk):
-                    probs = _softmax(self.forward_only(images[start : start + chunk]))
-                    scores.append(probs.gather(1, classes[start : start + chunk, None]).squeeze(1))
-            return torch.cat(scores) if scores else images.new_zeros(0)
-
-        return probability
-
-    @cached_property
-    def _curves(self) -> tuple[Tensor, Tensor]:
-        scorer = self._scorer
-
-        def score_fn(inputs: Tensor) -> Tensor:
-            with torch.no_grad():
-                return _softmax(self.forward_only(inputs))
-
-        return insertion_deletion_curves(
-            score_fn,
-            self.images,
-            self.maps,
-            self.classes,
-            n_steps=scorer.n_steps,
-            chunk_size=scorer.chunk_size_for(self.images.device),
-            blur_kernel=scorer.blur_kernel,
-            blur_sigma=scorer.blur_sigma,
-            score=scorer.score,
-        )
-
-    @property
-    def insertion_curves(self) -> Tensor:
-        return self._curves[0]
-
-    @property
-    def deletion_curves(self) -> Tensor:
-        return self._curves[1]
 
 
 class SaliencyScorer(torch.nn.Module):
@@ -272,73 +43,35 @@ class SaliencyScorer(torch.nn.Module):
     method only as callables; it never knows which method made a map.
 
     Args:
-        n_steps: Insertion/Deletion steps; ``None`` = the image side (224 for 224x224).
-        score: ``"original_class"`` (probability of c) or ``"max_class"`` (highest probability,
-            the thesis's variant) along the Insertion/Deletion curves.
-        chunk_size: images per classifier forward when scoring the curves; ``None`` = the
-            device's default (:data:`DEFAULT_CHUNK_SIZE`, measured in ``perf/README.md``).
-        blur_kernel, blur_sigma: the Gaussian blur of the Insertion/Deletion baseline (odd
-            kernel; sigma 0 = OpenCV's rule for the kernel).
-        extra: metrics beyond the thesis: built-in keys (``complexity``, ``adcc`` (adds
-            complexity), ``pointing_game``, ``energy_pointing_game`` (these two need bounding
-            boxes)), plugin names or import strings (:func:`check_extra`).
-        tolerance: the pointing game's tolerance in pixels of the 224x224 map (TorchRay: 15);
-            given to every metric whose constructor takes ``tolerance``.
-        road_percentages, road_noise: ROAD's percentages of removed pixels and the sigma of its
-            imputation noise (0 = off); given to every metric whose constructor takes them.
-        sensitivity_samples, sensitivity_radius: max-sensitivity's draws and the L-infinity
-            radius of its perturbations in [0, 1] pixel space.
-        randomization_steps: the stages of the cascading model randomization.
-        bootstrap: resamples of the 95% bootstrap interval of every metric mean.
+        options: the ``--metrics.<name>`` values by name (the rest keep their defaults): the
+            scorer's own (:class:`~metrics.scorer_options.ScorerOptions`: ``n_steps``,
+            ``score``, ``chunk_size``, ``blur_kernel``, ``blur_sigma``, ``extra``,
+            ``bootstrap``) and those each metric declares (its ``options_class``), built-in or
+            plugin. An option of a metric not computed is checked all the same.
 
     Raises:
-        BenchmarkError: an option out of range.
+        BenchmarkError: an option out of range, or one that no metric has.
     """
 
-    def __init__(
-        self,
-        n_steps: int | None = None,
-        score: str = "original_class",
-        chunk_size: int | None = None,
-        blur_kernel: int = 11,
-        blur_sigma: float = 5.0,
-        extra: list[str] | None = None,
-        tolerance: float = 15,
-        bootstrap: int = DEFAULT_RESAMPLES,
-        road_percentages: list[float] = list(DEFAULT_PERCENTAGES),  # noqa: B006 (read, never changed)
-        road_noise: float = DEFAULT_NOISE,
-        sensitivity_samples: int = 10,
-        sensitivity_radius: float = 0.02,
-        randomization_steps: int = 5,
-    ) -> None:
+    def __init__(self, **options: Any) -> None:
         super().__init__()
-        self.score = _option("score", check_score, score)
-        self.chunk_size = None if chunk_size is None else _option("chunk_size", check_chunk_size, chunk_size)
-        self.n_steps = _option("n_steps", check_n_steps, n_steps)
-        _option("blur_kernel/blur_sigma", check_blur, blur_kernel, blur_sigma)
-        self.blur_kernel = blur_kernel
-        self.blur_sigma = blur_sigma
-        self.extra = check_extra(extra)
-        if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not tolerance >= 0:
-            raise BenchmarkError(f"--metrics.tolerance must be a number of pixels >= 0, got {tolerance!r}")
-        if isinstance(bootstrap, bool) or not isinstance(bootstrap, int) or bootstrap < 1:
-            raise BenchmarkError(f"--metrics.bootstrap must be a number of resamples >= 1, got {bootstrap!r}")
-        self.tolerance = tolerance
-        self.bootstrap = bootstrap
-        #: The metric keys of this scorer: the thesis's five, then the extras (each after the
-        #: metrics it needs).
+        own = {f.name for f in fields(ScorerOptions)}
+        #: The scorer's own options.
+        self.options = ScorerOptions(**{name: value for name, value in options.items() if name in own})
+        self.options.validate()
+        #: The metric keys beyond the thesis's (each after the metrics it needs).
+        self.extra = check_extra(self.options.extra)
+        #: The metric keys of this scorer: the thesis's five, then the extras.
         self.keys: tuple[str, ...] = METRIC_KEYS + self.extra
-        options = {
-            "tolerance": tolerance,
-            "road_percentages": _option("road_percentages", check_percentages, road_percentages),
-            "road_noise": _option("road_noise", check_noise, road_noise),
-            "sensitivity_samples": check_samples(sensitivity_samples),
-            "sensitivity_radius": check_radius(sensitivity_radius),
-            "randomization_steps": check_steps(randomization_steps),
-        }
+        #: Each metric's options by options class (every loadable metric's: a value given for a
+        #: metric not computed is checked too).
+        self.metric_options: dict[type[MetricOptions], MetricOptions] = build_options(
+            options_classes(loadable_metric_classes(self.extra)),
+            {name: value for name, value in options.items() if name not in own},
+        )
         # A ModuleDict (so the states move with the scorer) under names without "." and ":"
         # (an import string's key); ``self.metrics`` gives them by key.
-        self._metric_modules = torch.nn.ModuleDict({_module_name(key): self._build(key, options) for key in self.keys})
+        self._metric_modules = torch.nn.ModuleDict({_module_name(key): self._build(key) for key in self.keys})
         #: ``{parameter: input}`` of each metric.
         self.needs: dict[str, dict[str, str]] = {key: metric_needs(type(self.metrics[key])) for key in self.keys}
         #: Metrics that cannot be computed for the method being scored, with the reason (e.g.
@@ -348,15 +81,21 @@ class SaliencyScorer(torch.nn.Module):
         self.unavailable: dict[str, str] = {}
 
     @property
+    def bootstrap(self) -> int:
+        """Resamples of the 95% bootstrap interval of every metric mean."""
+        return self.options.bootstrap
+
+    @property
     def metrics(self) -> dict[str, PerSampleMetric]:
         """The metric objects by key."""
         return {key: self._metric_modules[_module_name(key)] for key in self.keys}
 
-    @staticmethod
-    def _build(key: str, options: dict[str, Any]) -> PerSampleMetric:
+    def _build(self, key: str) -> PerSampleMetric:
+        """The metric of ``key``, given its options' values as keyword arguments."""
         cls = metric_class(key)
-        accepted = inspect.signature(cls.__init__).parameters
-        return cls(**{name: value for name, value in options.items() if name in accepted})
+        if cls.options_class is None:
+            return cls()
+        return cls(**asdict(self.metric_options[cls.options_class]))
 
     def mark_unavailable(self, input_name: str, reason: str) -> None:
         """Declare that an input cannot be computed (e.g. ``explain``, the method again, for maps
@@ -384,8 +123,8 @@ class SaliencyScorer(torch.nn.Module):
     def chunk_size_for(self, device: torch.device) -> int:
         """Images per forward along the curves on ``device``: the option, else the device's
         fixed default (fixed, not tuned at run time, so runs stay reproducible)."""
-        if self.chunk_size is not None:
-            return self.chunk_size
+        if self.options.chunk_size is not None:
+            return self.options.chunk_size
         return DEFAULT_CHUNK_SIZE.get(device.type, DEFAULT_CHUNK_SIZE["cpu"])
 
     def update(
@@ -425,7 +164,17 @@ class SaliencyScorer(torch.nn.Module):
             maps = torch.where(non_finite[:, None, None], torch.zeros_like(maps), maps)
         classes = classes.to(device=images.device, dtype=torch.long)
         inputs = BatchInputs(
-            self, classifier, explain_fn, images, maps, classes, base_prob, boxes, forward_only, method
+            classifier,
+            explain_fn,
+            images,
+            maps,
+            classes,
+            base_prob,
+            boxes,
+            forward_only,
+            method,
+            chunk_size=self.chunk_size_for(images.device),
+            curve_options=self.options.curve_options,
         )
         # In the order of the keys: the forward of x * M (Average Drop), the method on x * M
         # (Coherency), then the curves (Insertion), as the thesis metrics always were.

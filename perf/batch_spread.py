@@ -20,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmark.metrics.scorer import METRIC_KEYS
+from benchmark.metrics.selection import METRIC_KEYS
 
 
 def run_once(

@@ -1,6 +1,6 @@
 """``python -m perf.chunks``: Insertion+Deletion time per image by ``--metrics.chunk_size``.
 
-The product's default chunk size is fixed per device type (``metrics.scorer.DEFAULT_CHUNK_SIZE``,
+The product's default chunk size is fixed per device type (``metrics.scorer_options.DEFAULT_CHUNK_SIZE``,
 not tuned at run time, so runs are reproducible); this script shows whether it is a good one
 on the machine at hand.
 
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from benchmark.cli import quiet_libraries
     from benchmark.metrics.functional.insertion_deletion import insertion_deletion_curves
-    from benchmark.metrics.scorer import DEFAULT_CHUNK_SIZE
+    from benchmark.metrics.scorer_options import DEFAULT_CHUNK_SIZE
     from benchmark.models import build_classifier
     from benchmark.models.execution import forward_only
     from perf.run import load_images

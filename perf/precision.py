@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmark.metrics.scorer import METRIC_KEYS
+from benchmark.metrics.selection import METRIC_KEYS
 from perf.batch_spread import run_once
 
 

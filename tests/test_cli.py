@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from benchmark.cli import main
-from benchmark.metrics.scorer import METRIC_KEYS
+from benchmark.metrics.selection import METRIC_KEYS
 from tests.helpers import write_random_jpeg
 
 FAST = ["--method.iterations", "2", "--method.kernel_size", "9", "--metrics.n_steps", "6"]

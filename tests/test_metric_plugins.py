@@ -4,13 +4,15 @@ once per batch (one forward of x * M, one call of the method on x * M) for every
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import pytest
 import torch
 from torch import nn
 
 from benchmark.core.errors import BenchmarkError
-from benchmark.metrics import PerSampleMetric, SaliencyScorer
-from benchmark.metrics.scorer import check_extra
+from benchmark.metrics import MetricOptions, PerSampleMetric, SaliencyScorer
+from benchmark.metrics.selection import check_extra
 
 
 class KeptConfidence(PerSampleMetric):
@@ -41,6 +43,30 @@ class SelfAgreement(PerSampleMetric):
 
     def update(self, sample_ids, maps, maps_of_explanation):
         self._store(sample_ids, (maps - maps_of_explanation).abs().flatten(1).mean(1))
+
+
+@dataclass
+class ShareOptions(MetricOptions):
+    share_threshold: float = field(default=0.5, metadata={"help": "a pixel counts above this value"})
+
+    def validate(self) -> None:
+        if not 0 <= self.share_threshold <= 1:
+            raise BenchmarkError(f"--metrics.share_threshold must be in [0, 1], got {self.share_threshold}")
+
+
+class BrightShare(PerSampleMetric):
+    """Percent of the map's pixels above ``--metrics.share_threshold`` (a test metric with an option)."""
+
+    higher_is_better = False
+    needs = ("maps",)
+    options_class = ShareOptions
+
+    def __init__(self, share_threshold: float = 0.5, **kwargs):
+        super().__init__(**kwargs)
+        self.threshold = share_threshold
+
+    def update(self, sample_ids, maps):
+        self._store(sample_ids, 100 * (maps > self.threshold).flatten(1).float().mean(1))
 
 
 NotAMetric = object
@@ -141,3 +167,32 @@ def test_a_yaml_file_naming_a_metric_to_import_is_refused(tmp_path, capsys):
     assert main(["test", "--config", str(config), "--logger", "none"]) == 2
     err = capsys.readouterr().err.strip()
     assert "names code to import (planted_module:Thing)" in err and "--metrics.extra planted_module:Thing" in err
+
+
+def test_a_metric_receives_its_own_options_and_the_scorer_checks_them():
+    name = f"{HERE}:BrightShare"
+    maps = torch.tensor([[[0.1, 0.3], [0.6, 0.9]]])
+    scorer = SaliencyScorer(extra=[name], share_threshold=0.2)
+    assert scorer.metrics[name].threshold == 0.2
+    scorer.metrics[name].update([0], maps)
+    assert scorer.metrics[name].compute().item() == pytest.approx(75.0)
+    assert SaliencyScorer(extra=[name]).metrics[name].threshold == 0.5  # the declared default
+    with pytest.raises(BenchmarkError, match=r"--metrics.share_threshold must be in \[0, 1\], got 2"):
+        SaliencyScorer(extra=[name], share_threshold=2)
+    with pytest.raises(BenchmarkError, match="--metrics.share_threshold: no metric has this option"):
+        SaliencyScorer(share_threshold=0.2)  # the metric is not known to this scorer
+
+
+def test_a_config_file_sets_the_option_of_a_metric_the_command_line_names(tmp_path):
+    from benchmark.config import Overrides, resolve
+
+    name = f"{HERE}:BrightShare"
+    stored = Overrides(source="--config f.yaml", metrics={"share_threshold": "0.25"})
+    typed = Overrides(source="command line", options={"logger": "none"}, metrics={"extra": name})
+    config = resolve([stored, typed])
+    assert config.metrics["share_threshold"] == 0.25 and config.metrics["extra"] == [name]
+    assert resolve([typed]).metrics["share_threshold"] == 0.5  # the metric computed: its options' defaults
+    plain = Overrides(source="command line", options={"logger": "none"})
+    assert "share_threshold" not in resolve([plain]).metrics  # nor a metric not named
+    with pytest.raises(BenchmarkError, match="unknown metrics parameter 'share_threshold'"):
+        resolve([stored])  # no metric named declares it

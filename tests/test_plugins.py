@@ -136,6 +136,31 @@ def test_help_lists_the_plugin_and_its_options_and_marks_a_broken_one(plugin_ins
     assert "sparseness" in out and "Sparseness (higher is better)" in out  # and its metric
 
 
+def test_a_plugin_metric_declares_an_option_that_help_lists_and_the_metric_receives(plugin_installed, capsys):
+    import torch
+
+    from benchmark.cli import build_parser, config_from_args, main
+    from benchmark.metrics import SaliencyScorer
+
+    with pytest.raises(SystemExit):
+        main(["test", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--metrics.sparseness_pool INT Sparseness: side of the blocks the map is averaged over first" in out
+    namespace = build_parser().parse_args(["test", "--metrics.extra", "sparseness", "--metrics.sparseness_pool", "2"])
+    config = config_from_args(namespace)
+    assert config.metrics["sparseness_pool"] == 2
+    scorer = SaliencyScorer(**config.metrics)
+    assert scorer.metrics["sparseness"].pool == 2
+    maps = torch.tensor([[[1.0, 1.0, 0.0, 0.0], [1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0]]])
+    scorer.metrics["sparseness"].update([0], maps)
+    # the 2x2 block means are 1, 0, 0, 0: one bright value of four, (2*4 - 5) * 1 / (4 * 1) = 75%
+    assert scorer.metrics["sparseness"].compute().item() == pytest.approx(75.0)
+    assert main(["test", "--metrics.extra", "sparseness", "--metrics.sparseness_pool", "0", "--logger", "none"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: SparsenessOptions: --metrics.sparseness_pool must be >= 1, got 0"
+    )
+
+
 def test_a_plugin_that_does_not_resolve_is_one_line_naming_its_package(plugin_installed, capsys):
     from benchmark.cli import main
 
@@ -269,10 +294,13 @@ def test_a_plugin_metric_and_a_plugin_model_run_by_their_entry_point_names(plugi
 
 
 def test_the_readme_metric_is_the_example_plugins():
-    """The Sparseness shown in the README and in docs/extending.md is the example plugin's."""
+    """The Sparseness (and its options) shown in the README and docs/extending.md is the example plugin's."""
     source = (PLUGIN / "src" / "saliency_plugin_example" / "metrics.py").read_text()
+    readme = (REPO / "README.md").read_text()
     for page in (REPO / "README.md", REPO / "docs" / "extending.md"):
         text = page.read_text()
         block = text.split("```python\nclass Sparseness(PerSampleMetric):\n", 1)[1].split("```", 1)[0]
         assert all(line in source for line in block.splitlines()), page
+    options = readme.split("```python\n@dataclass\nclass SparsenessOptions(MetricOptions):\n", 1)[1].split("```", 1)[0]
+    assert all(line in source for line in options.splitlines())
     assert 'sparseness = "saliency_plugin_example.metrics:Sparseness"' in (PLUGIN / "pyproject.toml").read_text()

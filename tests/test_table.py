@@ -11,7 +11,7 @@ import pytest
 
 from benchmark.cli import build_parser, config_from_args, main
 from benchmark.metrics.functional.bootstrap import bootstrap_ci
-from benchmark.metrics.scorer import METRIC_KEYS
+from benchmark.metrics.selection import METRIC_KEYS
 
 
 @pytest.mark.slow
@@ -74,7 +74,7 @@ def test_table_of_three_methods_matches_their_results(tmp_path, capsys):
     # the metric agreement: tau-b of the method rankings from the per-sample values, as scipy has it
     from scipy.stats import kendalltau
 
-    from benchmark.metrics.scorer import HIGHER_IS_BETTER
+    from benchmark.metrics.selection import HIGHER_IS_BETTER
 
     agreement = json.loads((table_dir / "table.json").read_text())["agreement"]
     assert (table_dir / "agreement.png").stat().st_size > 0 and "Metric agreement" in markdown

@@ -12,7 +12,7 @@ import pytest
 from benchmark import loggers
 from benchmark.cli import build_parser, config_from_args
 from benchmark.loggers import wandb_mode
-from benchmark.metrics.scorer import METRIC_KEYS
+from benchmark.metrics.selection import METRIC_KEYS
 from tests.cli_runs import run_in_process
 from tests.wandb_records import read_offline_run
 

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Sequence
 
 from benchmark.commands.catalogue import catalogue
-from benchmark.commands.run_options import add_method_options, add_run_options, resolve_run_options
+from benchmark.commands.run_arguments import add_method_options, add_run_options, resolve_run_options
 from benchmark.config import RunConfig
 from benchmark.explain_images import EXPLAIN_OPTIONS
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from benchmark.commands.run_options import add_run_options, resolve_run_options
+from benchmark.commands.run_arguments import add_run_options, resolve_run_options
 from benchmark.config import RunConfig
 from benchmark.targets import TARGETS_OPTIONS
 

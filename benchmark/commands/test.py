@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from benchmark.commands.catalogue import catalogue
-from benchmark.commands.run_options import add_method_options, add_run_options, resolve_run_options
+from benchmark.commands.run_arguments import add_method_options, add_run_options, resolve_run_options
 from benchmark.config import CommandOptions, RunConfig
 
 NAME = "test"

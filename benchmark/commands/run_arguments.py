@@ -9,17 +9,8 @@ import typing
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmark.config import (
-    WANDB_KEYS,
-    CommandOptions,
-    Overrides,
-    RunConfig,
-    loadable_methods,
-    method_parameters,
-    metric_parameters,
-    read_config_file,
-    resolve,
-)
+from benchmark.config import CommandOptions, RunConfig, loadable_methods, method_parameters, metric_parameters, resolve
+from benchmark.config_files import WANDB_KEYS, Overrides, read_config_file
 from benchmark.core.errors import BenchmarkError
 from benchmark.params import type_name
 from benchmark.variants import base_method
@@ -99,14 +90,14 @@ def add_method_options(parser: argparse.ArgumentParser, extra: Sequence[str] = (
                 metavar=type_name(p.annotation).upper()[:12],
                 help=f"{p.help} (default: {p.default})",
             )
-    group = parser.add_argument_group("metrics parameters")
+    group = parser.add_argument_group("metrics parameters (each metric declares its own)")
     for p in metric_parameters():
         group.add_argument(
             f"--metrics.{p.name}",
             dest=f"metrics.{p.name}",
             default=argparse.SUPPRESS,
             metavar=type_name(p.annotation).upper()[:12],
-            help=f"(default: {p.default})",
+            help=f"{p.help} (default: {p.default})".replace("%", "%%"),  # argparse formats help with %
         )
 
 
