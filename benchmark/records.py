@@ -11,7 +11,8 @@ A line is ``{"id": 12, "columns": {...}, "metrics": {...}, "curves": {"insertion
 "deletion": [...]}}`` for a scored image and ``{"id": 12, "failed": "reason"}`` for a skipped
 one. Values are float32 numbers written exactly (``repr`` of a float round-trips), so restored
 metric states equal the ones computed. Each process appends whole batches and flushes them to
-disk, so a kill loses at most the batch being written; a torn last line is ignored on reading.
+disk, so a kill loses at most the batch being written; a torn last line is ignored on reading
+(a full disk cuts the file back to its last whole batch and raises ``DiskFull``).
 A batch's kept maps are saved before its records, so a record implies its map.
 """
 
