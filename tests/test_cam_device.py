@@ -1,6 +1,6 @@
-"""The device-side CAMs (methods/cam_device.py) equal grad-cam's maps to 1e-5: on a tiny CNN,
-on one whose target layer is followed by an in-place ReLU, on EfficientNet-Lite0, and on a GPU
-when there is one."""
+"""The device-side CAMs (methods/cam_device.py) equal grad-cam's maps to 1e-5 (Ablation-CAM's,
+whose weights amplify the logits' rounding, to 1e-4): on a tiny CNN, on one whose target layer
+is followed by an in-place ReLU, on EfficientNet-Lite0, and on a GPU when there is one."""
 
 from __future__ import annotations
 
