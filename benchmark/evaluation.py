@@ -19,6 +19,7 @@ from benchmark import records
 from benchmark.config import RunConfig
 from benchmark.devices import RankZeroMessage, trainer_device_arguments
 from benchmark.explainers import build_method
+from benchmark.files import DiskFull, is_disk_full
 from benchmark.interrupts import RunInterrupted
 from benchmark.progress import ImageProgressBar
 from benchmark.run_results import Evaluation, ResultsAssembly
@@ -87,7 +88,26 @@ def evaluate_method(
     except RunInterrupted as stop:  # the folder a resumption continues from
         stop.run_dir = recorder.run_dir
         raise
+    except (DiskFull, OSError, RuntimeError) as error:  # a full disk: one error line, the records kept
+        full = error if isinstance(error, DiskFull) else disk_full(error, recorder.run_dir or Path(o.output))
+        if full is None:
+            raise
+        if recorder.run_dir is not None and full.resume is None:
+            done, total = records.recorded_images(recorder.run_dir)
+            full.kept = f"{done} of {total} images are recorded in {recorder.run_dir}"
+            full.resume = f"python -m benchmark test --resume {recorder.run_dir}"
+        if full is not error:
+            raise full from error
+        raise
     return results_writer.evaluation if trainer.global_rank == 0 else None
+
+
+def disk_full(error: BaseException, folder: Path) -> DiskFull | None:
+    """``error`` as :class:`DiskFull` when it is a full disk met outside the writers of
+    benchmark.files (making a folder, say): about the file it names, else ``folder``."""
+    if not is_disk_full(error):
+        return None
+    return DiskFull(getattr(error, "filename", None) or folder)
 
 
 def print_notes(evaluation: Evaluation) -> None:

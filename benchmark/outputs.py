@@ -157,14 +157,14 @@ def write_maps(path: Path, results, samples) -> Path:
     """``maps.pt``: the scored maps with their sample ids and image file names (what
     ``--method maps --method.path`` reads back)."""
     ids = sorted(results.maps)
-    with atomic_path(path) as partial:
+    with atomic_path(path) as partial, partial.open("wb") as handle:  # a Python file: a full disk has its errno
         torch.save(
             {
                 "sample_ids": torch.tensor(ids, dtype=torch.long),
                 "files": [Path(samples[i].file).name for i in ids],
                 "maps": torch.stack([results.maps[i] for i in ids]) if ids else torch.zeros(0, 224, 224),
             },
-            partial,
+            handle,
         )
     return path
 

@@ -11,7 +11,8 @@ A line is ``{"id": 12, "columns": {...}, "metrics": {...}, "curves": {"insertion
 "deletion": [...]}}`` for a scored image and ``{"id": 12, "failed": "reason"}`` for a skipped
 one. Values are float32 numbers written exactly (``repr`` of a float round-trips), so restored
 metric states equal the ones computed. Each process appends whole batches and flushes them to
-disk, so a kill loses at most the batch being written; a torn last line is ignored on reading.
+disk, so a kill loses at most the batch being written; a torn last line is ignored on reading
+(a full disk cuts the file back to its last whole batch and raises ``DiskFull``).
 A batch's kept maps are saved before its records, so a record implies its map.
 """
 
@@ -32,7 +33,7 @@ import torch
 import yaml
 
 from benchmark.core.errors import BenchmarkError
-from benchmark.files import atomic_path, write_text_atomic
+from benchmark.files import DiskFull, atomic_path, is_disk_full, write_text_atomic
 
 RECORDS = "records"
 MAPS = "maps"
@@ -142,22 +143,32 @@ class RecordWriter:
         self.rank = rank
         self.path = self.folder / f"rank{rank}.jsonl"
         drop_torn_last_line(self.path)  # else the next record would be glued onto it
-        self._handle = self.path.open("a", encoding="utf-8")
+        # unbuffered: a write the disk refuses leaves no bytes behind to be flushed again at close
+        self._handle = self.path.open("ab", buffering=0)
 
     def write(self, records: list[SampleRecord]) -> None:
         if not records:
             return
-        self._handle.write("".join(r.to_json() + "\n" for r in records))
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
+        data = memoryview("".join(r.to_json() + "\n" for r in records).encode("utf-8"))
+        whole = self._handle.seek(0, os.SEEK_END)  # the end of the last whole batch
+        try:
+            while data:
+                data = data[self._handle.write(data) :]
+            os.fsync(self._handle.fileno())
+        except OSError as error:
+            if not is_disk_full(error):
+                raise
+            self._handle.truncate(whole)  # the batches written before stay whole, none half
+            raise DiskFull(self.path) from error
 
     def save_map(self, sample_id: int, map_: torch.Tensor, image: torch.Tensor | None) -> None:
         """Keep one map (and its image, for the overlay figure) on disk."""
         # clone: a row of the batch is a view, and torch.save writes a view's whole storage (the
         # batch's images and maps in every sample's file)
         image = None if image is None else image.detach().float().cpu().clone()
-        with atomic_path(self.folder / MAPS / f"{sample_id}.pt") as partial:  # never half a file
-            torch.save({"map": map_.detach().float().cpu().clone(), "image": image}, partial)
+        # never half a file; written through a Python file, so that a full disk is told by its errno
+        with atomic_path(self.folder / MAPS / f"{sample_id}.pt") as partial, partial.open("wb") as handle:
+            torch.save({"map": map_.detach().float().cpu().clone(), "image": image}, handle)
 
     def close(self) -> None:
         self._handle.close()

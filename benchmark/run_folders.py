@@ -1,6 +1,7 @@
 """Finished run folders read back: their results.json, per-sample values, sample fingerprint and
 kept maps, for tables and reports assembled from runs made anywhere (one SLURM job per method).
-A table folder stands for the run folders of its methods."""
+A table folder stands for the run folders of its methods: those inside it (``table``), or those
+its ``sources.json`` names (``table --from``, which leaves the runs where they are)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from benchmark.metrics.functional.image import MAP_PROBLEM_NAMES
 from benchmark.records import MAPS, RECORDS, RESULTS, SAMPLES, differing, read_saved_maps
 
 PER_SAMPLE = "per_sample.csv"
+#: The file of an assembled table folder (``table --from``) naming the run folders it was made from.
+SOURCES = "sources.json"
 
 
 @dataclass
@@ -106,11 +109,14 @@ def _read_maps(folder: Path, results: FolderResults) -> None:
 
 def expand_folders(paths: list[str | Path]) -> list[Path]:
     """Run folders of ``paths``: a run folder as it is, a table folder as its method folders
-    (in its table's order)."""
+    (in its table's order), an assembled table folder as the run folders its ``sources.json``
+    names (in that order)."""
     folders: list[Path] = []
     for path in map(Path, paths):
         if (path / RESULTS).is_file() or (path / RECORDS).is_dir():
             folders.append(path)
+        elif (path / SOURCES).is_file():
+            folders.extend(_sources_of(path))
         elif (path / "table.json").is_file() or any((child / RESULTS).is_file() for child in path.glob("*/")):
             order = []
             if (path / "table.json").is_file():
@@ -122,6 +128,19 @@ def expand_folders(paths: list[str | Path]) -> list[Path]:
         else:
             folders.append(path)  # read_finished_run says what is wrong with it
     return folders
+
+
+def _sources_of(table_dir: Path) -> list[Path]:
+    """The run folders an assembled table folder's ``sources.json`` names; BenchmarkError for
+    one that is no longer there (moved or deleted since the table was made)."""
+    listed = [Path(run["folder"]) for run in json.loads((table_dir / SOURCES).read_text())["runs"]]
+    missing = [str(folder) for folder in listed if not folder.is_dir()]
+    if missing:
+        raise BenchmarkError(
+            f"{table_dir}: its {SOURCES} names run folders that are not there ({', '.join(missing)}); "
+            "pass the run folders where they are now"
+        )
+    return listed
 
 
 def compared_settings(run: FinishedRun) -> dict:

@@ -201,7 +201,22 @@ def check_output_folder(path: str, option: str = "--output") -> None:
                 raise BenchmarkError(f"{option} {path}: {candidate} is a file, not a folder; pass a folder")
             if not os.access(candidate, os.W_OK | os.X_OK):
                 raise BenchmarkError(f"{option} {path}: {candidate} is not writable; pass a folder you can write to")
+            _check_folders_can_be_made_in(candidate, path, option)
             return
+
+
+def _check_folders_can_be_made_in(folder: Path, path: str, option: str) -> None:
+    """Make and remove a folder in ``folder``: ``os.access`` lets root write anywhere, also in
+    /proc or /sys, where no folder can be made (mkdir fails with ENOENT or EACCES)."""
+    import os
+    import tempfile
+
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".benchmark-check-", dir=folder))
+    except OSError as error:
+        raise BenchmarkError(
+            f"{option} {path}: no folder can be made in {folder} ({error.strerror}); pass a folder you can write to"
+        ) from None
 
 
 def option_parameters() -> list[Parameter]:

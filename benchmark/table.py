@@ -19,7 +19,7 @@ from benchmark.agreement import MethodScores, MetricAgreement, agreement_figure,
 from benchmark.config import RunConfig
 from benchmark.core.errors import BenchmarkError
 from benchmark.evaluation import evaluate_method, print_notes
-from benchmark.files import atomic_open, write_text_atomic
+from benchmark.files import DiskFull, atomic_open, write_text_atomic
 from benchmark.interrupts import RunInterrupted
 from benchmark.loggers import log_table, sync_hint
 from benchmark.markdown_table import INTERVAL_NOTE, markdown_table, metric_cell, metric_header, metric_keys
@@ -223,6 +223,11 @@ def run_table(config: RunConfig) -> Path | None:
             )
         except RunInterrupted as stop:  # a table resumes as a whole
             stop.table_dir = table_dir
+            raise
+        except DiskFull as full:
+            if table_dir is not None and table_dir.is_dir() and (table_dir / "config.yaml").is_file():
+                full.kept = f"the methods finished so far and the records of the one running are in {table_dir}"
+                full.resume = f"python -m benchmark table --resume {table_dir}"
             raise
         if evaluation is not None:
             evaluations.append(evaluation)

@@ -11,11 +11,8 @@ from pathlib import Path
 
 from benchmark.core.errors import BenchmarkError
 from benchmark.files import write_text_atomic
-from benchmark.run_folders import FinishedRun, differences, expand_folders, read_finished_run
+from benchmark.run_folders import SOURCES, FinishedRun, differences, expand_folders, read_finished_run
 from benchmark.table import make_table_dir, write_comparison
-
-#: The file of an assembled table folder naming the run folders it was made from.
-SOURCES = "sources.json"
 
 
 def group_by_model(runs: list[FinishedRun]) -> dict[str, list[FinishedRun]]:

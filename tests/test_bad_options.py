@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
 
 import pytest
 
@@ -111,6 +112,21 @@ def test_a_bad_option_is_one_error_line_before_any_model_work(args, message, no_
     assert message in lines[0]
     assert out.getvalue() == ""
     assert not (tmp_path / "runs").exists()  # nothing was written
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_an_output_folder_under_proc_is_one_error_line(no_model_work):
+    """/proc lets root pass ``os.access``, yet no folder can be made there (mkdir: ENOENT); any
+    other user is told it is not writable."""
+    err = io.StringIO()
+    with redirect_stdout(io.StringIO()), redirect_stderr(err):
+        code = main([*BASE, "--output", "/proc/nope"])
+    lines = err.getvalue().strip().splitlines()
+    assert code == 2 and len(lines) == 1, err.getvalue()
+    assert lines[0].startswith("error: --output /proc/nope: ")
+    assert (
+        "no folder can be made in /proc (No such file or directory)" in lines[0] or "/proc is not writable" in lines[0]
+    )
 
 
 def test_threads_sets_torchs_thread_count_and_reports_it():

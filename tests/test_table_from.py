@@ -114,3 +114,28 @@ def test_runs_of_two_models_make_one_table_per_model(three_runs, tmp_path, capsy
     assert folders == ["table_efficientnet_lite0", "table_resnet50"]
     resnet = next((tmp_path / "tables").glob("table_resnet50_*"))
     assert [row[0] for row in list(csv.reader((resnet / "table.csv").open()))[1:]] == ["random", "gradcam"]
+
+
+@pytest.mark.slow
+def test_the_report_of_an_assembled_table_folder_follows_its_sources(three_runs, capsys):
+    """``report`` on a folder written by ``table --from`` (which holds no run folders, only
+    ``sources.json`` naming them) reports the runs it names, in its order; a run folder that
+    has moved since is named in one error line."""
+    root, runs = three_runs
+    assert main(["table", "--from", *map(str, runs), "--output", str(root / "assembled")]) == 0
+    assembled = _folder(capsys.readouterr().out, "table folder: ")
+    page = root / "assembled.html"
+    assert main(["report", str(assembled), "--output", str(page), "--images", "1"]) == 0
+    html = page.read_text()
+    assert all(f"<td>{method}</td>" in html or f">{method}<" in html for method in METHODS)
+    for run in runs:
+        assert str(run.resolve()) in html  # the sources list and each method's settings
+    moved = root / "moved"
+    shutil.copytree(assembled, moved)
+    sources = json.loads((moved / "sources.json").read_text())
+    sources["runs"][1]["folder"] = str(root / "gone")
+    (moved / "sources.json").write_text(json.dumps(sources))
+    capsys.readouterr()
+    assert main(["report", str(moved), "--output", str(root / "moved.html")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and str(root / "gone") in err[0]
