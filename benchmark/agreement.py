@@ -1,6 +1,6 @@
 """The metric agreement of a ``table``: Kendall's tau-b between the method rankings of every
 pair of metrics, with bootstrap intervals, and how often each method keeps its rank (computed
-by :func:`metrics.functional.agreement.metric_agreement`); as markdown under the table, a dict
+by :func:`benchmark.metrics.functional.agreement.metric_agreement`); as markdown under the table, a dict
 for ``table.json`` / W&B, and a figure (``agreement.png``)."""
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ Runs exactly the pipeline of ``python -m benchmark test`` (same defaults, checks
 run folder) on one process. ``method`` is a registered name, an entry point name, an import
 string ``package.module:Class``, an ``Explainer`` subclass or instance (its class and config are
 used), or a function / object / class with ``explain(images, classes)`` (see
-:mod:`methods.wrapped`); ``model`` a registered name, a model string the command line accepts,
+:mod:`benchmark.methods.wrapped`); ``model`` a registered name, a model string the command line accepts,
 or an ``nn.Module`` mapping normalized images to logits (with ``model_mean`` and
 ``model_std``, its normalization); the other keyword arguments are the command line's
 options with underscores (``limit=8``, ``batch_size=4``, ``precision="64"``), plus

@@ -3,7 +3,7 @@
 One process per device; several devices or nodes run under Lightning's ``DDPStrategy``
 (gloo on CPUs, NCCL on GPUs). Lightning starts the processes of one machine itself; torchrun
 and SLURM start them for many machines (Lightning reads their environment). Every image goes
-to exactly one process (``datamodules.sampler``), the metric states are gathered with
+to exactly one process (``benchmark.datamodules.sampler``), the metric states are gathered with
 torchmetrics, and only rank 0 writes the run folder and logs (``benchmark.run_writers``).
 """
 
@@ -63,7 +63,7 @@ def uses_cuda(accelerator: str) -> bool:
 #: backward at batch 32 fits a GPU's memory). Workers: 0 on the CPU (decoding in another
 #: process only competes for the same cores); 4 per process on a GPU, so JPEG decoding overlaps
 #: the GPU's work. To be measured on a GPU by perf/gpu_check.sh.
-#: Execution (``models.execution``), fixed per device type (not tuned at run time, so runs stay
+#: Execution (``benchmark.models.execution``), fixed per device type (not tuned at run time, so runs stay
 #: reproducible). CPU: compiled (channels_last with freed memory kept, and the forward-only
 #: passes through torch.compile), the fastest forward measured; the gradient passes stay
 #: channels_last, since a compiled forward+backward measured slower. With --precision 64 or
@@ -180,7 +180,7 @@ def validate_device_options(options: Any) -> None:
 
 
 def check_images_per_process(options: Any, images: int) -> None:
-    """Every process needs an image (see ``datamodules.sampler``): say so before launching."""
+    """Every process needs an image (see ``benchmark.datamodules.sampler``): say so before launching."""
     count = device_count(resolved_devices(options))
     if count is not None and images < count * options.num_nodes:
         raise BenchmarkError(
@@ -239,7 +239,7 @@ def numerics_in_force() -> dict[str, bool]:
 
 def apply_allocator(options: Any) -> str:
     """The C allocator of the run's execution: ``channels_last`` and ``compiled`` keep freed
-    memory for reuse (``models.allocator``: no page faults for each pass's fresh activations);
+    memory for reuse (``benchmark.models.allocator``: no page faults for each pass's fresh activations);
     ``eager`` leaves it as it was. Returns the allocator in force, for results.json."""
     from benchmark.models.allocator import allocator_in_force, keep_freed_memory
 

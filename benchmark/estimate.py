@@ -2,7 +2,7 @@
 running it.
 
 Per method it counts the images that go through the model (hooks on the backbone,
-``models.counting``) while the method explains one image of the run, and adds what the
+``benchmark.models.counting``) while the method explains one image of the run, and adds what the
 scorer needs: the top-1 prediction, the forward of x * M, the metrics' calls of the method
 (``method_calls``: Coherency's on x * M, one per other class or perturbation for the sanity
 checks), ``2 x (n_steps + 1)`` forwards for Insertion and Deletion, and the passes the extra

@@ -16,7 +16,7 @@ including objects outside ImageNet; a ``<wnid>_*`` file name gives the label.
 The perturbation pictures are for methods that declare ``perturbation_pictures = True`` (LOTS):
 such a method has ``attack(images, classes)`` returning the adversarial images with
 per-sample ``iterations`` and ``final_distance``, and a config with ``kernel_size`` and
-``threshold``; its map is the perturbation map of ``methods.lots.lots_map``. Any other method's
+``threshold``; its map is the perturbation map of ``benchmark.methods.lots.lots_map``. Any other method's
 maps come from its ``explain_maps``. No method is known here by its name or class.
 """
 

@@ -180,7 +180,7 @@ class RunRecorder(pl.Callback):
     At ``setup`` the run folder is made on rank 0 (``folder`` is its path, or a function making
     it) and its path sent to the other ranks: the processes of a multi-node run can agree on
     one folder only once they are connected, which is inside ``trainer.test``. After each
-    batch its :class:`~methods.base.BatchOutcome` is appended to ``records/rank<R>.jsonl`` and
+    batch its :class:`~benchmark.methods.base.BatchOutcome` is appended to ``records/rank<R>.jsonl`` and
     the kept maps saved; a resumption's ``resumed`` records are put back into the module (rank
     0) at the start of the epoch. The module knows none of this.
     """

@@ -25,7 +25,7 @@ SOURCES = "sources.json"
 
 @dataclass
 class FolderResults:
-    """The per-sample side of a finished run, as :class:`metrics.results.RunResults` has it."""
+    """The per-sample side of a finished run, as :class:`benchmark.metrics.results.RunResults` has it."""
 
     sample_ids: list[int]
     columns: dict[str, list[float]]

@@ -1,5 +1,5 @@
 """Which differences between methods in a ``table`` are noise: paired bootstrap over the
-images all methods were scored on (see :mod:`metrics.functional.bootstrap`).
+images all methods were scored on (see :mod:`benchmark.metrics.functional.bootstrap`).
 
 For every metric and every pair of methods the per-image differences are resampled; a pair
 whose 95% interval of the mean difference contains 0 is *not significantly different*. The

@@ -9,7 +9,7 @@
   class's images in file-name order). Alone, only the chosen images are read; with ``mean``
   they are picked up in the same pass.
 
-The file format is in :mod:`methods.lots_targets`. The features must be those LOTS will use
+The file format is in :mod:`benchmark.methods.lots_targets`. The features must be those LOTS will use
 (``--features``, default the logits, as ``--method.features``).
 
 The options it shares with ``test`` (``--data``, ``--model``, ``--batch-size``, ``--seed``,

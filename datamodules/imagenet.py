@@ -17,7 +17,7 @@ class ImageNetDataModule(pl.LightningDataModule):
     """Discovers and selects the images eagerly, so a bad ``--data`` fails before any model work.
 
     Args:
-        data: a folder in one of the recognised layouts (see :mod:`datamodules.layouts`);
+        data: a folder in one of the recognised layouts (see :mod:`benchmark.datamodules.layouts`);
             ``None`` = the built-in scikit-image photos.
         per_class: images per class, first by file name (``None`` = all).
         limit: keep only the first N selected images (``None`` = all).

@@ -34,8 +34,9 @@ def _accept(obj: Any, name: str, where: str) -> type[Explainer]:
     if can_wrap(obj):
         return wrap_explain(obj, name)
     raise BenchmarkError(
-        f"{where} is {obj!r}, not a subclass of methods.Explainer nor a function or object with explain(images, "
-        "classes): a method is a class with a config dataclass (config_class) and explain(images, classes) -> maps "
+        f"{where} is {obj!r}, not a subclass of benchmark.methods.Explainer nor a function or object with "
+        "explain(images, classes): a method is a class with a config dataclass (config_class) and "
+        "explain(images, classes) -> maps "
         "(see docs/extending.md, 'Your own method')"
     )
 

@@ -1,4 +1,4 @@
-"""Saliency metrics: functional maths in ``metrics.functional``, torchmetrics classes here."""
+"""Saliency metrics: functional maths in ``benchmark.metrics.functional``, torchmetrics classes here."""
 
 from benchmark.metrics.average_drop import AverageDrop
 from benchmark.metrics.average_increase import AverageIncrease

@@ -1,15 +1,15 @@
-"""The metrics by key, through the one registry mechanism (:class:`metrics.registry.Registry`).
+"""The metrics by key, through the one registry mechanism (:class:`benchmark.metrics.registry.Registry`).
 
-A metric is one file: a pure function (in ``metrics.functional`` or the file itself) and a
-:class:`~metrics.per_sample.PerSampleMetric` subclass that declares
+A metric is one file: a pure function (in ``benchmark.metrics.functional`` or the file itself) and a
+:class:`~benchmark.metrics.per_sample.PerSampleMetric` subclass that declares
 
 - ``higher_is_better`` (``True``/``False``) and a ``title`` for tables;
 - ``needs``: the inputs its ``update(sample_ids, **inputs)`` takes, by name (see
-  :data:`metrics.inputs.INPUTS`: the maps, the probabilities of ``x * M``, the curves, the
+  :data:`benchmark.metrics.inputs.INPUTS`: the maps, the probabilities of ``x * M``, the curves, the
   boxes, the method again, or another metric's per-sample values), optionally as a mapping
   ``{parameter: input}``;
 - optionally ``options_class``: its options (``--metrics.<name>``), a
-  :class:`~metrics.options.MetricOptions` dataclass its constructor receives as keyword arguments.
+  :class:`~benchmark.metrics.options.MetricOptions` dataclass its constructor receives as keyword arguments.
 
 Built-in metrics register with ``@register_metric("key")`` in their own module; every module
 of this package is imported to find them, so a new file touches no other. Plugins declare the
@@ -36,7 +36,7 @@ ENTRY_POINT_GROUP = "saliency_benchmark.metrics"
 def _accept(obj: Any, name: str, where: str) -> type[PerSampleMetric]:
     if not (isinstance(obj, type) and issubclass(obj, PerSampleMetric)):
         raise BenchmarkError(
-            f"{where} is {obj!r}, not a subclass of metrics.PerSampleMetric: a metric is a class declaring "
+            f"{where} is {obj!r}, not a subclass of benchmark.metrics.PerSampleMetric: a metric is a class declaring "
             "needs, higher_is_better and update(sample_ids, **inputs) (see docs/extending.md, 'Your own metric')"
         )
     if obj.higher_is_better is None:

@@ -20,7 +20,7 @@ class Coherency(PerSampleMetric):
     ``rho`` = Pearson correlation, ``M_i`` = the method's map of x_i, ``M'_i`` = the same
     method's map of x_i * M_i for the same class. Pearson is undefined when a map is constant:
     such samples are counted (``undefined_count()``) and left out of the mean (grad-cam's
-    ``metrics.arcc.Coherency`` gives them 50 instead). Poppi et al., "Revisiting The Evaluation
+    ``benchmark.metrics.arcc.Coherency`` gives them 50 instead). Poppi et al., "Revisiting The Evaluation
     of Class Activation Mapping for Explainability: A Novel Metric and Experimental Analysis",
     CVPR Workshops 2021.
     """

@@ -50,7 +50,7 @@ class BatchInputs:
     method on ``x * M`` and the Insertion/Deletion curves are computed on first use and shared.
     ``chunk_size``: images per forward of the passes it makes in chunks (the curves,
     ``class_probability``); ``curve_options``: the other keyword arguments of
-    :func:`~metrics.functional.insertion_deletion.insertion_deletion_curves` (``n_steps``,
+    :func:`~benchmark.metrics.functional.insertion_deletion.insertion_deletion_curves` (``n_steps``,
     ``score``, ``blur_kernel``, ``blur_sigma``).
     """
 

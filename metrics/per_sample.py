@@ -43,10 +43,10 @@ class PerSampleMetric(Metric):
     key: ClassVar[str] = ""
     #: Its name in tables (default: the key).
     title: ClassVar[str] = ""
-    #: The inputs ``update(sample_ids, **inputs)`` takes: names of ``metrics.inputs.INPUTS`` or
+    #: The inputs ``update(sample_ids, **inputs)`` takes: names of ``benchmark.metrics.inputs.INPUTS`` or
     #: of other metrics (their per-sample values of the batch), or ``{parameter: input}``.
     needs: ClassVar[tuple[str, ...] | Mapping[str, str]] = ()
-    #: Its options (``--metrics.<name>``), if any: a :class:`~metrics.options.MetricOptions`
+    #: Its options (``--metrics.<name>``), if any: a :class:`~benchmark.metrics.options.MetricOptions`
     #: dataclass whose values the constructor receives as keyword arguments.
     options_class: ClassVar[type[MetricOptions] | None] = None
 

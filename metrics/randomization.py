@@ -66,7 +66,7 @@ class ModelRandomization(PerSampleCurveMetric):
     sample's curve (its first S points, then the S SSIMs) and their means go to results.json.
     A method whose maps survive randomization does not explain the model. The randomized
     weights are put into the model only while the method runs again and the trained ones back
-    straight after (:mod:`metrics.functional.randomization`). Adebayo et al., "Sanity Checks
+    straight after (:mod:`benchmark.metrics.functional.randomization`). Adebayo et al., "Sanity Checks
     for Saliency Maps", NeurIPS 2018.
     """
 

@@ -53,7 +53,7 @@ def gather_results(
     save_maps: bool,
     seed: int,
 ) -> RunResults:
-    """The results of all processes. ``scorer`` = the :class:`~metrics.scorer.SaliencyScorer`,
+    """The results of all processes. ``scorer`` = the :class:`~benchmark.metrics.scorer.SaliencyScorer`,
     ``columns`` = the per-sample columns (``label`` first), ``failures`` = ``(id, reason)`` of the
     unscored images, ``kept_maps``/``kept_images`` = this process's maps and images kept for
     figures (all maps with ``save_maps``; the first ``keep_maps`` sample ids are kept overall);

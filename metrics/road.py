@@ -121,7 +121,7 @@ class RoadMostRelevantFirst(_Road):
 
     For each percentage p (``--metrics.road_percentages``, default 10, ..., 90) the p% most
     relevant pixels are removed and filled in by noisy linear imputation
-    (:mod:`metrics.functional.road`; noise sigma ``--metrics.road_noise``, default 0.01, drawn
+    (:mod:`benchmark.metrics.functional.road`; noise sigma ``--metrics.road_noise``, default 0.01, drawn
     per sample id); with :math:`s_p` the probability of c on that image:
 
     .. math:: \mathrm{ROAD}_{MoRF} = \frac{100}{|P|} \sum_{p \in P} s_p

@@ -2,11 +2,11 @@
 pointing games, plugins) behind one object that also computes the inputs they need.
 
 Each metric declares what it needs (:attr:`~metrics.per_sample.PerSampleMetric.needs`); per
-batch the scorer computes each needed input once (:class:`~metrics.inputs.BatchInputs`: one
+batch the scorer computes each needed input once (:class:`~benchmark.metrics.inputs.BatchInputs`: one
 forward of ``x * M`` for every metric that uses its probabilities, one call of the method on
 ``x * M``, one set of Insertion/Deletion curves) and hands it to every metric that asked for
 it. Each metric declares its options too (``options_class``,
-:class:`~metrics.options.MetricOptions`): the scorer builds them from the values given by name
+:class:`~benchmark.metrics.options.MetricOptions`): the scorer builds them from the values given by name
 and never names one.
 """
 
@@ -44,7 +44,7 @@ class SaliencyScorer(torch.nn.Module):
 
     Args:
         options: the ``--metrics.<name>`` values by name (the rest keep their defaults): the
-            scorer's own (:class:`~metrics.scorer_options.ScorerOptions`: ``n_steps``,
+            scorer's own (:class:`~benchmark.metrics.scorer_options.ScorerOptions`: ``n_steps``,
             ``score``, ``chunk_size``, ``blur_kernel``, ``blur_sigma``, ``extra``,
             ``bootstrap``) and those each metric declares (its ``options_class``), built-in or
             plugin. An option of a metric not computed is checked all the same.

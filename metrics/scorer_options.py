@@ -24,7 +24,7 @@ DEFAULT_CHUNK_SIZE = {"cpu": 16, "cuda": 128}
 
 @dataclass
 class ScorerOptions(MetricOptions):
-    """The options of :class:`~metrics.scorer.SaliencyScorer` itself (every metric's own
+    """The options of :class:`~benchmark.metrics.scorer.SaliencyScorer` itself (every metric's own
     options are declared by the metric, ``options_class``)."""
 
     n_steps: int | None = field(

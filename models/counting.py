@@ -3,7 +3,7 @@
 The ideal time of any case is ``forward images x (best forward ms per image) + backward
 images x (best backward ms per image)``; counting the passes where they happen (hooks on the
 backbone) rather than from a formula keeps the ideal honest for every method, early stops
-and chunked perturbation methods included. A compiled forward (:mod:`models.execution`) runs
+and chunked perturbation methods included. A compiled forward (:mod:`benchmark.models.execution`) runs
 the backbone without its hooks and reports its images through :func:`count_forward`.
 A pass that enters a stand-in for the images (:func:`stand_in_passes`: Ablation-CAM's small
 input whose layer output its copies replace) is no pass of the images through the model: it is

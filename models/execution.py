@@ -18,8 +18,8 @@
   (:meth:`CompiledForward.with_layer`).
 
 ``channels_last`` and ``compiled`` also run eval-mode BatchNorms as one multiply-add in the
-passes that record a graph (:mod:`models.batchnorm`: its backward is one multiply, about 10%
-off a LOTS step), and keep freed memory in the process (:mod:`models.allocator`, set by the
+passes that record a graph (:mod:`benchmark.models.batchnorm`: its backward is one multiply, about 10%
+off a LOTS step), and keep freed memory in the process (:mod:`benchmark.models.allocator`, set by the
 run's settings): each pass then reuses the memory of the one before instead of taking fresh
 pages from the kernel, which cost eager NCHW more than half its forward time on this project's
 VM. ``eager`` does neither.
@@ -54,7 +54,7 @@ def check_execution(execution: str) -> str:
 
 
 def execution_of(classifier: nn.Module) -> str:
-    """The execution ``classifier`` runs (``models.build_classifier`` sets it); ``eager`` for a
+    """The execution ``classifier`` runs (``benchmark.models.build_classifier`` sets it); ``eager`` for a
     model made elsewhere (a user's ``nn.Module``), which runs as it is."""
     return getattr(classifier, "execution", "eager")
 

@@ -263,7 +263,7 @@ def build_classifier(
     """Build a classifier (any name :func:`get_model_spec` knows), in eval mode with frozen
     weights. ``weights``: a local state dict, :data:`RANDOM_WEIGHTS`, or ``None`` for the
     model's own source; ``mean``/``std`` override the model's normalization (and are needed
-    where it has none); ``execution``: see :mod:`models.execution`. ``weights_source`` on the
+    where it has none); ``execution``: see :mod:`benchmark.models.execution`. ``weights_source`` on the
     result says which weights it holds, ``execution`` how it runs."""
     from benchmark.models.execution import apply_execution
 

@@ -140,7 +140,7 @@ def test_a_metric_needing_the_method_again_is_not_computable_without_it():
     "name,message",
     [
         ("nosuch", "--metrics.extra: unknown metric 'nosuch'"),
-        (f"{HERE}:NotAMetric", "not a subclass of metrics.PerSampleMetric"),
+        (f"{HERE}:NotAMetric", "not a subclass of benchmark.metrics.PerSampleMetric"),
         ("no_such_package.m:Metric", "cannot import no_such_package.m"),
         ("coherency", "coherency is always computed"),
     ],

@@ -182,7 +182,7 @@ def test_a_plugin_options_own_check_is_one_error_line(plugin_installed, capsys):
     [
         ("no_such_package.methods:Thing", "cannot import no_such_package.methods"),
         ("tests.helpers:NoSuchClass", "tests.helpers has no attribute 'NoSuchClass'"),
-        ("tests.helpers:LinearModel", "not a subclass of methods.Explainer"),
+        ("tests.helpers:LinearModel", "not a subclass of benchmark.methods.Explainer"),
     ],
 )
 def test_a_bad_import_string_is_one_error_line(name, message, capsys):

@@ -52,8 +52,8 @@ def catalogue() -> str:
     lines.append("metrics (the thesis's five always; more with --metrics.extra NAME,...):")
     lines.extend(_entries(metric_names(), lambda name: summary(metric_class(name))))
     lines.append(
-        "  package.module:Class  your own metric (a metrics.PerSampleMetric declaring needs), imported from this "
-        "environment"
+        "  package.module:Class  your own metric (a benchmark.metrics.PerSampleMetric declaring needs), "
+        "imported from this environment"
     )
     lines.append("")
     lines.append(

@@ -6,7 +6,7 @@ Input: ``values[K, M, N]``, metric k's value for method m on image n (NaN where 
 whether higher is better per metric. A metric ranks the methods by their mean over the images
 (NaN values left out), oriented so that the better method ranks first. Each bootstrap resample
 draws N images with replacement, the same images for every method and metric (as
-:func:`metrics.functional.bootstrap.bootstrap_means` draws them), and ranks again. All
+:func:`benchmark.metrics.functional.bootstrap.bootstrap_means` draws them), and ranks again. All
 resamples are computed at once (in chunks), never one by one.
 """
 
