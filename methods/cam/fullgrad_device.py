@@ -26,7 +26,7 @@ grad-cam's ``FullGrad`` step for step, with two differences:
   resizes each channel with OpenCV.
 
 Under the ``compiled`` execution on the CPU a float32 ``channels_last`` layer's term is one C++
-function (:mod:`methods.fullgrad_kernel`: 1.0-1.2 against 2.3-2.5 ms/image for the 49 terms,
+function (:mod:`methods.cam.fullgrad_kernel`: 1.0-1.2 against 2.3-2.5 ms/image for the 49 terms,
 FullGrad 1.11-1.13 times a plain forward+backward); the others, and all where it cannot be
 built, go as follows.
 Under the ``compiled`` execution each layer's term is one ``torch.compile`` graph (dynamic
@@ -50,7 +50,7 @@ from torch import Tensor, nn
 
 from benchmark.core import notes
 from benchmark.core.tensors import at_least_float32, full_precision, memory_format_of
-from benchmark.methods.fullgrad_kernel import KernelTerm
+from benchmark.methods.cam.fullgrad_kernel import KernelTerm
 from benchmark.models.batchnorm import eval_affine
 from benchmark.models.execution import compiler_failure, quiet_compiler_warnings
 

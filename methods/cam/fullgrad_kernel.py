@@ -1,10 +1,10 @@
 """FullGrad's layer term as one C++ function on the CPU, built once per Python environment.
 
-Each bias layer's term of FullGrad (:mod:`methods.fullgrad_device`) is, per image and channel
+Each bias layer's term of FullGrad (:mod:`methods.cam.fullgrad_device`) is, per image and channel
 ``c`` of the layer's gradient ``g`` (``[h*w, C]``, channels_last), ``a = |g_c|`` taken to
 ``(a - min a) * f_c / (1e-7 + (max a - min a) * f_c)`` and summed over the channels at each
 pixel (``f = |b|``, the layer's bias). Inductor compiles it
-(:func:`methods.fullgrad_device.channel_sum_of_pixels`) into a reduction over the pixels that
+(:func:`methods.cam.fullgrad_device.channel_sum_of_pixels`) into a reduction over the pixels that
 walks each vector of channels down all the pixels of an image, at about twice the time of a
 plain read of the gradient, and a weighted sum. This function takes one image at a time
 (images in parallel over torch's threads) and reads its rows twice, eight channels to a vector:
