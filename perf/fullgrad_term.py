@@ -1,6 +1,6 @@
 """``python -m perf.fullgrad_term``: where FullGrad's time beyond one forward+backward goes.
 
-FullGrad (``methods.fullgrad_device``) is one forward and one backward plus, for every bias
+FullGrad (``methods.cam.fullgrad_device``) is one forward and one backward plus, for every bias
 layer (49 on EfficientNet-Lite0), a term read off the layer's gradient: per channel the minimum
 and maximum of ``|g|`` over the pixels, then the channels' weighted sum at each pixel. This
 script times, in one process, the executions' allocator in force, each row in turns with the
@@ -12,7 +12,7 @@ others and the shortest of ``--repeats`` kept:
   the same images;
 * on the gradients of one backward, kept aside: one plain read of them all (a sum: the least
   any term can cost), the term as a run computes it (under ``compiled`` the C++ function of
-  :mod:`methods.fullgrad_kernel`, and also the compiled graph it stands in for), and the
+  :mod:`methods.cam.fullgrad_kernel`, and also the compiled graph it stands in for), and the
   graph's two passes alone (the minimum and maximum over the pixels; the weighted sum over the
   channels), compiled under the ``compiled`` execution, eager otherwise.
 
@@ -30,9 +30,9 @@ from torch import Tensor
 
 
 def kept_gradients(model, images: Tensor, classes: Tensor) -> list[tuple[Tensor, Tensor]]:
-    """``(dy/dz, b)`` of every bias layer FullGrad reads (``methods.fullgrad_device.bias_layers``),
+    """``(dy/dz, b)`` of every bias layer FullGrad reads (``methods.cam.fullgrad_device.bias_layers``),
     from one backward of the class scores; copies, so the backward frees nothing early."""
-    from benchmark.methods.fullgrad_device import bias_layers, effective_bias
+    from benchmark.methods.cam.fullgrad_device import bias_layers, effective_bias
 
     kept: list[tuple[Tensor, Tensor]] = []
     handles = []
@@ -73,7 +73,7 @@ def channel_weighted_sum(flat: Tensor, weights: Tensor) -> Tensor:
 
 def eager_pixel_extremes(flat: Tensor) -> tuple[Tensor, Tensor]:
     """:func:`pixel_extremes` as the eager term takes it (``_over_pixels``: rows folded to 1,024)."""
-    from benchmark.methods.fullgrad_device import _over_pixels
+    from benchmark.methods.cam.fullgrad_device import _over_pixels
 
     magnitude = flat.abs()
     return _over_pixels(magnitude, torch.amin), _over_pixels(magnitude, torch.amax)
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from benchmark.cli import quiet_libraries
     from benchmark.methods import get_method
-    from benchmark.methods.fullgrad_device import CompiledTerm, _scaled_channel_sum, fullgrad
+    from benchmark.methods.cam.fullgrad_device import CompiledTerm, _scaled_channel_sum, fullgrad
     from benchmark.models import build_classifier
     from benchmark.models.allocator import keep_freed_memory
     from benchmark.models.execution import quiet_compiler_warnings

@@ -101,7 +101,7 @@ def cam_cases(model, images, limit, device, methods: list[str], probe: LimitProb
     as a run's 8 against the CPU's graph of 16, runs the plain model:
     :meth:`models.execution.CompiledForward.with_layer`)."""
     from benchmark.methods import get_method
-    from benchmark.methods.cam_device import DEVICE_METHODS, FORWARD_ONLY_METHODS
+    from benchmark.methods.cam import DEVICE_METHODS, FORWARD_ONLY_METHODS
     from benchmark.metrics import SaliencyScorer
     from benchmark.models.execution import execution_of
 
@@ -152,7 +152,7 @@ def with_ablation_copies(result: CaseResult, model, explainer, inputs, device, l
     at the copies per pass of the case), which the pass count does not see."""
     from dataclasses import replace
 
-    from benchmark.methods.cam_device import layer_activations
+    from benchmark.methods.cam.device import layer_activations
     from perf.cases import tail_ms_per_copy
 
     layer = explainer._target_layers[0]

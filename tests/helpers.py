@@ -19,7 +19,7 @@ FLOAT32_EPS = torch.finfo(torch.float32).eps
 
 def layer_term_tolerance(channels: int) -> dict[str, float]:
     """``assert_close``'s bounds for two float32 computations of the layer term over
-    ``channels`` channels (FullGrad's, methods/fullgrad_device.py), from the arithmetic, not from
+    ``channels`` channels (FullGrad's, methods/cam/fullgrad_device.py), from the arithmetic, not from
     one CPU: the eager term's sum is torch.bmm's and the compiled graph's Inductor's vector code,
     whose order is the kernel's, AVX2 or AVX-512, Intel's or AMD's.
 

@@ -17,9 +17,8 @@ from torch.utils.data import DataLoader
 
 from benchmark.core.errors import BenchmarkError
 from benchmark.methods import get_method, method_names
-from benchmark.methods.cam import CAM_METHODS, CAMConfig, FullGradConfig, SmoothGradCAMppConfig
-from benchmark.methods.cam_device import DEVICE_METHODS
-from benchmark.methods.cam_variants import SmoothGradCAMPlusPlus, sample_seed
+from benchmark.methods.cam import CAM_METHODS, DEVICE_METHODS, CAMConfig, FullGradConfig, SmoothGradCAMppConfig
+from benchmark.methods.cam.grad_cam_variants import SeededSmoothGradCAMPlusPlus, sample_seed
 from benchmark.metrics import SaliencyScorer
 from benchmark.models.registry import NormalizedClassifier
 
@@ -369,7 +368,7 @@ def test_smoothgradcampp_averages_the_gradient_powers_over_the_noisy_copies():
     images = _images(batch=2)
     classes = _top1(model, images)
     n, std, seeds = 3, 0.2, [sample_seed(0, 4, 2), sample_seed(0, 9, 2)]
-    cam = SmoothGradCAMPlusPlus(model, [layer], n_samples=n, noise_std=std)
+    cam = SeededSmoothGradCAMPlusPlus(model, [layer], n_samples=n, noise_std=std)
     cam.sample_seeds = seeds
     with torch.enable_grad():
         d1, d2, d3 = cam.averaged_gradients(images, [ClassifierOutputTarget(int(c)) for c in classes])
@@ -479,8 +478,6 @@ def test_random_cam_through_the_pipeline_is_the_same_for_batch_sizes_1_and_4():
 def test_scorecam_is_called_one_image_at_a_time_with_the_batchs_maps(monkeypatch):
     """grad-cam's Score-CAM builds the masked copies [B, C, 3, H, W] of the whole batch at once
     (ResNet-50 at batch 8: ~10 GB): the wrapper calls it per image; the maps are the batch call's."""
-    import dataclasses
-
     from benchmark.methods import cam as cam_module
 
     model = _tiny(seed=3)
@@ -495,11 +492,31 @@ def test_scorecam_is_called_one_image_at_a_time_with_the_batchs_maps(monkeypatch
         "__call__",
         lambda self, inputs, targets: seen.append(inputs.shape[0]) or original(self, inputs, targets),
     )
-    assert cam_module.CAM_METHODS["scorecam"].spec.images_per_call == 1
+    assert cam_module.CAM_METHODS["scorecam"].images_per_call == 1
     per_image = method.explain(images, classes)
     assert seen == [1, 1, 1]
-    monkeypatch.setattr(type(method), "spec", dataclasses.replace(method.spec, images_per_call=None))
+    monkeypatch.setattr(type(method), "images_per_call", None)
     seen.clear()
     whole = method.explain(images, classes)
     assert seen == [3]
     torch.testing.assert_close(per_image, whole, atol=1e-6, rtol=0)
+
+
+def test_the_device_backends_named_in_the_help_are_the_classes_that_have_one():
+    """``--method.backend``'s help and its error name the methods with a device backend; each
+    class says whether it has one (``has_device_backend``): the two lists must agree."""
+    from benchmark.methods.cam.config import DEVICE_BACKEND_METHODS
+
+    assert sorted(DEVICE_BACKEND_METHODS.split(", ")) == sorted(DEVICE_METHODS)
+    assert DEVICE_BACKEND_METHODS in CAMConfig.__dataclass_fields__["backend"].metadata["help"]
+
+
+def test_each_cam_is_a_class_named_for_its_method_in_its_own_module():
+    """``class GradCAM`` in ``methods/cam/gradcam.py``: one registered class per module."""
+    from benchmark.methods.cam import CAM_CLASSES
+
+    modules = [cls.__module__ for cls in CAM_CLASSES]
+    assert len(set(modules)) == len(modules) == len(CAM_METHODS)
+    assert [name for name in method_names() if name in CAM_METHODS] == list(CAM_METHODS)
+    for name, cls in CAM_METHODS.items():
+        assert get_method(name) is cls and cls.method_name == name

@@ -1,4 +1,4 @@
-"""The device-side CAMs (methods/cam_device.py) equal grad-cam's maps to 1e-5 (Ablation-CAM's,
+"""The device-side CAMs (methods/cam/device.py) equal grad-cam's maps to 1e-5 (Ablation-CAM's,
 whose weights amplify the logits' rounding, to 1e-4): on a tiny CNN, on one whose target layer
 is followed by an in-place ReLU, on EfficientNet-Lite0, and on a GPU when there is one."""
 
@@ -11,8 +11,7 @@ import torch
 from torch import nn
 
 from benchmark.core.errors import BenchmarkError
-from benchmark.methods.cam import CAM_METHODS, BatchedCAMConfig, CAMConfig
-from benchmark.methods.cam_device import DEVICE_METHODS
+from benchmark.methods.cam import CAM_METHODS, DEVICE_METHODS, BatchedCAMConfig, CAMConfig
 from tests.test_cam import _images, _tiny, _top1, _wrap
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
@@ -117,7 +116,7 @@ def test_device_backend_for_a_method_without_one_is_refused():
 def test_the_backward_of_a_device_cam_stops_at_the_target_layer():
     """The graph starts at the layer's output: nothing before the layer is kept for autograd (the
     input does not require grad), so the backward never reaches the layers before it."""
-    from benchmark.methods.cam_device import layer_activations
+    from benchmark.methods.cam.device import layer_activations
 
     model = _tiny()
     reached = []
@@ -137,7 +136,7 @@ def test_ablation_values_are_grad_cams_by_hand():
     """grad-cam's AblationLayer writes 0 while the chunk's minimum is 0, else minimum - 1e7,
     taking the minimum again before each copy. In float32 (spacing 1 at 1e7, 2 at 2e7):
     -2.5 - 1e7 = -10000002.5 rounds to -10000002 (to even), then -20000002, -30000002."""
-    from benchmark.methods.cam_device_perturbation import ablation_values
+    from benchmark.methods.cam.device_ablation import ablation_values
 
     assert ablation_values(torch.tensor(0.0), 3).tolist() == [0.0, 0.0, 0.0]
     got = ablation_values(torch.tensor(-2.5), 3)
@@ -150,7 +149,7 @@ def test_ablation_values_are_grad_cams_by_hand():
 def test_ablated_copies_are_the_activations_with_one_channel_set_in_their_layout(layout):
     """Copy ``(b, i)`` is image b's activations with channel ``channels[i]`` set to
     ``values[b, i]``, image-major, in the activations' memory format (checked by hand)."""
-    from benchmark.methods.cam_device_perturbation import ablated_copies
+    from benchmark.methods.cam.device_ablation import ablated_copies
 
     activations = torch.randn(2, 5, 3, 4).contiguous(memory_format=layout)
     channels = torch.tensor([3, 0, 4])
@@ -262,7 +261,7 @@ def test_ablation_cams_stand_in_gives_the_images_maps_bit_for_bit_on_efficientne
     follow) the stand-in enters for every chunk after the first, and the maps are those of the
     images entering, bit for bit; with a stand-in that cannot enter (0 x 0 pixels) the images
     enter for every chunk."""
-    import benchmark.methods.cam_device_perturbation as perturbation
+    import benchmark.methods.cam.device_ablation as perturbation
     from benchmark.datamodules import ImageNetDataModule
     from benchmark.models import build_classifier
     from benchmark.models.counting import counting_passes
@@ -303,7 +302,7 @@ def test_the_logit_head_is_the_linear_whose_output_is_the_logits():
     a plain net (on EfficientNet-Lite0, timm's ``classifier``: the Lite0 test above shows the
     shortcut ran); not where the logits are scaled after it, where the Linear runs twice, or
     where a softmax follows it."""
-    from benchmark.methods.cam_device_perturbation import logit_head
+    from benchmark.methods.cam.device_ablation import logit_head
 
     images = torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
     net = TinyForAblation().eval()
@@ -329,7 +328,7 @@ def test_the_logit_head_is_the_linear_whose_output_is_the_logits():
 
 def test_class_logits_are_the_heads_logits_of_the_classes_by_hand():
     """``w_c . x + b_c`` per row, against the numbers by hand and the Linear's own output."""
-    from benchmark.methods.cam_device_perturbation import class_logits
+    from benchmark.methods.cam.device_ablation import class_logits
 
     head = nn.Linear(2, 3)
     with torch.no_grad():
@@ -398,7 +397,7 @@ def test_eigen_projection_of_wide_activations_through_qr_is_the_full_svds_map(dt
     disagree on 17-42% of them): on real activations it is pinned against numpy's below. In
     float32 the maps of these random matrices (small gaps between their singular values) came
     within 2.2e-4 of each other, in float64 within 6e-13."""
-    from benchmark.methods.cam_device import WIDE_SVD_RATIO, eigen_projection
+    from benchmark.methods.cam.device import WIDE_SVD_RATIO, eigen_projection
 
     generator = torch.Generator().manual_seed(channels + side)
     activations = (torch.randn(24, channels, side, side, generator=generator, dtype=dtype) * 2 + 0.5).clamp(0, 6)
@@ -420,7 +419,7 @@ def test_eigen_projection_is_the_first_singular_pair_by_hand(dtype, channels):
     singular vector is ``+-v``, so the projection ``A v_1`` is ``+-u`` (the sign is the SVD's),
     and a second image of the batch, ``2 A``, projects to twice the first's map, sign included
     (the same factorization, every step scaled exactly by 2)."""
-    from benchmark.methods.cam_device import eigen_projection
+    from benchmark.methods.cam.device import eigen_projection
 
     u = torch.tensor([3.0, -1.0, 0.5, -2.5], dtype=dtype)  # sums to 0: already centred
     v = torch.linspace(1.0, 2.0, channels, dtype=dtype)
@@ -442,7 +441,7 @@ def test_eigen_projection_on_the_sample_images_is_numpys_sign_included():
     import numpy as np
 
     from benchmark.datamodules import ImageNetDataModule
-    from benchmark.methods.cam_device import eigen_projection
+    from benchmark.methods.cam.device import eigen_projection
     from benchmark.models import build_classifier
     from tests.helpers import shared_sample_dir
 

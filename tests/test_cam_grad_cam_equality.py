@@ -1,11 +1,11 @@
-"""Every CAM that goes through the grad-cam wrapper (methods/cam.py ``CAMExplainer`` with the
+"""Every CAM that goes through the grad-cam wrapper (methods/cam/base.py ``CAM`` with the
 grad-cam backend) gives the maps of the ``pytorch_grad_cam`` class called directly, min-max
 normalized per image: on the tiny CNN of tests/test_cam.py (several classes, not only the
 top-1) and on EfficientNet-Lite0 with its real weights. Plus the ``chunk_size`` wiring of the
 batched methods (ScoreCAM, AblationCAM, SESS).
 
 The references are built here from grad-cam's public classes only (never from the helpers
-of methods/cam.py) and normalized here in numpy."""
+of methods/cam/) and normalized here in numpy."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""FullGrad on the device (methods/fullgrad_device.py): a map computed by hand, grad-cam's maps
+"""FullGrad on the device (methods/cam/fullgrad_device.py): a map computed by hand, grad-cam's maps
 where both read the same layers (a CNN with in-place ReLUs, a torchvision ResNet whose shortcut
 hands one gradient to two BatchNorms), and timm's BatchNormAct2d read before its activation."""
 
@@ -11,7 +11,7 @@ from torch import nn
 
 from benchmark.methods import get_method
 from benchmark.methods.cam import FullGradConfig, grad_cam_bias_layers
-from benchmark.methods.fullgrad_device import bias_layers, effective_bias
+from benchmark.methods.cam.fullgrad_device import bias_layers, effective_bias
 from tests.helpers import layer_term_tolerance
 from tests.test_cam import _images, _wrap
 
@@ -97,7 +97,7 @@ def test_the_scaled_channel_sum_equals_grad_cams_formula_in_every_layout(layout,
     hand over: NCHW, channels_last (the fast executions), 1x1 maps and one channel (both layouts
     at once), a permuted one and a channel slice of a channels_last one (neither); a channel of
     bias 0 and a constant channel included."""
-    from benchmark.methods.fullgrad_device import _scaled_channel_sum
+    from benchmark.methods.cam.fullgrad_device import _scaled_channel_sum
 
     generator = torch.Generator().manual_seed(7)
     shape = {"one_pixel": (3, 5, 1, 1), "one_channel": (3, 1, 6, 4)}.get(layout, (3, 5, 6, 4))
@@ -131,7 +131,7 @@ def test_the_folded_reduction_over_the_pixels_is_each_channels_own_minimum_and_m
     """``_over_pixels`` folds pixels into longer rows (a view) before reducing: it must still
     give each image's and each channel's own extreme. Each channel is offset by a different
     amount, so a fold that mixed channels or images would return another channel's value."""
-    from benchmark.methods.fullgrad_device import _over_pixels
+    from benchmark.methods.cam.fullgrad_device import _over_pixels
 
     generator = torch.Generator().manual_seed(3)
     flat = torch.rand(2, pixels, channels, generator=generator)
@@ -148,9 +148,9 @@ def test_the_folded_reduction_over_the_pixels_is_each_channels_own_minimum_and_m
 def test_device_fullgrad_equals_grad_cam_where_both_read_the_same_layers(execution, monkeypatch):
     """The in-place ReLU after each BatchNorm must not change the gradient read at it (dy/dz);
     under ``channels_last`` (the fast executions) the gradients arrive in that layout; under
-    ``compiled`` the layers' terms go through the C++ term (:mod:`methods.fullgrad_kernel`), and
+    ``compiled`` the layers' terms go through the C++ term (:mod:`methods.cam.fullgrad_kernel`), and
     with that one unavailable ("compiled graph") through the compiled graph."""
-    from benchmark.methods.fullgrad_kernel import KernelTerm
+    from benchmark.methods.cam.fullgrad_kernel import KernelTerm
     from benchmark.models.execution import apply_execution
 
     if execution == "compiled graph":
@@ -192,7 +192,7 @@ def test_the_compiled_term_is_the_eager_terms_to_the_order_of_its_sum(layout):
     was two spacings at 12, and Inductor's vector code sums in the CPU's order). Measured: at
     most 4.8e-7 apart (maps of about 1 per channel, summed over up to 12 channels); a bias of 0
     gives a zero term in both."""
-    from benchmark.methods.fullgrad_device import CompiledTerm, _scaled_channel_sum
+    from benchmark.methods.cam.fullgrad_device import CompiledTerm, _scaled_channel_sum
 
     notes: list[str] = []
     term = CompiledTerm(note=notes.append, kernel=False)  # the graph alone (the C++ term: test_fullgrad_kernel)
@@ -216,7 +216,7 @@ def test_the_compiled_term_is_the_eager_terms_to_the_order_of_its_sum(layout):
 def test_the_compiled_term_leaves_sizes_of_one_and_float64_to_the_eager_term():
     """One image, one channel or one pixel would make the compiler specialise (and compile
     again); float64 is not the graph's dtype: those terms return None (the eager term runs)."""
-    from benchmark.methods.fullgrad_device import CompiledTerm
+    from benchmark.methods.cam.fullgrad_device import CompiledTerm
 
     term = CompiledTerm(note=lambda message: None, kernel=False)
     for shape in [(1, 4, 5, 5), (2, 1, 5, 5), (2, 4, 1, 1)]:
@@ -248,7 +248,7 @@ def test_after_prepare_a_runs_fullgrad_compiles_nothing(monkeypatch):
     that follow compile no graph."""
     from torch._dynamo.utils import counters
 
-    from benchmark.methods import fullgrad_kernel
+    from benchmark.methods.cam import fullgrad_kernel
     from benchmark.models.execution import apply_execution
 
     monkeypatch.setattr(fullgrad_kernel.KernelTerm, "covers", lambda self, values: False)
@@ -274,7 +274,7 @@ def test_after_prepare_a_runs_fullgrad_compiles_nothing(monkeypatch):
 def test_a_term_that_cannot_be_compiled_falls_back_with_one_line(monkeypatch):
     """A compiler failure: one line naming it, the eager term for that layer and every later
     one, the same maps as under ``channels_last``, and results.json says so."""
-    from benchmark.methods import fullgrad_device
+    from benchmark.methods.cam import fullgrad_device
 
     def refuses(flat, factor):
         raise RuntimeError("backend refused\nsecond line")

@@ -1,4 +1,4 @@
-"""FullGrad's C++ layer term (methods/fullgrad_kernel.py): the eager term's numbers and grad-cam's
+"""FullGrad's C++ layer term (methods/cam/fullgrad_kernel.py): the eager term's numbers and grad-cam's
 formula to the order of the sum, NaN as torch's reductions give it, what it leaves to the
 compiled graph, and a failed build (one line, the graph serves)."""
 
@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from benchmark.methods.fullgrad_device import CompiledTerm, _scaled_channel_sum
-from benchmark.methods.fullgrad_kernel import SOURCE, KernelTerm, build
+from benchmark.methods.cam.fullgrad_device import CompiledTerm, _scaled_channel_sum
+from benchmark.methods.cam.fullgrad_kernel import SOURCE, KernelTerm, build
 from tests.helpers import FLOAT32_EPS, layer_term_tolerance
 from tests.test_fullgrad_device import _channel_sum_reference, compiled_and_channels_last_maps
 

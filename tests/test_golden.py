@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from benchmark.methods.cam_device import DEVICE_METHODS
+from benchmark.methods.cam import DEVICE_METHODS
 from tests.golden.compare import differences, read_table
 from tests.golden.regenerate import run_once
 from tests.golden.runs import (

@@ -13,7 +13,7 @@ import torch
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 from benchmark.methods import get_method
-from benchmark.methods.cam_device import DEVICE_METHODS
+from benchmark.methods.cam import DEVICE_METHODS
 from tests.cli_runs import run_in_process
 from tests.test_cam import _images, _tiny
 

@@ -26,17 +26,14 @@ grad-cam's ``FullGrad`` step for step, with two differences:
   resizes each channel with OpenCV.
 
 Under the ``compiled`` execution on the CPU a float32 ``channels_last`` layer's term is one C++
-function (:mod:`methods.fullgrad_kernel`: 1.0-1.2 against 2.3-2.5 ms/image for the 49 terms,
-FullGrad 1.11-1.13 times a plain forward+backward); the others, and all where it cannot be
-built, go as follows.
+function (:mod:`methods.cam.fullgrad_kernel`, the fastest of the three); the others, and all
+where it cannot be built, go as follows.
 Under the ``compiled`` execution each layer's term is one ``torch.compile`` graph (dynamic
 shapes, compiled once per process for all the layers): two reads of the gradient (its
 per-channel minimum and maximum, then the weighted sum over the channels) instead of the
-eager term's four reads and two writes. On EfficientNet-Lite0 (batch 16, 2-core CPU, one
-process) the 49 terms took 3.4-4.3 ms/image against 6.2-7.6 eager, and FullGrad 26.9-31.0
-against 28.3-34.4 (``perf/README.md``); the maps move by at most 1e-7 (the sum's order). A
-compiler failure falls back to the eager term after one line saying so
-(:class:`CompiledTerm`).
+eager term's four reads and two writes, which makes the terms and FullGrad faster
+(``perf/README.md``); the maps move by at most 1e-7 (the sum's order). A compiler failure
+falls back to the eager term after one line saying so (:class:`CompiledTerm`).
 """
 
 from __future__ import annotations
@@ -50,7 +47,7 @@ from torch import Tensor, nn
 
 from benchmark.core import notes
 from benchmark.core.tensors import at_least_float32, full_precision, memory_format_of
-from benchmark.methods.fullgrad_kernel import KernelTerm
+from benchmark.methods.cam.fullgrad_kernel import KernelTerm
 from benchmark.models.batchnorm import eval_affine
 from benchmark.models.execution import compiler_failure, quiet_compiler_warnings
 
@@ -84,8 +81,8 @@ def _over_pixels(flat: Tensor, reduce) -> Tensor:
     contiguous: a ``channels_last`` layer's numbers) over its pixels.
 
     torch reduces the middle dimension of ``[B, hw, C]`` vectorised along ``C``, which is slow
-    when ``C`` is short: 16 channels at 112 x 112 took 11 times as long as the same numbers
-    reduced whole (2026-12-02). Folding ``k`` pixels into each row (a view, ``[B, hw/k, k*C]``,
+    when ``C`` is short (many times slower than the same numbers reduced whole: perf/README.md).
+    Folding ``k`` pixels into each row (a view, ``[B, hw/k, k*C]``,
     rows of at least 1,024 numbers where ``hw`` allows) and reducing the ``k`` afterwards gives
     the same numbers: a minimum or maximum does not depend on the order it is taken in."""
     batch, pixels, channels = flat.shape
@@ -116,7 +113,7 @@ def _scaled_channel_sum(values: Tensor, scale: Tensor | None = None) -> Tensor:
     nhwc = memory_format_of(magnitude) == torch.channels_last
     if not nhwc:
         magnitude = magnitude.contiguous()  # a no-op for NCHW; a gradient in another layout is copied
-    # two reductions: torch.aminmax over the pixels of [B, h*w, C] is 5x slower than both
+    # two reductions: torch.aminmax over the pixels of [B, h*w, C] is slower than both (perf/README.md)
     if nhwc:
         flat = magnitude.permute(0, 2, 3, 1).view(batch, height * width, channels)
         low = _over_pixels(flat, torch.amin)

@@ -3,7 +3,7 @@
 * :class:`SeededRandomCAM`: grad-cam's ``RandomCAM`` draws its channel weights from numpy's
   global RNG, so a sample's map depends on the batch it sits in and on the process. Here each
   sample's weights come from its own generator, seeded from (seed, sample id).
-* :class:`SmoothGradCAMPlusPlus`: SmoothGrad-CAM++ (Omeiza et al. 2019), Grad-CAM++ weights
+* :class:`SeededSmoothGradCAMPlusPlus`: SmoothGrad-CAM++ (Omeiza et al. 2019), Grad-CAM++ weights
   from gradients averaged over noisy copies of the input, the noise drawn per sample from
   generators seeded from (seed, sample id).
 
@@ -21,7 +21,7 @@ from pytorch_grad_cam.base_cam import BaseCAM
 from pytorch_grad_cam.random_cam import RandomCAM
 
 from benchmark.core.seeding import sample_seed
-from benchmark.methods.cam_device import random_channel_weights
+from benchmark.methods.cam.device import random_channel_weights
 
 
 class _PerSampleSeeds:
@@ -55,7 +55,7 @@ class SeededRandomCAM(_PerSampleSeeds, RandomCAM):
         return random_channel_weights(self.seeds_for(batch), channels)
 
 
-class SmoothGradCAMPlusPlus(_PerSampleSeeds, BaseCAM):
+class SeededSmoothGradCAMPlusPlus(_PerSampleSeeds, BaseCAM):
     """SmoothGrad-CAM++ (Omeiza et al. 2019, arXiv:1908.01224) on grad-cam's ``BaseCAM``.
 
     With ``g_s = dy^c/dA`` at ``x + eps_s``, ``eps_s ~ N(0, noise_std^2)`` per pixel and

@@ -1,158 +1,51 @@
-"""Score-CAM, SmoothGrad-CAM++ and Ablation-CAM on the images' device, their perturbed copies
-going through the model in the benchmark's chunks.
+"""Ablation-CAM on the images' device, the ablated copies going through the model in the
+benchmark's chunks.
 
-grad-cam's Score-CAM scores the masked copies with one ``.item()`` per copy, with its hooks
-recording every copy's activations; its SmoothGrad-CAM++ here (``methods.cam_variants``) runs
-one pass per noise sample with the backward to the input. Here:
+Ablation-CAM (Desai & Ramaswamy 2020, WACV): ``w_k = (y^c - y^c_k) / y^c`` with ``y^c_k`` the
+logit when channel ``k`` of the layer's output is ablated, ``M = ReLU(sum_k w_k A^k)``.
+grad-cam swaps the layer for its ``AblationLayer`` and runs the whole model on ``chunk`` copies
+of the image per chunk of channels, recomputing everything before the layer for every copy.
+Here a forward hook hands on each image's ``chunk`` ablated copies of the layer's output in
+place of the batch's output, so only the layers after it see the copies (1,282 full forwards
+per image with 1,280 channels become 2 of the batch, and one pass of a stand-in per further
+chunk).
 
-* **Score-CAM** (Wang et al. 2020, CVPR Workshops): with ``A`` the layer's activations of
-  ``x``, ``H^k = minmax(upsample(A^k))`` (bilinear, corners aligned, as grad-cam's
-  ``UpsamplingBilinear2d``; ``minmax`` with ``+1e-8``), ``s_k = y^c(x * H^k)`` (the logit),
-  ``w = softmax_k(s)``, ``M = ReLU(sum_k w_k A^k)``. The ``C`` masked copies of each image go
-  through ``forward`` (the run's forward-only pass, compiled under ``--execution compiled``)
-  ``chunk`` at a time, scored on the device.
-* **SmoothGrad-CAM++** (Omeiza et al. 2019, arXiv:1908.01224): with ``g_s = dy^c/dA`` at
-  ``x + eps_s``, ``D_p = mean_s g_s^p`` (float64 sums of the float32 powers),
-  ``alpha = D_2 / (2 D_2 + sum_ab A_ab D_3 + 1e-6)`` (0 where ``D_1 = 0``),
-  ``w_k = sum_ij alpha ReLU(D_1)``, ``M = ReLU(sum_k w_k A^k(x))``. The noisy copies of all
-  images of the batch (noise drawn per image from its own generator, in the same order as the
-  grad-cam path) go through the model ``chunk`` at a time, the backward stopping at the layer.
+What enters the model for a chunk only has to get the forward to the layer, whose output the
+copies replace: after the first chunk, whose scores are computed with the images and again
+with the stand-in (one image of zeros, at most 32 x 32), the stand-in enters if the two agreed
+bit for bit, so the layers before the layer do almost no work (several times faster than with
+the images entering, the maps bit for bit the same; perf/README.md). Where they disagree or
+the stand-in fails (a skip connection around the layer, a model of one input size) the images
+enter. A skip connection makes them enter one at a time (its one image broadcasts against the
+copies: the same value); a model that cannot broadcast it (a concatenation) gets the copies as
+images, as in grad-cam.
 
-* **Ablation-CAM** (Desai & Ramaswamy 2020, WACV): ``w_k = (y^c - y^c_k) / y^c`` with
-  ``y^c_k`` the logit when channel ``k`` of the layer's output is ablated, ``M = ReLU(sum_k w_k
-  A^k)``. grad-cam swaps the layer for its ``AblationLayer`` and runs the whole model on
-  ``chunk`` copies of the image per chunk of channels, recomputing everything before the layer
-  for every copy. Here a forward hook hands on each image's ``chunk`` ablated copies of the
-  layer's output in place of the batch's output, so only the layers after it see the copies
-  (1,282 full forwards per image with 1,280 channels become 2 of the batch, and one pass of a
-  stand-in per further chunk). What enters the model for a chunk only has to get the forward to the layer,
-  whose output the copies replace: after the first chunk, whose scores are computed with the
-  images and again with the stand-in (one image of zeros, at most 32 x 32), the stand-in enters
-  if the two agreed bit for bit, so the layers before the layer do almost no work (on
-  EfficientNet-Lite0 at batch 16 on the CPU 88-111 against 497-594 ms per image with the
-  images entering, the maps bit for bit the same). Where
-  they disagree or the stand-in fails (a skip connection around the layer, a model of one
-  input size) the images enter. A skip connection makes them enter one at a time (its one
-  image broadcasts against the copies: the same value); a model that cannot broadcast it (a
-  concatenation) gets the copies as images, as in grad-cam. The ablation value
-  is grad-cam's: 0 if the copies' minimum is 0, else that minimum minus 1e7, the minimum
-  taken again before each copy (so the values fall by 1e7 from copy to copy of a chunk).
-  Only ``y^c_k`` is wanted of each copy's logits: under the fast executions (``channels_last``,
-  ``compiled``), where the logits are one ``nn.Linear``'s output, the copies' passes stop at
-  its input and compute ``w_c . x + b_c`` alone (``y^c`` too, so that their difference keeps
-  the same rounding), one row of the head's weights instead of 1,000: on EfficientNet-Lite0 the
-  head was a quarter of the method's time (157 against 116 ms per image at batch 16 on this
-  project's CPU; the maps within 1e-4 of eager's, as channels_last's are within 4e-5).
-  ``--execution eager`` runs the whole head, as before.
+The ablation value is grad-cam's: 0 if the copies' minimum is 0, else that minimum minus 1e7,
+the minimum taken again before each copy (so the values fall by 1e7 from copy to copy of a
+chunk).
 
-All three finish as every CAM here (ReLU, per-image min-max, bilinear resize, ReLU, min-max;
-:func:`methods.cam_device.finish_cams`). ``tests/test_cam_device.py`` checks them against the
-grad-cam path.
+Only ``y^c_k`` is wanted of each copy's logits: under the fast executions (``channels_last``,
+``compiled``), where the logits are one ``nn.Linear``'s output, the copies' passes stop at its
+input and compute ``w_c . x + b_c`` alone (``y^c`` too, so that their difference keeps the same
+rounding), one row of the head's weights instead of 1,000, because on EfficientNet-Lite0 the
+full head was a large share of the method's time (perf/README.md; the maps within 1e-4 of
+eager's, as channels_last's are within 4e-5). ``--execution eager`` runs the whole head.
+
+The maps finish as every CAM here (ReLU, per-image min-max, bilinear resize, ReLU, min-max;
+:func:`benchmark.methods.cam.device.finish_cams`). ``tests/test_cam_device.py`` checks them
+against the grad-cam path.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from benchmark.core.tensors import at_least_float32, full_precision, memory_format_of
-from benchmark.methods.cam_device import _weighted, finish_cams, layer_activations
+from benchmark.methods.cam.device import finish_cams, weighted
 from benchmark.models.counting import stand_in_passes
-
-Reshape = Callable[[Tensor], Tensor] | None
-
-
-def _identity(tensor: Tensor) -> Tensor:
-    return tensor
-
-
-def score_cam(
-    classifier: nn.Module,
-    forward: Callable[[Tensor], Tensor],
-    layer: nn.Module,
-    images: Tensor,
-    classes: Tensor,
-    chunk: int,
-    reshape_transform: Reshape = None,
-) -> Tensor:
-    """Score-CAM maps ``[B, H, W]``; ``forward(images) -> logits`` scores the masked copies."""
-    with full_precision(images):
-        reshape = reshape_transform or _identity
-        # NCHW (a channels_last layer's output would make every mask below channels_last: its
-        # flatten a copy and its min and max strided reductions, 8% of Score-CAM's time)
-        activations = reshape(layer_activations(classifier, layer, images, None)[0]).float().contiguous()
-        batch, channels = activations.shape[:2]
-        scores = torch.empty(batch, channels, dtype=torch.float32, device=images.device)
-        with torch.no_grad():
-            for i in range(batch):
-                for start in range(0, channels, chunk):
-                    masks = F.interpolate(
-                        activations[i : i + 1, start : start + chunk],
-                        size=images.shape[-2:],
-                        mode="bilinear",
-                        align_corners=True,
-                    )[0]
-                    flat = masks.flatten(1)
-                    low = flat.amin(dim=1)[:, None, None]
-                    high = flat.amax(dim=1)[:, None, None]
-                    masks = (masks - low) / (high - low + 1e-8)
-                    logits = forward(images[i : i + 1] * masks[:, None].to(images.dtype))
-                    scores[i, start : start + masks.shape[0]] = logits[:, int(classes[i])].float()
-        return finish_cams(_weighted(scores.softmax(dim=-1), activations), images.shape[-2:])
-
-
-def _noise(images: Tensor, seeds: Sequence[int], samples: int, std: float) -> Tensor:
-    """``[B, samples, 3, H, W]``: image ``i``'s ``samples`` draws from ``Generator(seeds[i])``."""
-    shape = images.shape[1:]
-    drawn = []
-    for seed in seeds:
-        generator = torch.Generator().manual_seed(int(seed))
-        drawn.append(
-            torch.stack([torch.randn(shape, generator=generator, dtype=torch.float32) for _ in range(samples)])
-        )
-    return (torch.stack(drawn) * std).to(device=images.device, dtype=images.dtype)
-
-
-def smooth_gradcampp(
-    classifier: nn.Module,
-    layer: nn.Module,
-    images: Tensor,
-    classes: Tensor,
-    seeds: Sequence[int],
-    n_samples: int,
-    noise_std: float,
-    chunk: int,
-    reshape_transform: Reshape = None,
-) -> Tensor:
-    """SmoothGrad-CAM++ maps ``[B, H, W]``; ``seeds``: one per image (its noise generator)."""
-    with full_precision(images):
-        reshape = reshape_transform or _identity
-        batch = images.shape[0]
-        clean = reshape(layer_activations(classifier, layer, images, None)[0]).float()
-        # without noise every copy is the clean image: one pass gives the same averages
-        passes = n_samples if noise_std > 0 else 1
-        if noise_std > 0:
-            noisy = (images[:, None] + _noise(images, seeds, passes, float(noise_std))).flatten(0, 1)
-        else:
-            noisy = images
-        owner = torch.arange(batch, device=images.device).repeat_interleave(passes)
-        sums = [torch.zeros(clean.shape, dtype=torch.float64, device=images.device) for _ in range(3)]
-        for start in range(0, noisy.shape[0], chunk):
-            who = owner[start : start + chunk]
-            _, gradients = layer_activations(classifier, layer, noisy[start : start + chunk], classes[who])
-            g = reshape(gradients).float()
-            g2 = g * g
-            for total, power in zip(sums, (g, g2, g2 * g)):  # float32 powers, as grad-cam's Grad-CAM++
-                total.index_add_(0, who, power.double())
-        d1, d2, d3 = ((total / passes).float() for total in sums)
-        alpha = d2 / (2 * d2 + clean.sum(dim=(2, 3), keepdim=True) * d3 + 1e-6)
-        alpha = torch.where(d1 != 0, alpha, torch.zeros_like(alpha))
-        weights = (d1.clamp(min=0) * alpha).sum(dim=(2, 3))
-        return finish_cams(_weighted(weights, clean), images.shape[-2:])
-
 
 #: grad-cam's ``AblationLayer``: a layer whose minimum is not 0 is ablated to "minimum - 1e7".
 ABLATION_OFFSET = 1e7
@@ -294,8 +187,8 @@ STAND_IN_SIDE = 32
 def _stand_in(images: Tensor) -> Tensor:
     """One image of zeros, of the images' channels and at most ``STAND_IN_SIDE`` pixels a side:
     what enters the model for any number of images' copies (one image, so the layers before the
-    target cost little more than their calls: 16 images of 32 x 32 took a quarter of Ablation-CAM's
-    time on EfficientNet-Lite0)."""
+    target cost little more than their calls, where a stand-in of one small image per image of
+    the batch still took a large share of Ablation-CAM's time: perf/README.md)."""
     height, width = (min(side, STAND_IN_SIDE) for side in images.shape[-2:])
     return images.new_zeros(1, images.shape[1], height, width)
 
@@ -396,6 +289,6 @@ def ablation_cam(
                 ablated[i, which] = scores[0]
         weights = (original[:, None] - ablated) / original[:, None]
         return finish_cams(
-            _weighted(weights.to(at_least_float32(layer_output).dtype), at_least_float32(layer_output)),
+            weighted(weights.to(at_least_float32(layer_output).dtype), at_least_float32(layer_output)),
             images.shape[-2:],
         )

@@ -1,12 +1,12 @@
 """FullGrad's layer term as one C++ function on the CPU, built once per Python environment.
 
-Each bias layer's term of FullGrad (:mod:`methods.fullgrad_device`) is, per image and channel
+Each bias layer's term of FullGrad (:mod:`methods.cam.fullgrad_device`) is, per image and channel
 ``c`` of the layer's gradient ``g`` (``[h*w, C]``, channels_last), ``a = |g_c|`` taken to
 ``(a - min a) * f_c / (1e-7 + (max a - min a) * f_c)`` and summed over the channels at each
 pixel (``f = |b|``, the layer's bias). Inductor compiles it
-(:func:`methods.fullgrad_device.channel_sum_of_pixels`) into a reduction over the pixels that
-walks each vector of channels down all the pixels of an image, at about twice the time of a
-plain read of the gradient, and a weighted sum. This function takes one image at a time
+(:func:`methods.cam.fullgrad_device.channel_sum_of_pixels`) into a reduction over the pixels that
+walks each vector of channels down all the pixels of an image, much slower than a plain read of
+the gradient, and a weighted sum. This function takes one image at a time
 (images in parallel over torch's threads) and reads its rows twice, eight channels to a vector:
 
 1. the channels' minimum and maximum, held in registers for up to 48 channels (the narrow
@@ -17,11 +17,9 @@ plain read of the gradient, and a weighted sum. This function takes one image at
    together in three rounds of pairwise sums (one pixel's sum at a time would spend more on
    adding the lanes of a vector than on reading it, for 16 or 32 channels).
 
-On EfficientNet-Lite0's 49 layers (batch 16, the 2-core CPU of ``perf/README.md``, timed in
-turns, ``python -m perf.fullgrad_term``) the terms took 1.0-1.2 ms/image (1.5-1.9 plain reads
-of the gradients) against 2.3-2.5 for the compiled graph, and FullGrad 1.11-1.13 times a plain
-forward+backward (1.16 with this function's first version, which took one channel at a time:
-1.4 ms/image; 1.20-1.36 with the graph).
+On EfficientNet-Lite0's 49 layers the terms take less than half the compiled graph's time, and
+FullGrad comes close to a plain forward+backward (``python -m perf.fullgrad_term``; the figures
+in ``perf/README.md``).
 
 The function is compiled for AVX-512, AVX2 and plain x86-64 at once (GCC's ``target_clones``:
 the loader picks the one the CPU runs), so the build stays valid on any machine that shares
@@ -29,8 +27,9 @@ PyTorch's extension cache. A ``NaN`` in an image's gradient makes its whole term
 an infinity the pixels it reaches, as the compiled and eager terms do (torch's ``amin`` and
 ``amax`` propagate a ``NaN``); the check costs nothing where no pixel's sum is ``NaN``.
 
-Building needs a C++ compiler and ninja (a dependency of this package); it takes about 23 s
-once per Python environment, then PyTorch loads it from its cache (``~/.cache/torch_extensions``,
+Building needs a C++ compiler and ninja (a dependency of this package); it takes far longer
+than a map, once per Python environment (``Explainer.prepare`` does it before the first map is
+timed), then PyTorch loads it from its cache (``~/.cache/torch_extensions``,
 or ``TORCH_EXTENSIONS_DIR``). A failed build says so in one line, and the compiled graph serves
 instead.
 """
