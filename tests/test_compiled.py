@@ -33,8 +33,11 @@ class _Branching(_Tiny):
         return self.head(features.relu().mean(dim=(2, 3)))
 
 
-def _classifier(net: nn.Module) -> NormalizedClassifier:
+def _classifier(net_class: type[nn.Module]) -> NormalizedClassifier:
+    """The net with the same weights on every call (seeded before it is built: a test that compares
+    two executions builds it twice, and must not depend on the tests run before it)."""
     torch.manual_seed(0)
+    net = net_class()
     model = NormalizedClassifier(net, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), name="tiny").eval().requires_grad_(False)
     model.net.to(memory_format=torch.channels_last)
     model.execution = "compiled"
@@ -46,7 +49,7 @@ def _images(count: int) -> torch.Tensor:
 
 
 def test_compiles_once_for_any_count_of_images_and_keeps_the_outputs():
-    model = _classifier(_Tiny())
+    model = _classifier(_Tiny)
     lines: list[str] = []
     compiled = CompiledForward(model, batch_size=4, note=lines.append)
     counts = (1, 4, 5, 11)  # a padded piece, one piece, a piece and a padded one, three pieces
@@ -65,7 +68,7 @@ def test_compiles_once_for_any_count_of_images_and_keeps_the_outputs():
 
 
 def test_hooks_gradients_and_other_dtypes_run_the_plain_model():
-    model = _classifier(_Tiny())
+    model = _classifier(_Tiny)
     compiled = CompiledForward(model, batch_size=4, note=lambda line: None)
     seen: list[int] = []
     handle = model.net.conv.register_forward_hook(lambda module, args, output: seen.append(output.shape[0]))
@@ -81,7 +84,7 @@ def test_hooks_gradients_and_other_dtypes_run_the_plain_model():
 
 
 def test_a_model_that_cannot_be_compiled_falls_back_with_one_line():
-    model = _classifier(_Branching())
+    model = _classifier(_Branching)
     lines: list[str] = []
     compiled = CompiledForward(model, batch_size=4, note=lines.append)
     with torch.no_grad():
@@ -96,7 +99,7 @@ def test_a_model_that_cannot_be_compiled_falls_back_with_one_line():
 
 
 def test_only_the_compiled_execution_compiles():
-    model = _classifier(_Tiny())
+    model = _classifier(_Tiny)
     assert isinstance(forward_only(model, 4), CompiledForward)
     model.execution = "channels_last"
     assert forward_only(model, 4) is model
@@ -120,7 +123,7 @@ def test_score_cam_scores_its_masked_copies_through_the_compiled_forward():
     images = _images(2)
     maps = {}
     for execution in ("channels_last", "compiled"):
-        model = _classifier(_Tiny())
+        model = _classifier(_Tiny)
         model.execution = execution
         method = CAM_METHODS["scorecam"](model, CAM_METHODS["scorecam"].config_class(target_layer="conv"))
         with torch.no_grad():
@@ -138,7 +141,7 @@ def test_weights_changed_in_place_reach_the_compiled_graph():
     them (parameters are graph inputs, not constants baked in at compile time)."""
     from benchmark.metrics.functional.randomization import CascadingRandomization
 
-    model = _classifier(_Tiny())
+    model = _classifier(_Tiny)
     compiled = CompiledForward(model, batch_size=4, note=lambda line: None)
     images = _images(4)
     with torch.no_grad():
@@ -175,7 +178,7 @@ def test_the_one_graph_also_returns_a_layers_output_for_its_full_pieces():
     """``with_layer``: the logits and the layer's output (before an in-place op after it) from
     one forward; full pieces of the graph's batch through the graph, the rest (not padded)
     through the plain model; ``__call__`` gives the logits of the same graph: one compile."""
-    model = _classifier(_InPlaceAfterLayer())
+    model = _classifier(_InPlaceAfterLayer)
     lines: list[str] = []
     compiled = CompiledForward(model, batch_size=4, note=lines.append, layer=model.net.conv)
     from benchmark.models.execution import has_hooks
@@ -206,7 +209,7 @@ def test_the_one_graph_also_returns_a_layers_output_for_its_full_pieces():
 def test_the_capture_hook_goes_with_its_compiled_forward():
     import gc
 
-    model = _classifier(_Tiny())
+    model = _classifier(_Tiny)
     compiled = CompiledForward(model, batch_size=4, note=lambda line: None, layer=model.net.conv)
     assert len(model.net.conv._forward_hooks) == 1
     del compiled
@@ -215,7 +218,7 @@ def test_the_capture_hook_goes_with_its_compiled_forward():
 
 
 def test_a_users_hook_sends_the_layer_read_through_the_plain_model():
-    model = _classifier(_Tiny())
+    model = _classifier(_Tiny)
     compiled = CompiledForward(model, batch_size=4, note=lambda line: None, layer=model.net.conv)
     seen: list[int] = []
     handle = model.net.conv.register_forward_hook(lambda module, args, output: seen.append(output.shape[0]))
@@ -239,7 +242,7 @@ def test_random_and_eigen_cam_read_their_layer_from_the_compiled_graph(name):
     images = _images(4)
     maps, batches = {}, {}
     for execution in ("channels_last", "compiled"):
-        model = _classifier(_Tiny())
+        model = _classifier(_Tiny)
         model.execution = execution
         method = CAM_METHODS[name](model, CAM_METHODS[name].config_class(target_layer="conv"))
         method.scorer.chunk_size_for = lambda device: 4  # the graph's batch: the 4 images
