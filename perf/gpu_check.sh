@@ -26,8 +26,8 @@ section() { printf '\n## %s\n\n' "$1"; }
 
     section "Tests that need a GPU (pytest)"
     echo '```'
-    timeout 150 "$PY" -m pytest -q -p no:cacheprovider tests/test_cam_device.py tests/test_precision_bf16.py \
-        tests/test_execution.py 2>&1 | tail -4
+    timeout 150 "$PY" -m pytest -q -p no:cacheprovider tests/methods/test_cam_device.py tests/models/test_precision_bf16.py \
+        tests/models/test_execution.py 2>&1 | tail -4
     echo '```'
 
     # three limit batch sizes (each is a compile of the compiled execution); 128 = the CUDA chunk

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.cli_runs import SEVEN_IMAGES_GRADCAM, CliRun, run_in_process, wandb_env
+from tests.support.cli_runs import SEVEN_IMAGES_GRADCAM, CliRun, run_in_process, wandb_env
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -24,7 +24,7 @@ def offline_wandb(tmp_path_factory):
 def uncompiled_cpu_default():
     """In-process runs default to channels_last on the CPU, not the product's compiled default:
     a compile costs 12-36 s per run, and this process makes ~150 runs. The compiled execution
-    has its own tests (``tests/test_compiled.py``), and the runs made as fresh processes (DDP,
+    has its own tests (``tests/models/test_compiled.py``), and the runs made as fresh processes (DDP,
     resume, interrupts) keep the product's default."""
     from benchmark.devices import DEVICE_DEFAULTS
 

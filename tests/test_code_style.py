@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.cli_runs import REPO
+from tests.support.cli_runs import REPO
 
 
 def _ruff(*args: str) -> subprocess.CompletedProcess:

@@ -21,7 +21,7 @@ from tests.golden.runs import (
     VARIANTS,
     GoldenRun,
 )
-from tests.helpers import shared_sample_dir
+from tests.support.helpers import shared_sample_dir
 
 
 def _bounds(run: GoldenRun) -> dict[str, float]:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_runs import REPO
+from tests.support.cli_runs import REPO
 
 
 def installed_layout(root: Path) -> Path:

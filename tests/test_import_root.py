@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_runs import REPO, isolated_env
+from tests.support.cli_runs import REPO, isolated_env
 
 pytestmark = pytest.mark.slow
 

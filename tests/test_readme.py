@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_runs import REPO
+from tests.support.cli_runs import REPO
 
 README = REPO / "README.md"
 PAGES = [README, *sorted((REPO / "docs").glob("*.md"))]

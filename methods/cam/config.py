@@ -20,7 +20,7 @@ TARGET_CLASSES = ("top1", "label")
 BACKENDS = ("auto", "grad-cam", "device")
 
 #: The methods with a device backend, as the help and the errors name them (each method's class
-#: says whether it has one, ``CAM.has_device_backend``; tests/test_cam.py checks the two agree).
+#: says whether it has one, ``CAM.has_device_backend``; tests/methods/test_cam.py checks the two agree).
 DEVICE_BACKEND_METHODS = (
     "gradcam, gradcampp, xgradcam, hirescam, layercam, random, eigencam, scorecam, smoothgradcampp, ablationcam, "
     "fullgrad"

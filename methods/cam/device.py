@@ -19,7 +19,7 @@ On a vision transformer the layer's output is tokens; ``reshape_transform`` (gra
 argument of the same name, :class:`models.layers.TokensToGrid`) turns the activations and
 their gradients into ``[B, C, h, w]`` before step 1, as grad-cam's hooks do.
 
-``tests/test_cam_device.py`` checks each method against grad-cam's output to 1e-5.
+``tests/methods/test_cam_device.py`` checks each method against grad-cam's output to 1e-5.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def random_channel_weights(seeds: Sequence[int], channels: int) -> np.ndarray:
 #: sign is the factorization's, as the full SVD's is (the sign of an Eigen-CAM map is whatever the
 #: SVD returns): on the sample images both equal numpy's (grad-cam's); on random matrices the two
 #: routes can give opposite signs (MKL's ``gesdd`` does not factor every shape alike on every
-#: CPU), and either can disagree with numpy's (tests/test_cam_device.py).
+#: CPU), and either can disagree with numpy's (tests/methods/test_cam_device.py).
 WIDE_SVD_RATIO = 20
 
 

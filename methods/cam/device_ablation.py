@@ -32,7 +32,7 @@ full head was a large share of the method's time (perf/README.md; the maps withi
 eager's, as channels_last's are within 4e-5). ``--execution eager`` runs the whole head.
 
 The maps finish as every CAM here (ReLU, per-image min-max, bilinear resize, ReLU, min-max;
-:func:`benchmark.methods.cam.device.finish_cams`). ``tests/test_cam_device.py`` checks them
+:func:`benchmark.methods.cam.device.finish_cams`). ``tests/methods/test_cam_device.py`` checks them
 against the grad-cam path.
 """
 

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import torch
 
-from tests.cli_runs import run_in_process
 from tests.golden.compare import differences, read_table
 from tests.golden.runs import EXECUTION, GOLDEN_DIR, RUNS, VARIANTS, GoldenRun
-from tests.helpers import SHARED_SAMPLE
+from tests.support.cli_runs import run_in_process
+from tests.support.helpers import SHARED_SAMPLE
 
 
 def run_once(run: GoldenRun, sample: Path, output: Path, execution: list[str] = EXECUTION) -> list[dict[str, str]]:
