@@ -18,7 +18,7 @@ achieves, without a library to install or an environment variable set before the
 
 It is a setting of the whole process, taken by the ``channels_last`` and ``compiled``
 executions (the run applies it before any model work); ``eager`` leaves the allocator as it
-was, the benchmark's path until 2026-12. Platforms without glibc keep their allocator (and
+was, as the benchmark's original path did. Platforms without glibc keep their allocator (and
 say so in ``results.json``).
 """
 

@@ -8,7 +8,7 @@ PyTorch's CPU kernel computes it, and its backward (``native_batch_norm_backward
 general normalization: on EfficientNet-Lite0 (channels_last, 2-core CPU) the 49 BatchNorms took
 20% of a forward+backward to the input. As ``torch.addcmul(t, x, s)`` the backward is one
 multiply (``dL/dx = dL/dy * s``; the frozen parameters need no gradient): a LOTS iteration is
-about 10% faster (``perf/README.md``). ``s`` and ``t`` are computed from the module's current
+faster (measured in ``perf/README.md``). ``s`` and ``t`` are computed from the module's current
 parameters and buffers at every pass (a few thousand numbers), so a metric that changes the
 weights in place (model randomization) is followed. The result equals the kernel's up to
 float32 rounding (below 2e-6 of the largest value; float64: 1e-14).

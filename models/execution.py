@@ -1,6 +1,6 @@
 """How the classifier's passes execute.
 
-* ``eager``: PyTorch in NCHW, the benchmark's path until 2026-12.
+* ``eager``: PyTorch in NCHW, the benchmark's original path.
 * ``channels_last``: weights and activations in the ``channels_last`` memory format, which the
   CPU's convolution kernels read faster than NCHW (forward and backward; ``perf/README.md``).
 * ``compiled``: ``channels_last``, and the passes that need neither hooks nor gradients (the
@@ -18,8 +18,8 @@
   (:meth:`CompiledForward.with_layer`).
 
 ``channels_last`` and ``compiled`` also run eval-mode BatchNorms as one multiply-add in the
-passes that record a graph (:mod:`benchmark.models.batchnorm`: its backward is one multiply, about 10%
-off a LOTS step), and keep freed memory in the process (:mod:`benchmark.models.allocator`, set by the
+passes that record a graph (:mod:`benchmark.models.batchnorm`: its backward is one multiply, which
+shortens a LOTS step), and keep freed memory in the process (:mod:`benchmark.models.allocator`, set by the
 run's settings): each pass then reuses the memory of the one before instead of taking fresh
 pages from the kernel, which cost eager NCHW more than half its forward time on this project's
 VM. ``eager`` does neither.
