@@ -1,6 +1,7 @@
 """The device-side CAMs (methods/cam/device.py) equal grad-cam's maps to 1e-5 (Ablation-CAM's,
 whose weights amplify the logits' rounding, to 1e-4): on a tiny CNN, on one whose target layer
-is followed by an in-place ReLU, on EfficientNet-Lite0, and on a GPU when there is one."""
+is followed by an in-place ReLU, on a GPU when there is one, and on EfficientNet-Lite0 (1280
+channels) to the bound its arithmetic allows (``LITE0_TOLERANCE``)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from torch import nn
 from benchmark.core.errors import BenchmarkError
 from benchmark.methods.cam import CAM_METHODS, DEVICE_METHODS, BatchedCAMConfig, CAMConfig
 from tests.methods.test_cam import _images, _tiny, _top1, _wrap
+from tests.support.helpers import FLOAT32_EPS
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore::DeprecationWarning")
 
@@ -63,6 +65,16 @@ def test_device_cams_keep_the_activation_an_in_place_op_would_overwrite(name):
     assert (got - expected).abs().max() < 1e-5
 
 
+#: The Lite0 maps' bound, from the arithmetic rather than one CPU's rounding. Each backend sums
+#: ``cam = sum_k w_k A^k`` over the target layer's C = 1280 channels in its own order, within
+#: ``(C - 1) u * sum_k |w_k A^k|`` of the exact sum; min-max scaling divides by the map's range, and
+#: on these three photos ``sum_k |w_k A^k|`` is at most 3.7 times that range (Grad-CAM 2.7,
+#: Grad-CAM++ 1.1, XGradCAM 3.7: a property of the weights and images, not of the kernels). So the
+#: two maps are within ``2 * C * u * 4`` (1.2e-3). A wrong formula moves them by tenths. Measured:
+#: at most 1.5e-5 (XGradCAM, in the whole suite on an AMD EPYC; 1e-5 held only when run alone).
+LITE0_TOLERANCE = 2 * 1280 * FLOAT32_EPS * 4
+
+
 @pytest.mark.slow
 def test_device_cams_equal_grad_cam_on_efficientnet_lite0():
     from benchmark.datamodules import ImageNetDataModule
@@ -80,7 +92,7 @@ def test_device_cams_equal_grad_cam_on_efficientnet_lite0():
         inputs = small if name in ("scorecam", "ablationcam") else images[:count]
         expected = _maps(name, model, inputs, classes[:count], "grad-cam", torch.arange(count))
         got = _maps(name, model, inputs, classes[:count], "device", torch.arange(count))
-        assert (got - expected).abs().max() < 1e-5, name
+        assert (got - expected).abs().max() < LITE0_TOLERANCE, name
         assert expected.amax() > 0.99 and expected.std() > 0.01, name  # a map, not a constant
 
 
