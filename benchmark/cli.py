@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from benchmark.commands import explain, explanations, report, table, targets, test
 from benchmark.commands.catalogue import catalogue
-from benchmark.commands.run_arguments import named_import_strings
+from benchmark.commands.run_arguments import named_import_strings, named_metric_import_strings
 from benchmark.core.errors import BenchmarkError
 from benchmark.interrupts import RunInterrupted, stop_on_signals
 
@@ -25,9 +25,9 @@ COMMANDS = (test, table, explain, targets, explanations, report)
 _BY_NAME = {command.NAME: command for command in COMMANDS}
 
 
-def build_parser(extra_methods: Sequence[str] = ()) -> argparse.ArgumentParser:
-    """The parser of every command; ``extra_methods``: methods named by import string, whose
-    parameters become ``--method.*`` options."""
+def build_parser(extra_methods: Sequence[str] = (), extra_metrics: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The parser of every command; ``extra_methods`` and ``extra_metrics``: methods and metrics
+    named by import string, whose parameters become ``--method.*`` and ``--metrics.*`` options."""
     parser = argparse.ArgumentParser(
         prog="python -m benchmark",
         description="Evaluate saliency methods (LOTS, the Grad-CAM family) on ImageNet classifiers.",
@@ -37,7 +37,7 @@ def build_parser(extra_methods: Sequence[str] = ()) -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for command in COMMANDS:
-        command.add_parser(subparsers, extra_methods)
+        command.add_parser(subparsers, extra_methods, extra_metrics)
     return parser
 
 
@@ -78,16 +78,20 @@ def interrupted_lines(stop: RunInterrupted) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     quiet_libraries()
     from benchmark.methods import get_method
+    from benchmark.metrics import metric_class
 
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         extra = named_import_strings(argv)
         for name in extra:
             get_method(name)  # a bad import string: one error line, before parsing its options
+        extra_metrics = named_metric_import_strings(argv)
+        for name in extra_metrics:
+            metric_class(name)
     except BenchmarkError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    parser = build_parser(extra)
+    parser = build_parser(extra, extra_metrics)
     namespace = parser.parse_args(argv)
     with stop_on_signals():
         return _run_command(namespace)

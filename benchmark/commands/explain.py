@@ -13,7 +13,9 @@ from benchmark.explain_images import EXPLAIN_OPTIONS
 NAME = "explain"
 
 
-def add_parser(subparsers, extra_methods: Sequence[str] = ()) -> argparse.ArgumentParser:
+def add_parser(
+    subparsers, extra_methods: Sequence[str] = (), extra_metrics: Sequence[str] = ()
+) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         NAME,
         help="explain single image files: map, overlay, adversarial image, top-5 (any image)",
@@ -27,7 +29,7 @@ def add_parser(subparsers, extra_methods: Sequence[str] = ()) -> argparse.Argume
     )
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (any format PIL reads)")
     add_run_options(parser, EXPLAIN_OPTIONS)
-    add_method_options(parser, extra_methods)
+    add_method_options(parser, extra_methods, extra_metrics)
     return parser
 
 

@@ -8,7 +8,9 @@ from collections.abc import Sequence
 NAME = "explanations"
 
 
-def add_parser(subparsers, extra_methods: Sequence[str] = ()) -> argparse.ArgumentParser:
+def add_parser(
+    subparsers, extra_methods: Sequence[str] = (), extra_metrics: Sequence[str] = ()
+) -> argparse.ArgumentParser:
     from benchmark import masked_images
 
     parser = subparsers.add_parser(

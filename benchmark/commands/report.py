@@ -8,7 +8,9 @@ from collections.abc import Sequence
 NAME = "report"
 
 
-def add_parser(subparsers, extra_methods: Sequence[str] = ()) -> argparse.ArgumentParser:
+def add_parser(
+    subparsers, extra_methods: Sequence[str] = (), extra_metrics: Sequence[str] = ()
+) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         NAME,
         help="one self-contained HTML page from table or run folders: table, agreement, images side by side, curves",

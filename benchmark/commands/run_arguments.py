@@ -58,23 +58,41 @@ def add_run_options(parser: argparse.ArgumentParser, command: CommandOptions) ->
     )
 
 
+def _values_of(argv: Sequence[str], options: Sequence[str]) -> list[str]:
+    """The comma-separated entries given after any of ``options`` in ``argv``."""
+    values = []
+    for i, token in enumerate(argv):
+        for option in options:
+            if token == option and i + 1 < len(argv):
+                values.append(argv[i + 1])
+            elif token.startswith(option + "="):
+                values.append(token.split("=", 1)[1])
+    return [entry.strip() for value in values for entry in value.split(",") if entry.strip()]
+
+
 def named_import_strings(argv: Sequence[str]) -> list[str]:
     """The methods given as ``package.module:Class`` after ``--method``/``--methods`` in ``argv``
     (their options must be known before the command line is parsed)."""
     from benchmark.core.registry import is_import_string
 
-    values = []
-    for i, token in enumerate(argv):
-        for option in ("--method", "--methods"):
-            if token == option and i + 1 < len(argv):
-                values.append(argv[i + 1])
-            elif token.startswith(option + "="):
-                values.append(token.split("=", 1)[1])
-    names = [base_method(entry.strip()) for value in values for entry in value.split(",") if entry.strip()]
+    names = [base_method(entry) for entry in _values_of(argv, ("--method", "--methods"))]
     return [name for name in dict.fromkeys(names) if is_import_string(name)]
 
 
-def add_method_options(parser: argparse.ArgumentParser, extra: Sequence[str] = ()) -> None:
+def named_metric_import_strings(argv: Sequence[str]) -> list[str]:
+    """The metrics given as ``package.module:Class`` after ``--metrics.extra`` in ``argv`` (their
+    options, ``--metrics.<option>``, must be known before the command line is parsed)."""
+    from benchmark.core.registry import is_import_string
+
+    names = _values_of(argv, ("--metrics.extra",))
+    return [name for name in dict.fromkeys(names) if is_import_string(name)]
+
+
+def add_method_options(
+    parser: argparse.ArgumentParser, extra: Sequence[str] = (), extra_metrics: Sequence[str] = ()
+) -> None:
+    """The ``--method.*`` options of the loadable methods and ``extra`` (import strings), and the
+    ``--metrics.*`` options of the scorer, the loadable metrics and ``extra_metrics``."""
     seen: set[str] = set()
     for method in loadable_methods(extra):
         params = [p for p in method_parameters(method) if p.name not in seen]
@@ -91,7 +109,7 @@ def add_method_options(parser: argparse.ArgumentParser, extra: Sequence[str] = (
                 help=f"{p.help} (default: {p.default})",
             )
     group = parser.add_argument_group("metrics parameters (each metric declares its own)")
-    for p in metric_parameters():
+    for p in metric_parameters(extra_metrics):
         group.add_argument(
             f"--metrics.{p.name}",
             dest=f"metrics.{p.name}",

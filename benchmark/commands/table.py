@@ -17,7 +17,9 @@ OPTIONS = CommandOptions(NAME, exclude=("method",))
 TABLE_FROM_OPTIONS = ("output", "quiet")
 
 
-def add_parser(subparsers, extra_methods: Sequence[str] = ()) -> argparse.ArgumentParser:
+def add_parser(
+    subparsers, extra_methods: Sequence[str] = (), extra_metrics: Sequence[str] = ()
+) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         NAME,
         help="compare several methods on the same images (the thesis's Table 5.2)",
@@ -30,7 +32,7 @@ def add_parser(subparsers, extra_methods: Sequence[str] = ()) -> argparse.Argume
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_run_options(parser, OPTIONS)
-    add_method_options(parser, extra_methods)
+    add_method_options(parser, extra_methods, extra_metrics)
     parser.add_argument(
         "--from",
         dest="from_runs",

@@ -12,7 +12,9 @@ from benchmark.targets import TARGETS_OPTIONS
 NAME = "targets"
 
 
-def add_parser(subparsers, extra_methods: Sequence[str] = ()) -> argparse.ArgumentParser:
+def add_parser(
+    subparsers, extra_methods: Sequence[str] = (), extra_metrics: Sequence[str] = ()
+) -> argparse.ArgumentParser:
     """The ``targets`` subcommand: its own options, then the shared run options
     (:data:`benchmark.targets.TARGETS_OPTIONS`)."""
     parser = subparsers.add_parser(

@@ -16,7 +16,9 @@ NAME = "test"
 OPTIONS = CommandOptions(NAME, exclude=("methods",))
 
 
-def add_parser(subparsers, extra_methods: Sequence[str] = ()) -> argparse.ArgumentParser:
+def add_parser(
+    subparsers, extra_methods: Sequence[str] = (), extra_metrics: Sequence[str] = ()
+) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         NAME,
         help="evaluate one method on one model and write a run folder",
@@ -25,7 +27,7 @@ def add_parser(subparsers, extra_methods: Sequence[str] = ()) -> argparse.Argume
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_run_options(parser, OPTIONS)
-    add_method_options(parser, extra_methods)
+    add_method_options(parser, extra_methods, extra_metrics)
     return parser
 
 

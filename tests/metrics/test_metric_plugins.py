@@ -196,3 +196,20 @@ def test_a_config_file_sets_the_option_of_a_metric_the_command_line_names(tmp_pa
     assert "share_threshold" not in resolve([plain]).metrics  # nor a metric not named
     with pytest.raises(BenchmarkError, match="unknown metrics parameter 'share_threshold'"):
         resolve([stored])  # no metric named declares it
+
+
+def test_the_command_line_takes_the_option_of_a_metric_it_names_by_import_string(capsys):
+    from benchmark.cli import build_parser, config_from_args
+    from benchmark.commands.run_arguments import named_metric_import_strings
+
+    name = f"{HERE}:BrightShare"
+    argv = ["test", "--method", "gradcam", "--metrics.extra", f"complexity,{name}", "--metrics.share_threshold", "0.3"]
+    assert named_metric_import_strings(argv) == [name]
+    parser = build_parser((), named_metric_import_strings(argv))
+    config = config_from_args(parser.parse_args([*argv, "--logger", "none"]))
+    assert config.metrics["share_threshold"] == 0.3 and config.metrics["extra"] == ["complexity", name]
+    with pytest.raises(SystemExit):
+        parser.parse_args(["test", "--help"])
+    assert "--metrics.share_threshold" in capsys.readouterr().out  # with its help text
+    with pytest.raises(SystemExit):  # without the metric named, the option is unknown
+        build_parser().parse_args(["test", "--method", "gradcam", "--metrics.share_threshold", "0.3"])
